@@ -1,0 +1,3 @@
+from ferry_agent.main import main
+
+main()

@@ -1,0 +1,204 @@
+"""Docker Compose on this host: write the files, run `up`, read back what runs.
+
+`docker compose` (v2) is used when the Docker CLI has it, else `docker-compose` (v1). Containers
+get the normalized project name and a `ferry.application-id` label (through an override file, so
+the user's compose file is deployed exactly as committed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+
+from ferry.domain.messages import ContainerState, DeployJob
+from ferry.domain.models import HealthStatus
+
+APPLICATION_LABEL = "ferry.application-id"
+COMMIT_LABEL = "ferry.commit"
+PROJECT_LABEL = "com.docker.compose.project"
+OVERRIDE_NAME = ".ferry.override.yaml"
+_OUTPUT_TAIL = 2000
+
+
+class DeployError(Exception):
+    """A deploy step failed; the message is what the user sees as last_sync_error."""
+
+
+@dataclass
+class Snapshot:
+    health: HealthStatus
+    containers: list[ContainerState] = field(default_factory=list)
+    image_digests: dict[str, str] = field(default_factory=dict)
+
+
+def compose_command() -> list[str]:
+    """The compose CLI of this host: v2 plugin first, then v1."""
+    docker_cli = shutil.which("docker")
+    if docker_cli:
+        probe = subprocess.run(
+            [docker_cli, "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [docker_cli, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        return [legacy]
+    raise DeployError("neither `docker compose` nor `docker-compose` is installed on this host")
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _OUTPUT_TAIL else "…" + text[-_OUTPUT_TAIL:]
+
+
+class ComposeRunner:
+    def __init__(
+        self,
+        deployments_dir: Path,
+        *,
+        docker_host: str | None = None,
+        timeout_seconds: int = 600,
+        health_wait_seconds: int = 10,
+    ) -> None:
+        self.deployments_dir = deployments_dir
+        self.docker_host = docker_host
+        self.timeout_seconds = timeout_seconds
+        self.health_wait_seconds = health_wait_seconds
+
+    def _docker(self) -> docker.DockerClient:
+        try:
+            client = (
+                docker.DockerClient(base_url=self.docker_host, use_ssh_client=False)
+                if self.docker_host
+                else docker.from_env()
+            )
+            client.ping()
+        except docker.errors.DockerException as exc:
+            where = self.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
+            raise DeployError(f"Docker daemon not reachable at {where}: {exc}") from exc
+        return client
+
+    def project_dir(self, project_name: str) -> Path:
+        return self.deployments_dir / project_name
+
+    def write_files(self, job: DeployJob) -> tuple[Path, Path]:
+        """Write the compose file (at its repository path) and our label override."""
+        relative = PurePosixPath(job.compose_path)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DeployError(f"compose path {job.compose_path!r} escapes the deployment folder")
+        compose_path = self.project_dir(job.project_name) / relative
+        compose_path.parent.mkdir(parents=True, exist_ok=True)
+        compose_path.write_text(job.compose_file)
+        try:
+            document = yaml.safe_load(job.compose_file)
+        except yaml.YAMLError as exc:
+            raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
+            raise DeployError(f"{job.compose_path} has no services")
+        override: dict[str, Any] = {
+            "services": {
+                name: {"labels": {APPLICATION_LABEL: job.application_id, COMMIT_LABEL: job.commit}}
+                for name in document["services"]
+            }
+        }
+        if "version" in document:  # compose v1 wants every file of a project on one version
+            override = {"version": document["version"], **override}
+        override_path = compose_path.parent / OVERRIDE_NAME
+        override_path.write_text(yaml.safe_dump(override, sort_keys=False))
+        return compose_path, override_path
+
+    def _run(self, arguments: list[str], what: str) -> str:
+        environment = dict(os.environ)
+        if self.docker_host:
+            environment["DOCKER_HOST"] = self.docker_host
+        try:
+            completed = subprocess.run(
+                arguments,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_seconds,
+                env=environment,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DeployError(f"{what} did not finish within {self.timeout_seconds} s") from exc
+        if completed.returncode != 0:
+            raise DeployError(f"{what} failed: {_tail(completed.stderr or completed.stdout)}")
+        return completed.stdout
+
+    def deploy(self, job: DeployJob) -> Snapshot:
+        """Bring the application's project to the job's compose file."""
+        client = self._docker()
+        compose_path, override_path = self.write_files(job)
+        base = [
+            *compose_command(),
+            "--project-name",
+            job.project_name,
+            "--project-directory",
+            str(compose_path.parent),
+            "-f",
+            str(compose_path),
+            "-f",
+            str(override_path),
+        ]
+        self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up")
+        return self.snapshot(client, job.project_name)
+
+    def snapshot(self, client: docker.DockerClient, project_name: str) -> Snapshot:
+        """Containers of the project and their settled health (waits while checks start)."""
+        deadline = time.monotonic() + self.health_wait_seconds
+        while True:
+            snapshot = self._read(client, project_name)
+            if snapshot.health is not HealthStatus.UNKNOWN or time.monotonic() >= deadline:
+                return snapshot
+            time.sleep(0.5)
+
+    def _read(self, client: docker.DockerClient, project_name: str) -> Snapshot:
+        containers = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"})
+        states: list[ContainerState] = []
+        digests: dict[str, str] = {}
+        for container in containers:
+            attributes = container.attrs
+            state = attributes.get("State", {})
+            health = (state.get("Health") or {}).get("Status")
+            image_name = attributes.get("Config", {}).get("Image")
+            image_id = attributes.get("Image")
+            digest = image_id
+            try:
+                repo_digests = client.images.get(image_id).attrs.get("RepoDigests") or []
+                digest = repo_digests[0] if repo_digests else image_id
+            except docker.errors.DockerException:
+                pass
+            if image_name and digest:
+                digests[image_name] = digest
+            states.append(
+                ContainerState(
+                    name=container.name,
+                    service=container.labels.get("com.docker.compose.service"),
+                    state=state.get("Status", container.status),
+                    health=health,
+                    image=image_name,
+                    image_digest=digest,
+                )
+            )
+        return Snapshot(health=settled_health(states), containers=states, image_digests=digests)
+
+
+def settled_health(containers: list[ContainerState]) -> HealthStatus:
+    """Unhealthy if any container is not running or failing its check; unknown while checks start."""
+    if not containers:
+        return HealthStatus.UNHEALTHY
+    if any(c.state != "running" or c.health == "unhealthy" for c in containers):
+        return HealthStatus.UNHEALTHY
+    if any(c.health == "starting" for c in containers):
+        return HealthStatus.UNKNOWN
+    return HealthStatus.HEALTHY

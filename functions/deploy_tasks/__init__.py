@@ -1,0 +1,1 @@
+"""MarkInProgressFunction and ApplyDeployResultFunction (deploy state machine tasks)."""

@@ -1,0 +1,22 @@
+"""The deploy state machine's Lambda tasks. An exception's class name is the error ASL catches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ferry import deploys
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def mark_in_progress(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return deploys.mark_in_progress(event)
+
+
+@logger.inject_lambda_context
+def apply_deploy_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return deploys.apply_deploy_result(event)

@@ -1,0 +1,38 @@
+"""The FastAPI app factory: one app for Lambda (Mangum) and for the local stack (uvicorn)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from ferry import __version__
+from ferry.api.deps import api_token
+from ferry.api.errors import install_error_handlers
+from ferry.api.routes import agent_session, agents, applications, health, repositories, webhooks
+
+API_PREFIX = "/api/v1"
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Ferry",
+        version=__version__,
+        summary="GitOps for Docker Compose",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+
+    # No token: liveness, webhooks (their own secrets) and agents (their own tokens).
+    public = APIRouter(prefix=API_PREFIX)
+    public.include_router(health.router)
+    public.include_router(webhooks.router)
+    public.include_router(agent_session.router)
+
+    protected = APIRouter(prefix=API_PREFIX, dependencies=[Depends(api_token)])
+    protected.include_router(repositories.router)
+    protected.include_router(agents.router)
+    protected.include_router(applications.router)
+
+    app.include_router(public)
+    app.include_router(protected)
+    return app

@@ -1,0 +1,42 @@
+"""The one table from domain errors to HTTP answers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ferry.errors import (
+    Conflict,
+    FerryError,
+    InvalidInput,
+    NotFound,
+    PermanentError,
+    TransientError,
+    Unauthorized,
+)
+
+STATUS_BY_ERROR: dict[type[FerryError], int] = {
+    InvalidInput: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    TransientError: 503,
+    PermanentError: 500,
+}
+
+
+def status_for(error: FerryError) -> int:
+    for error_type, status in STATUS_BY_ERROR.items():
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FerryError)
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    app.add_exception_handler(FerryError, handle)

@@ -1,0 +1,178 @@
+"""One application deploy: start its execution, and the two state-machine tasks around the agent.
+
+The state machine (functions/statemachines/deploy.asl.json) runs
+MarkInProgress → DispatchToAgent (waits for the agent's task-token answer) → ApplyDeployResult.
+`apply_deploy_result` is the ONE interpreter of an outcome, whatever path led to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ferry import aws
+from ferry.domain.messages import DeployInput, DeployJob
+from ferry.domain.models import (
+    Application,
+    ApplicationEvent,
+    ApplicationSyncStatus,
+    EventStatus,
+    EventType,
+    SyncOrigin,
+    utcnow,
+)
+from ferry.domain.outcomes import (
+    OutcomeKind,
+    describe_transport_error,
+    interpret_result,
+    interpret_transport_error,
+    parse_result,
+)
+from ferry.errors import Conflict, PermanentError, TransientError
+from ferry.settings import get_settings
+from ferry.status import update_application_status
+from ferry.store.agents import get_agent
+from ferry.store.events import add_event, complete_event, list_events
+
+logger = Logger(child=True)
+
+_EXECUTION_NAME_LIMIT = 80
+
+
+def deploy_request_id(application_id: str, commit: str, trigger_id: str) -> str:
+    """The deploy's execution name: deterministic, so a duplicate start is a no-op."""
+    return f"{application_id}-{commit[:12]}-{trigger_id}"[:_EXECUTION_NAME_LIMIT]
+
+
+def start_deploy(application: Application, request_id: str, origin: SyncOrigin) -> None:
+    """Start the deploy execution for the application's recorded commit.
+
+    The caller has already made `request_id` the application's current request. Starting the
+    same request twice is harmless: Step Functions refuses the duplicate name.
+    """
+    if application.commit is None:
+        raise PermanentError(f"application {application.id} has no commit to deploy")
+    settings = get_settings()
+    agent = get_agent(application.agent_id)
+    deploy_input = DeployInput(
+        application_id=application.id,
+        request_id=request_id,
+        commit=application.commit,
+        origin=origin,
+        agent_queue_url=agent.queue_url,
+        timeout_seconds=settings.deploy_timeout_seconds,
+        heartbeat_seconds=settings.deploy_heartbeat_seconds,
+    )
+    client = aws.stepfunctions()
+    try:
+        client.start_execution(
+            stateMachineArn=settings.deploy_state_machine_arn,
+            name=request_id,
+            input=deploy_input.model_dump_json(),
+        )
+    except client.exceptions.ExecutionAlreadyExists:
+        logger.info("deploy already started", extra={"request_id": request_id})
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not start the deploy: {exc}") from exc
+
+
+def _has_running_event(application_id: str, request_id: str) -> bool:
+    return any(
+        e.request_id == request_id and e.status is EventStatus.RUNNING
+        for e in list_events(application_id, limit=20)
+    )
+
+
+def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
+    """State-machine task: mark the application `syncing` and build the agent's job.
+
+    Conflict when a newer request has replaced this one (the execution then records nothing).
+    """
+    deploy_input = DeployInput.model_validate(payload)
+    application = update_application_status(
+        deploy_input.application_id,
+        {"sync_status": ApplicationSyncStatus.SYNCING, "last_sync_error": None},
+        if_request_id=deploy_input.request_id,
+    )
+    if application.compose_file is None:
+        raise PermanentError(f"application {application.id} has no compose file recorded")
+    # A Lambda retry may run this twice; the history keeps one running entry per request.
+    if not _has_running_event(application.id, deploy_input.request_id):
+        add_event(
+            ApplicationEvent(
+                application_id=application.id,
+                type=EventType.DEPLOYMENT,
+                source=deploy_input.origin,
+                status=EventStatus.RUNNING,
+                commit=deploy_input.commit,
+                message=f"deploying {deploy_input.commit[:12]}",
+                request_id=deploy_input.request_id,
+            )
+        )
+    job = DeployJob(
+        request_id=deploy_input.request_id,
+        application_id=application.id,
+        application_name=application.name,
+        project_name=application.project_name,
+        commit=deploy_input.commit,
+        compose_path=application.path,
+        compose_file=application.compose_file,
+        heartbeat_seconds=deploy_input.heartbeat_seconds,
+    )
+    return job.model_dump(mode="json")
+
+
+def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
+    """State-machine task: turn the agent's answer (or the caught error) into application status."""
+    deploy_input = DeployInput.model_validate(payload)
+    request_id = deploy_input.request_id
+    if payload.get("error") is not None:
+        reason = describe_transport_error(
+            payload["error"], deploy_input.timeout_seconds, deploy_input.heartbeat_seconds
+        )
+        change = interpret_transport_error(reason)
+    else:
+        result = parse_result(payload.get("result"))
+        if result is not None and (
+            result.request_id != request_id or result.application_id != deploy_input.application_id
+        ):
+            result = None  # an answer to some other job is no answer to this one
+        change = interpret_result(result)
+
+    changes: dict[str, Any] = {
+        "sync_status": change.sync_status,
+        "last_sync_error": change.last_sync_error,
+    }
+    if change.health_status is not None:
+        changes["health_status"] = change.health_status
+    if change.kind is OutcomeKind.SUCCEEDED:
+        changes["last_synced_at"] = utcnow()
+    try:
+        application = update_application_status(
+            deploy_input.application_id, changes, if_request_id=request_id
+        )
+    except Conflict:
+        complete_event(
+            deploy_input.application_id,
+            request_id,
+            EventStatus.FAILED,
+            error="superseded by a newer deploy",
+        )
+        logger.info("deploy result ignored: superseded", extra={"request_id": request_id})
+        return {"applied": False, "reason": "superseded"}
+
+    complete_event(
+        application.id,
+        request_id,
+        EventStatus.SUCCEEDED if change.kind is OutcomeKind.SUCCEEDED else EventStatus.FAILED,
+        error=change.last_sync_error,
+    )
+    return {
+        "applied": True,
+        "outcome": change.kind.value,
+        "sync_status": application.sync_status.value,
+        "health_status": application.health_status.value,
+        "last_sync_error": application.last_sync_error,
+    }

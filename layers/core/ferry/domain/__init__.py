@@ -1,0 +1,1 @@
+"""Pure domain: models, status values and rules. No I/O here."""

@@ -1,0 +1,86 @@
+"""What travels between the control plane and the outside: sync jobs and deploy jobs/results.
+
+The agent imports these too, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ferry.domain.models import HealthStatus, SyncOrigin, new_id, utcnow
+
+
+class SyncJob(BaseModel):
+    """A request to sync one repository, put on the sync-jobs queue by a trigger.
+
+    `branch` narrows the sync to the applications tracking that branch; `commit` pins the commit
+    (a webhook's pushed SHA). Without `commit` each branch's latest commit is resolved.
+    """
+
+    job_id: str = Field(default_factory=lambda: new_id("job"))
+    repository_id: str
+    origin: SyncOrigin
+    branch: str | None = None
+    commit: str | None = None
+    delivery_id: str | None = None
+    actor: str | None = None
+    requested_at: datetime = Field(default_factory=utcnow)
+
+
+class DeployInput(BaseModel):
+    """The deploy state machine's execution input."""
+
+    application_id: str
+    request_id: str
+    commit: str
+    origin: SyncOrigin
+    agent_queue_url: str
+    timeout_seconds: int
+    heartbeat_seconds: int
+
+
+class DeployJob(BaseModel):
+    """What the agent receives (inside the SQS message, next to the task token)."""
+
+    request_id: str
+    application_id: str
+    application_name: str
+    project_name: str
+    commit: str
+    compose_path: str
+    compose_file: str
+    heartbeat_seconds: int
+
+
+class DeployMessage(BaseModel):
+    """The SQS message body DispatchToAgent sends."""
+
+    task_token: str
+    job: DeployJob
+
+
+class ContainerState(BaseModel):
+    """One container of a deployed project, as the agent saw it after `up`."""
+
+    name: str
+    service: str | None = None
+    state: str
+    health: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+
+
+class DeployResult(BaseModel):
+    """The agent's answer to a deploy job (the task token's success output)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str
+    application_id: str
+    success: bool
+    error_message: str | None = None
+    health: HealthStatus = HealthStatus.UNKNOWN
+    containers: list[ContainerState] = Field(default_factory=list)
+    image_digests: dict[str, str] = Field(default_factory=dict)

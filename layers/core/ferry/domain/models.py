@@ -1,0 +1,158 @@
+"""The records Ferry keeps and the status values of its two layers (see docs/design.md).
+
+Layer 1, repository sync: did we dispatch the new commit? (`RepositorySyncStatus`)
+Layer 2, application deploy: is the host running that commit? (`ApplicationSyncStatus`, `HealthStatus`)
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ferry.domain.naming import compose_project_name
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every timestamp Ferry stores is UTC."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A short, URL- and execution-name-safe identifier such as `app_3f9c2a1b7d4e5f60`."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class RepositorySyncStatus(StrEnum):
+    UNKNOWN = "unknown"
+    SYNCING = "syncing"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class ApplicationSyncStatus(StrEnum):
+    UNKNOWN = "unknown"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    OUT_OF_SYNC = "out_of_sync"
+
+
+class HealthStatus(StrEnum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+class Provider(StrEnum):
+    """Where a repository lives. `git` is any git URL or local path (generic git)."""
+
+    GIT = "git"
+
+
+class SyncType(StrEnum):
+    POLLING = "polling"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+
+
+class SyncOrigin(StrEnum):
+    """Why a sync or deploy happened; also the `source` of application events."""
+
+    MANUAL = "manual"
+    APPLICATION_CREATED = "application_created"
+    REPOSITORY_POLLING = "repository_polling"
+    REPOSITORY_WEBHOOK = "repository_webhook"
+    GITHUB_ACTIONS = "github_actions"
+
+
+class EventType(StrEnum):
+    COMMIT_SYNC = "commit_sync"
+    DEPLOYMENT = "deployment"
+
+
+class EventStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NO_CHANGE = "no_change"
+
+
+class Repository(BaseModel):
+    """A git repository Ferry watches. Its status is layer 1 only: dispatch, not deploy."""
+
+    id: str
+    url: str
+    provider: Provider = Provider.GIT
+    sync_type: SyncType = SyncType.WEBHOOK
+    polling_interval_seconds: int = 60
+    sync_status: RepositorySyncStatus = RepositorySyncStatus.UNKNOWN
+    last_sync_error: str | None = None
+    last_synced_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Agent(BaseModel):
+    """A host that runs applications; it takes deploy jobs from its own queue."""
+
+    id: str
+    name: str
+    queue_url: str
+    last_seen_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Application(BaseModel):
+    """One compose file in one repository, on one branch, deployed by one agent."""
+
+    id: str
+    name: str
+    repository_id: str
+    agent_id: str
+    branch: str
+    path: str
+    sync_status: ApplicationSyncStatus = ApplicationSyncStatus.UNKNOWN
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    commit: str | None = None
+    commit_message: str | None = None
+    last_synced_at: datetime | None = None
+    last_sync_error: str | None = None
+    compose_file: str | None = None
+    previous_compose_file: str | None = None
+    # The deploy request (execution name) whose result may still change this application.
+    current_request_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def project_name(self) -> str:
+        """The compose project this application runs as on its agent."""
+        return compose_project_name(self.name)
+
+
+class ApplicationEvent(BaseModel):
+    """One entry of an application's history (a commit sync or a deployment)."""
+
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    application_id: str
+    type: EventType
+    source: SyncOrigin
+    status: EventStatus
+    commit: str | None = None
+    message: str | None = None
+    error: str | None = None
+    actor: str | None = None
+    request_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class CommitInfo(BaseModel):
+    """A resolved commit of a branch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha: str
+    message: str = ""

@@ -1,0 +1,35 @@
+"""Domain errors. Adapters translate infrastructure errors into these; the API maps them to HTTP."""
+
+from __future__ import annotations
+
+
+class FerryError(Exception):
+    """Base of every error Ferry raises on purpose."""
+
+
+class NotFound(FerryError):
+    """The named resource does not exist."""
+
+
+class Conflict(FerryError):
+    """The request clashes with the current state (duplicate, in flight, ...)."""
+
+
+class InvalidInput(FerryError):
+    """The caller sent something we cannot act on; the message says why."""
+
+
+class Unauthorized(FerryError):
+    """Missing or wrong credential."""
+
+
+class TransientError(FerryError):
+    """Worth retrying: a dependency was briefly unavailable."""
+
+
+class PermanentError(FerryError):
+    """Retrying will not help; record it and move on."""
+
+
+class GitError(PermanentError):
+    """A git operation failed (unknown branch, missing commit or file, unreachable repository)."""

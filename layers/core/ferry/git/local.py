@@ -1,0 +1,84 @@
+"""Generic git for repositories on this machine (a path or file:// URL), through dulwich."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dulwich.errors import NotGitRepository
+from dulwich.object_store import tree_lookup_path
+from dulwich.objects import Blob, Commit
+from dulwich.refs import check_ref_format
+from dulwich.repo import Repo
+
+from ferry.domain.models import CommitInfo
+from ferry.errors import GitError
+from ferry.git.source import is_full_sha
+
+
+def _commit_info(commit: Commit) -> CommitInfo:
+    message = commit.message.decode("utf-8", errors="replace").strip()
+    return CommitInfo(sha=commit.id.decode(), message=message)
+
+
+class LocalGitSource:
+    """Reads a repository directly from disk; nothing is cloned."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    @contextmanager
+    def _repo(self) -> Iterator[Repo]:
+        try:
+            repo = Repo(self._path)
+        except (NotGitRepository, FileNotFoundError, NotADirectoryError) as exc:
+            raise GitError(f"{self._path} is not a git repository") from exc
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    def latest_commit(self, branch: str) -> CommitInfo:
+        ref = f"refs/heads/{branch}".encode()
+        if not check_ref_format(ref):
+            raise GitError(f"{branch!r} is not a valid branch name")
+        with self._repo() as repo:
+            try:
+                sha = repo.refs[ref]
+            except KeyError:
+                raise GitError(f"branch {branch!r} does not exist") from None
+            commit = repo[sha]
+            assert isinstance(commit, Commit)
+            return _commit_info(commit)
+
+    def commit(self, sha: str) -> CommitInfo:
+        if not is_full_sha(sha):
+            raise GitError(f"{sha!r} is not a full commit SHA")
+        with self._repo() as repo:
+            try:
+                obj = repo[sha.encode()]
+            except KeyError:
+                raise GitError(f"commit {sha} is not in the repository") from None
+            if not isinstance(obj, Commit):
+                raise GitError(f"{sha} is not a commit")
+            return _commit_info(obj)
+
+    def read_file(self, sha: str, path: str) -> str:
+        with self._repo() as repo:
+            try:
+                commit = repo[sha.encode()]
+            except KeyError:
+                raise GitError(f"commit {sha} is not in the repository") from None
+            if not isinstance(commit, Commit):
+                raise GitError(f"{sha} is not a commit")
+            try:
+                _mode, blob_sha = tree_lookup_path(repo.__getitem__, commit.tree, path.encode())
+            except KeyError:
+                raise GitError(f"{path} does not exist at commit {sha[:12]}") from None
+            blob = repo[blob_sha]
+            if not isinstance(blob, Blob):
+                raise GitError(f"{path} is not a file at commit {sha[:12]}")
+            try:
+                return blob.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise GitError(f"{path} is not UTF-8 text") from None

@@ -1,0 +1,120 @@
+"""What `ferry up` sets up inside a fresh (or restored) local cloud.
+
+An admin API token (kept in $FERRY_HOME/local.json), the `local` agent (its token in
+$FERRY_HOME/agent.token), every agent's queue (queues do not survive a restart, tables do), and the
+sample repository with its one application.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.agent_queues import ensure_agent_queue
+from ferry.agents import register_agent
+from ferry.applications import register_application
+from ferry.domain.models import Application, Provider, Repository, SyncType
+from ferry.local.sample import (
+    SAMPLE_APPLICATION,
+    SAMPLE_BRANCH,
+    SAMPLE_COMPOSE_PATH,
+    choose_sample_image,
+    create_sample_repository,
+)
+from ferry.repositories import register_repository
+from ferry.store.agents import find_agent_by_name, list_agents, rotate_agent_token
+from ferry.store.applications import list_repository_applications
+from ferry.store.repositories import list_repositories
+from ferry.store.tokens import api_token_is_valid, create_api_token
+
+LOCAL_AGENT = "local"
+
+
+@dataclass
+class LocalState:
+    api_url: str
+    token: str
+    agent_id: str
+    agent_token: str
+    sample_repository: Repository
+    sample_application: Application
+    sample_webhook_secret: str | None  # only known on the run that created the repository
+    sample_path: Path
+    sample_image_note: str
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def _admin_token(home: Path, api_url: str) -> str:
+    local_json = home / "local.json"
+    if local_json.exists():
+        token = json.loads(local_json.read_text()).get("token", "")
+        if token and api_token_is_valid(token):
+            _write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
+            return str(token)
+    token = create_api_token("local admin (ferry up)")
+    _write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
+    return token
+
+
+def _local_agent(home: Path) -> tuple[str, str]:
+    token_file = home / "agent.token"
+    for agent in list_agents():
+        ensure_agent_queue(agent.id)
+    agent = find_agent_by_name(LOCAL_AGENT)
+    if agent is None:
+        agent, token = register_agent(LOCAL_AGENT)
+        _write_private(token_file, token)
+        return agent.id, token
+    if token_file.exists():
+        return agent.id, token_file.read_text().strip()
+    token = rotate_agent_token(agent.id)
+    _write_private(token_file, token)
+    return agent.id, token
+
+
+def bootstrap(home: Path, api_url: str) -> LocalState:
+    token = _admin_token(home, api_url)
+    agent_id, agent_token = _local_agent(home)
+
+    sample_path = home / "sample-repo"
+    sample_url = f"file://{sample_path}"
+    repository = next((r for r in list_repositories() if r.url == sample_url), None)
+    secret: str | None = None
+    note = "kept from the previous run"
+    if repository is None:
+        image, note = choose_sample_image()
+        note = f"{image} ({note})"
+        if not (sample_path / ".git").exists():
+            create_sample_repository(sample_path, image)
+        repository, secret = register_repository(sample_url, Provider.GIT, SyncType.WEBHOOK)
+        _write_private(home / "sample-webhook.secret", secret)
+    else:
+        secret_file = home / "sample-webhook.secret"
+        secret = secret_file.read_text().strip() if secret_file.exists() else None
+    applications = list_repository_applications(repository.id)
+    if applications:
+        application = applications[0]
+    else:
+        application, _job = register_application(
+            name=SAMPLE_APPLICATION,
+            repository_id=repository.id,
+            agent_id=agent_id,
+            branch=SAMPLE_BRANCH,
+            path=SAMPLE_COMPOSE_PATH,
+        )
+    return LocalState(
+        api_url=api_url,
+        token=token,
+        agent_id=agent_id,
+        agent_token=agent_token,
+        sample_repository=repository,
+        sample_application=application,
+        sample_webhook_secret=secret,
+        sample_path=sample_path,
+        sample_image_note=note,
+    )

@@ -1,0 +1,330 @@
+"""The embedded local cloud behind `ferry up` and `ferry demo`.
+
+One process holds: moto (server mode, loopback), the stack from template.yaml, the Lambda handlers
+(in-process), a poller per SQS event source, the API under uvicorn, and a snapshotter that keeps
+the tables under $FERRY_HOME. The local agent runs as its own process (see agent_process.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import uvicorn
+from aws_lambda_powertools import Logger
+
+from ferry.local.lambdas import InProcessLambdas
+from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
+from ferry.local.poller import QueuePoller
+from ferry.local.snapshot import dump_tables, load_tables
+from ferry.local.template import CODE_BUCKET, LocalPlan, build_plan, is_marker, marker_target
+
+logger = Logger(service="ferry-local", child=True)
+
+STACK_NAME = "ferry"
+REGION = "us-east-1"
+SNAPSHOT_SECONDS = 2.0
+
+
+def project_root() -> Path:
+    """The Ferry checkout (where template.yaml lives); FERRY_PROJECT_ROOT overrides."""
+    override = os.environ.get("FERRY_PROJECT_ROOT")
+    if override:
+        return Path(override).resolve()
+    import ferry
+
+    return Path(ferry.__file__).resolve().parents[3]
+
+
+@dataclass
+class LocalOptions:
+    home: Path
+    api_port: int = 8080
+    deploy_timeout_seconds: int = 900
+    deploy_heartbeat_seconds: int = 60
+
+
+class LocalCloud:
+    """Start with `start()`, stop with `stop()`; `api_url` is where the API answers."""
+
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        self.home = options.home.resolve()
+        self.api_port = options.api_port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.moto = MotoServer(free_port())
+        self.lambdas = InProcessLambdas()
+        self.pollers: list[QueuePoller] = []
+        self.tables: dict[str, str] = {}
+        self.physical_ids: dict[str, str] = {}
+        self.resource_types: dict[str, str] = {}
+        self.state_machine_arns: dict[str, str] = {}
+        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn_thread: threading.Thread | None = None
+        self._snapshot_stop = threading.Event()
+        self._snapshot_thread: threading.Thread | None = None
+        self.started = False
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.home / "state" / "tables.json"
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._point_aws_at_moto()
+        self.moto.start()
+        plan = build_plan(project_root() / "template.yaml", self._parameters(), REGION)
+        self._deploy_stack(plan)
+        self._create_state_machines(plan)
+        self._apply_function_environment(plan)
+        self._register_functions(plan)
+        restored = load_tables(self.tables, self.snapshot_path)
+        self._recover_interrupted(restored)
+        self._start_pollers(plan)
+        self._start_api()
+        self._start_snapshots()
+        self.started = True
+
+    def _point_aws_at_moto(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": self.moto.url,
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+
+    def _parameters(self) -> dict[str, Any]:
+        return {
+            "SecretKey": self._secret_key(),
+            "DeployTimeoutSeconds": str(self.options.deploy_timeout_seconds),
+            "DeployHeartbeatSeconds": str(self.options.deploy_heartbeat_seconds),
+        }
+
+    def _secret_key(self) -> str:
+        from ferry.security.crypto import generate_key
+
+        if os.environ.get("FERRY_SECRET_KEY"):
+            return os.environ["FERRY_SECRET_KEY"]
+        key_file = self.home / "secret.key"
+        if not key_file.exists():
+            key_file.write_text(generate_key())
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+    def _deploy_stack(self, plan: LocalPlan) -> None:
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=CODE_BUCKET)
+        for key in plan.code_objects:
+            # moto stores function code but never runs it (handlers run in-process).
+            s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_EMPTY_ZIP)
+        cloudformation = boto3.client("cloudformation")
+        cloudformation.create_stack(
+            StackName=STACK_NAME,
+            TemplateBody=plan.stack_body(),
+            Parameters=[
+                {"ParameterKey": k, "ParameterValue": str(v)} for k, v in plan.parameters.items()
+            ],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+            if stack["StackStatus"] == "CREATE_COMPLETE":
+                break
+            if stack["StackStatus"].endswith("FAILED") or time.monotonic() > deadline:
+                raise RuntimeError(f"local stack did not deploy: {stack['StackStatus']}")
+            time.sleep(0.1)
+        for resource in cloudformation.describe_stack_resources(StackName=STACK_NAME)[
+            "StackResources"
+        ]:
+            if "PhysicalResourceId" not in resource:
+                continue  # moto leaves layer versions without one; nothing refers to them here
+            self.physical_ids[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+            self.resource_types[resource["LogicalResourceId"]] = resource["ResourceType"]
+            if resource["ResourceType"] == "AWS::DynamoDB::Table":
+                self.tables[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+
+    # -- intrinsic values the stack does not resolve for us ----------------------------------
+
+    def _resolve(self, node: Any) -> str:
+        if isinstance(node, str):
+            if is_marker(node):
+                logical_id, _attribute = marker_target(node)
+                return self.state_machine_arns[logical_id]
+            return node
+        if isinstance(node, dict) and "Ref" in node:
+            if node["Ref"] in self.state_machine_arns:
+                return self.state_machine_arns[node["Ref"]]
+            return self.physical_ids[node["Ref"]]
+        if isinstance(node, dict) and "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            logical_id, attribute = target.split(".", 1) if isinstance(target, str) else target
+            return self._attribute(logical_id, attribute)
+        raise ValueError(f"cannot resolve {node!r} locally")
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        physical = self.physical_ids[logical_id]
+        kind = self.resource_types[logical_id]
+        if attribute != "Arn":
+            raise ValueError(f"only Arn attributes resolve locally, not {logical_id}.{attribute}")
+        if kind == "AWS::SQS::Queue":
+            attributes = boto3.client("sqs").get_queue_attributes(
+                QueueUrl=physical, AttributeNames=["QueueArn"]
+            )
+            return attributes["Attributes"]["QueueArn"]
+        if kind == "AWS::Lambda::Function":
+            configuration = boto3.client("lambda").get_function(FunctionName=physical)
+            return configuration["Configuration"]["FunctionArn"]
+        if kind == "AWS::IAM::Role":
+            return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{physical}"
+        raise ValueError(f"cannot resolve {logical_id}.Arn ({kind}) locally")
+
+    def _create_state_machines(self, plan: LocalPlan) -> None:
+        client = boto3.client("stepfunctions")
+        for machine in plan.state_machines:
+            definition = machine.definition_path.read_text()
+            for name, value in machine.substitutions.items():
+                definition = definition.replace("${" + name + "}", self._resolve(value))
+            created = client.create_state_machine(
+                name=f"{STACK_NAME}-{machine.logical_id}",
+                definition=definition,
+                roleArn=self._resolve(machine.role),
+                type="STANDARD",
+            )
+            self.state_machine_arns[machine.logical_id] = created["stateMachineArn"]
+
+    def _apply_function_environment(self, plan: LocalPlan) -> None:
+        """Resolve each function's environment and make it this process's environment.
+
+        All handlers share one process, so their variables must agree; template.yaml keeps them
+        in Globals, and a clash is a template bug worth failing on.
+        """
+        client = boto3.client("lambda")
+        merged: dict[str, str] = {}
+        for logical_id in plan.functions:
+            name = self.physical_ids[logical_id]
+            configuration = client.get_function_configuration(FunctionName=name)
+            variables = dict(configuration.get("Environment", {}).get("Variables", {}))
+            resolved = {k: self._resolve(v) if is_marker(v) else str(v) for k, v in variables.items()}
+            if resolved != {k: str(v) for k, v in variables.items()}:
+                client.update_function_configuration(
+                    FunctionName=name, Environment={"Variables": resolved}
+                )
+            for key, value in resolved.items():
+                if merged.setdefault(key, value) != value:
+                    raise RuntimeError(f"functions disagree on {key}; keep it in Globals")
+        merged["FERRY_API_URL"] = self.api_url
+        merged["FERRY_AWS_ENDPOINT_URL"] = self.moto.url
+        os.environ.update(merged)
+        _forget_cached_configuration()
+
+    def _register_functions(self, plan: LocalPlan) -> None:
+        for logical_id, spec in plan.functions.items():
+            self.lambdas.register(self.physical_ids[logical_id], spec)
+        self.lambdas.install()
+
+    def _recover_interrupted(self, restored: int) -> None:
+        if not restored:
+            return
+        from ferry.local.recovery import end_interrupted_work
+
+        end_interrupted_work()
+
+    def _start_pollers(self, plan: LocalPlan) -> None:
+        for source in plan.event_sources:
+            queue_arn = self._resolve(source.queue_arn)
+            queue_name = queue_arn.rsplit(":", 1)[-1]
+            queue_url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+            poller = QueuePoller(
+                queue_url=queue_url,
+                queue_arn=queue_arn,
+                function_name=self._resolve(source.function),
+                batch_size=source.batch_size,
+                report_batch_item_failures=source.report_batch_item_failures,
+                region=REGION,
+            )
+            poller.start()
+            self.pollers.append(poller)
+
+    def _start_api(self) -> None:
+        from ferry.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(), host="127.0.0.1", port=self.api_port, log_level="warning", lifespan="off"
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn_thread = threading.Thread(target=self._uvicorn.run, name="api", daemon=True)
+        self._uvicorn_thread.start()
+        deadline = time.monotonic() + 15
+        while not self._uvicorn.started:
+            if not self._uvicorn_thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the API could not listen on 127.0.0.1:{self.api_port}")
+            time.sleep(0.02)
+
+    def _start_snapshots(self) -> None:
+        def run() -> None:
+            while not self._snapshot_stop.wait(SNAPSHOT_SECONDS):
+                self.snapshot()
+
+        self._snapshot_thread = threading.Thread(target=run, name="snapshots", daemon=True)
+        self._snapshot_thread.start()
+
+    def snapshot(self) -> None:
+        try:
+            dump_tables(self.tables, self.snapshot_path)
+        except Exception:  # noqa: BLE001 - the next tick or the final snapshot tries again
+            logger.exception("table snapshot failed")
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self.started:
+            self.moto.stop()
+            return
+        self._snapshot_stop.set()
+        for poller in self.pollers:
+            poller.stop()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._uvicorn_thread is not None:
+            self._uvicorn_thread.join(timeout=5)
+        self.snapshot()
+        self.lambdas.uninstall()
+        self.moto.stop()
+        self.started = False
+
+    # -- handy views -------------------------------------------------------------------------
+
+    @property
+    def deploy_state_machine_arn(self) -> str:
+        return self.state_machine_arns["DeployStateMachine"]
+
+
+def _forget_cached_configuration() -> None:
+    """Settings, clients and table connections are cached per process: start them afresh."""
+    from ferry import aws
+    from ferry.security.crypto import get_secret_box
+    from ferry.settings import get_settings
+
+    get_settings.cache_clear()
+    get_secret_box.cache_clear()
+    aws.reset_clients()
+    from ferry.store.tables import reset_connections
+
+    reset_connections()
+
+
+# An empty zip archive (end-of-central-directory record only): moto needs code to exist in S3.
+_EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18

@@ -1,0 +1,42 @@
+"""moto in server mode on loopback, with Step Functions really executing ASL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import httpx
+from moto.server import ThreadedMotoServer
+
+LOCAL_ACCOUNT_ID = "123456789012"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+
+    def start(self) -> None:
+        # The ASL interpreter sends its service calls (lambda:invoke, sqs:sendMessage) to
+        # localhost:$MOTO_PORT, so it must name this server before it starts.
+        os.environ["MOTO_PORT"] = str(self.port)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server.start()
+        response = httpx.post(
+            f"{self.url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -1,0 +1,28 @@
+"""After a restart: work the previous run left in flight can no longer finish."""
+
+from __future__ import annotations
+
+from ferry.domain.models import ApplicationSyncStatus, RepositorySyncStatus
+from ferry.status import update_application_status
+from ferry.store.applications import list_applications
+from ferry.store.repositories import list_repositories, set_repository_sync_status
+
+INTERRUPTED = "interrupted by restart"
+
+
+def end_interrupted_work() -> tuple[int, int]:
+    """Applications left `syncing` end `out_of_sync`, repositories left `syncing` end `failed`."""
+    applications = 0
+    for application in list_applications():
+        if application.sync_status is ApplicationSyncStatus.SYNCING:
+            update_application_status(
+                application.id,
+                {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": INTERRUPTED},
+            )
+            applications += 1
+    repositories = 0
+    for repository in list_repositories():
+        if repository.sync_status is RepositorySyncStatus.SYNCING:
+            set_repository_sync_status(repository.id, RepositorySyncStatus.FAILED, error=INTERRUPTED)
+            repositories += 1
+    return applications, repositories

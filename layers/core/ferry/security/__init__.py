@@ -1,0 +1,1 @@
+"""Credentials: opaque tokens stored hashed, secrets stored encrypted."""

@@ -1,0 +1,43 @@
+"""The single chokepoint for application status writes.
+
+Every change to an application's sync_status, health_status, last_sync_error or deployed commit
+goes through `update_application_status`, so there is one place that decides what a write
+means (and, with the live feed, one place that announces it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from ferry.domain.models import Application, ApplicationSyncStatus, HealthStatus
+from ferry.store.applications import update_application
+
+logger = Logger(child=True)
+
+_STATUS_ENUMS = {"sync_status": ApplicationSyncStatus, "health_status": HealthStatus}
+
+
+def update_application_status(
+    application_id: str, changes: dict[str, Any], *, if_request_id: str | None = None
+) -> Application:
+    """Write `changes` (None removes a field) to the application and return it as written.
+
+    `if_request_id` makes the write conditional on that deploy request still being current
+    (Conflict otherwise), so a superseded deploy can never overwrite a newer one.
+    """
+    for field, enum in _STATUS_ENUMS.items():
+        if field in changes and changes[field] is not None:
+            changes[field] = enum(changes[field]).value
+    application = update_application(application_id, changes, if_request_id=if_request_id)
+    logger.info(
+        "application status written",
+        extra={
+            "application_id": application_id,
+            "sync_status": application.sync_status,
+            "health_status": application.health_status,
+            "request_id": if_request_id,
+        },
+    )
+    return application

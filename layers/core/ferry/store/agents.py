@@ -1,0 +1,80 @@
+"""Agents and their tokens (stored hashed)."""
+
+from __future__ import annotations
+
+from ferry.domain.models import Agent, new_id, utcnow
+from ferry.errors import NotFound, Unauthorized
+from ferry.security.tokens import issue_token, parse_token, secret_matches
+from ferry.store.errors import translated
+from ferry.store.tables import AgentRow, row_values
+
+
+def _to_domain(row: AgentRow) -> Agent:
+    return Agent.model_validate(row_values(row))
+
+
+def new_agent_id() -> str:
+    return new_id("agt")
+
+
+def create_agent(agent_id: str, name: str, queue_url: str) -> tuple[Agent, str]:
+    """Store an agent whose queue already exists; returns it and its token (shown once)."""
+    token = issue_token(agent_id)
+    row = AgentRow(
+        id=agent_id,
+        name=name,
+        token_hash=token.secret_hash,
+        queue_url=queue_url,
+        created_at=utcnow(),
+    )
+    with translated(f"agent {agent_id}"):
+        row.save(condition=AgentRow.id.does_not_exist())
+    return _to_domain(row), token.value
+
+
+def get_agent(agent_id: str) -> Agent:
+    with translated(f"agent {agent_id}"):
+        return _to_domain(AgentRow.get(agent_id))
+
+
+def list_agents() -> list[Agent]:
+    with translated("agents"):
+        rows = list(AgentRow.scan())
+    return sorted((_to_domain(r) for r in rows), key=lambda a: a.created_at)
+
+
+def find_agent_by_name(name: str) -> Agent | None:
+    return next((a for a in list_agents() if a.name == name), None)
+
+
+def authenticate_agent(token_value: str) -> Agent:
+    """The agent a bearer token belongs to; Unauthorized for anything else."""
+    presented = parse_token(token_value)
+    if presented is None:
+        raise Unauthorized("malformed agent token")
+    try:
+        with translated(f"agent {presented.record_id}"):
+            row = AgentRow.get(presented.record_id)
+    except NotFound:
+        raise Unauthorized("unknown agent token") from None
+    if not secret_matches(presented.secret, row.token_hash):
+        raise Unauthorized("unknown agent token")
+    return _to_domain(row)
+
+
+def touch_agent(agent_id: str) -> None:
+    """Record that the agent was in contact just now."""
+    with translated(f"agent {agent_id}", on_condition=NotFound):
+        AgentRow(id=agent_id).update(
+            actions=[AgentRow.last_seen_at.set(utcnow())], condition=AgentRow.id.exists()
+        )
+
+
+def rotate_agent_token(agent_id: str) -> str:
+    """Replace the agent's token; returns the new one (shown once). The old one stops working."""
+    token = issue_token(agent_id)
+    with translated(f"agent {agent_id}", on_condition=NotFound):
+        AgentRow(id=agent_id).update(
+            actions=[AgentRow.token_hash.set(token.secret_hash)], condition=AgentRow.id.exists()
+        )
+    return token.value

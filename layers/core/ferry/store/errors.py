@@ -1,0 +1,29 @@
+"""Translate pynamodb/botocore failures into domain errors at the data-access boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+
+from ferry.errors import Conflict, FerryError, NotFound, TransientError
+
+
+@contextmanager
+def translated(what: str, *, on_condition: type[FerryError] = Conflict) -> Iterator[None]:
+    """Run a data call; `what` names the record for the error message ("application app_1").
+
+    A failed condition becomes `on_condition`: Conflict for create guards, NotFound for updates
+    whose only condition is that the row exists.
+    """
+    try:
+        yield
+    except DoesNotExist as exc:
+        raise NotFound(f"{what} not found") from exc
+    except PynamoDBException as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            if on_condition is NotFound:
+                raise NotFound(f"{what} not found") from exc
+            raise on_condition(f"{what}: the write's condition did not hold") from exc
+        raise TransientError(f"storage error on {what}: {exc.cause_response_code or exc}") from exc

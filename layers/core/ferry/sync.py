@@ -1,0 +1,205 @@
+"""Repository sync (layer 1): the one path every trigger funnels into.
+
+`sync_applications` marks the repository syncing, resolves each branch's commit once, reads each
+application's compose file at that exact commit and hands a deploy to every application whose file
+changed (or whose last deploy did not succeed), then marks the repository success or failed.
+Repository `success` means "dispatched", not "deployed": deploys finish in their own executions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+
+from ferry.deploys import deploy_request_id, start_deploy
+from ferry.domain.messages import SyncJob
+from ferry.domain.models import (
+    Application,
+    ApplicationEvent,
+    ApplicationSyncStatus,
+    CommitInfo,
+    EventStatus,
+    EventType,
+    Repository,
+    RepositorySyncStatus,
+    SyncOrigin,
+    utcnow,
+)
+from ferry.errors import FerryError, GitError, NotFound
+from ferry.git import GitSource, open_source
+from ferry.status import update_application_status
+from ferry.store.applications import list_repository_applications, update_application
+from ferry.store.events import add_event
+from ferry.store.repositories import get_repository, set_repository_sync_status
+
+logger = Logger(child=True)
+
+Resolver = Callable[[str], CommitInfo]
+
+
+class AppSyncResult(StrEnum):
+    DEPLOYING = "deploying"
+    NO_CHANGE = "no_change"
+    UP_TO_DATE = "up_to_date"  # polling found the commit already recorded: nothing done
+    FAILED = "failed"
+
+
+@dataclass
+class SyncReport:
+    """What one repository sync did, per application."""
+
+    repository_id: str
+    status: RepositorySyncStatus = RepositorySyncStatus.SYNCING
+    error: str | None = None
+    commits: dict[str, str] = field(default_factory=dict)  # branch → resolved SHA
+    applications: dict[str, AppSyncResult] = field(default_factory=dict)
+    deploy_requests: dict[str, str] = field(default_factory=dict)  # application id → request id
+
+
+def _record(application: Application, origin: SyncOrigin, status: EventStatus, **details: str | None) -> None:
+    add_event(
+        ApplicationEvent(
+            application_id=application.id,
+            type=EventType.COMMIT_SYNC,
+            source=origin,
+            status=status,
+            finished_at=utcnow(),
+            **details,  # type: ignore[arg-type]
+        )
+    )
+
+
+def _needs_deploy(application: Application, compose_file: str) -> bool:
+    # An unchanged file needs no deploy, unless the last deploy did not succeed (then a push is
+    # how a user recovers a failed application) or none ever ran.
+    if compose_file != application.compose_file:
+        return True
+    return application.sync_status not in (ApplicationSyncStatus.SYNCED, ApplicationSyncStatus.SYNCING)
+
+
+def _sync_application(
+    application: Application,
+    commit: CommitInfo,
+    origin: SyncOrigin,
+    trigger_id: str,
+    source: GitSource,
+    report: SyncReport,
+) -> None:
+    if origin is SyncOrigin.REPOSITORY_POLLING and application.commit == commit.sha:
+        report.applications[application.id] = AppSyncResult.UP_TO_DATE
+        return
+    compose_file = source.read_file(commit.sha, application.path)
+
+    if not _needs_deploy(application, compose_file):
+        changes: dict[str, object] = {"commit": commit.sha, "commit_message": commit.message}
+        if application.sync_status is ApplicationSyncStatus.SYNCED:
+            changes["last_sync_error"] = None
+        update_application_status(application.id, changes)
+        _record(application, origin, EventStatus.NO_CHANGE, commit=commit.sha,
+                message=f"{application.path} unchanged at {commit.sha[:12]}")
+        report.applications[application.id] = AppSyncResult.NO_CHANGE
+        return
+
+    request_id = deploy_request_id(application.id, commit.sha, trigger_id)
+    changed = compose_file != application.compose_file
+    recorded = update_application(
+        application.id,
+        {
+            "compose_file": compose_file,
+            "previous_compose_file": (
+                application.compose_file if changed else application.previous_compose_file
+            ),
+            "commit": commit.sha,
+            "commit_message": commit.message,
+            "current_request_id": request_id,
+        },
+    )
+    _record(application, origin, EventStatus.SUCCEEDED, commit=commit.sha, request_id=request_id,
+            message=f"{application.path} {'changed' if changed else 'redeployed'} at {commit.sha[:12]}")
+    start_deploy(recorded, request_id, origin)
+    report.applications[application.id] = AppSyncResult.DEPLOYING
+    report.deploy_requests[application.id] = request_id
+
+
+def sync_applications(
+    repo: Repository,
+    apps: list[Application],
+    resolve: Resolver,
+    origin: SyncOrigin,
+    *,
+    source: GitSource,
+    trigger_id: str,
+) -> SyncReport:
+    """Sync `apps` of `repo`: resolve once per branch, deploy what changed, record the outcome.
+
+    A branch whose commit cannot be resolved records a failed event on each of its applications;
+    the other branches still proceed. The repository ends `success` or `failed` (the last error
+    wins). Applications with an empty branch are skipped.
+    """
+    report = SyncReport(repository_id=repo.id)
+    set_repository_sync_status(repo.id, RepositorySyncStatus.SYNCING)
+
+    by_branch: dict[str, list[Application]] = {}
+    for application in apps:
+        if application.branch.strip():
+            by_branch.setdefault(application.branch, []).append(application)
+
+    for branch, branch_apps in by_branch.items():
+        try:
+            commit = resolve(branch)
+        except GitError as exc:
+            report.error = f"branch {branch}: {exc}"
+            for application in branch_apps:
+                _record(application, origin, EventStatus.FAILED, error=report.error)
+                report.applications[application.id] = AppSyncResult.FAILED
+            continue
+        report.commits[branch] = commit.sha
+        for application in branch_apps:
+            try:
+                _sync_application(application, commit, origin, trigger_id, source, report)
+            except FerryError as exc:
+                reason = f"application {application.name}: {exc}"
+                report.error = reason
+                report.applications[application.id] = AppSyncResult.FAILED
+                _record(application, origin, EventStatus.FAILED, commit=commit.sha, error=str(exc))
+                update_application_status(
+                    application.id,
+                    {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": str(exc)},
+                )
+
+    if report.error is None:
+        report.status = RepositorySyncStatus.SUCCESS
+        set_repository_sync_status(repo.id, report.status, synced_at=utcnow())
+    else:
+        report.status = RepositorySyncStatus.FAILED
+        set_repository_sync_status(repo.id, report.status, error=report.error)
+    logger.info("repository synced", extra={"repository_id": repo.id, "status": report.status,
+                                            "error": report.error, "commits": report.commits})
+    return report
+
+
+def _resolver_for(job: SyncJob, source: GitSource) -> Resolver:
+    pinned = job.commit
+    if pinned is None:
+        return source.latest_commit
+    # The trigger named the commit: each branch resolves to it, once it is known to exist.
+    return lambda _branch: source.commit(pinned)
+
+
+def run_sync_job(job: SyncJob) -> SyncReport | None:
+    """Handle one sync job from the queue. None when its repository no longer exists."""
+    try:
+        repo = get_repository(job.repository_id)
+    except NotFound:
+        logger.warning("sync job for a deleted repository dropped", extra={"job_id": job.job_id})
+        return None
+    apps = list_repository_applications(repo.id)
+    if job.branch is not None:
+        apps = [a for a in apps if a.branch == job.branch]
+    source = open_source(repo)
+    return sync_applications(
+        repo, apps, _resolver_for(job, source), job.origin, source=source, trigger_id=job.job_id
+    )

@@ -95,15 +95,15 @@ class ComposeRunner:
         relative = PurePosixPath(job.compose_path)
         if relative.is_absolute() or ".." in relative.parts:
             raise DeployError(f"compose path {job.compose_path!r} escapes the deployment folder")
-        compose_path = self.project_dir(job.project_name) / relative
-        compose_path.parent.mkdir(parents=True, exist_ok=True)
-        compose_path.write_text(job.compose_file)
         try:
             document = yaml.safe_load(job.compose_file)
         except yaml.YAMLError as exc:
             raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
         if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
             raise DeployError(f"{job.compose_path} has no services")
+        compose_path = self.project_dir(job.project_name) / relative
+        compose_path.parent.mkdir(parents=True, exist_ok=True)
+        compose_path.write_text(job.compose_file)
         override: dict[str, Any] = {
             "services": {
                 name: {"labels": {APPLICATION_LABEL: job.application_id, COMMIT_LABEL: job.commit}}
@@ -163,7 +163,9 @@ class ComposeRunner:
             time.sleep(0.5)
 
     def _read(self, client: docker.DockerClient, project_name: str) -> Snapshot:
-        containers = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"})
+        containers = client.containers.list(
+            all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"}
+        )
         states: list[ContainerState] = []
         digests: dict[str, str] = {}
         for container in containers:
@@ -194,7 +196,7 @@ class ComposeRunner:
 
 
 def settled_health(containers: list[ContainerState]) -> HealthStatus:
-    """Unhealthy if any container is not running or failing its check; unknown while checks start."""
+    """Unhealthy if a container is down or failing its check; unknown while checks start."""
     if not containers:
         return HealthStatus.UNHEALTHY
     if any(c.state != "running" or c.health == "unhealthy" for c in containers):

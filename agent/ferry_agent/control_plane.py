@@ -31,5 +31,7 @@ def fetch_session(api_url: str, token: str, timeout: float = 10.0) -> Session:
     if response.status_code == 401:
         raise ControlPlaneError("the Ferry API refused the agent token (401)")
     if response.status_code != 200:
-        raise ControlPlaneError(f"the Ferry API answered {response.status_code}: {response.text[:200]}")
+        raise ControlPlaneError(
+            f"the Ferry API answered {response.status_code}: {response.text[:200]}"
+        )
     return Session.model_validate(response.json())

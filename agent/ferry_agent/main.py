@@ -1,7 +1,7 @@
 """`ferry-agent`: run the agent in the foreground (systemd-friendly).
 
-    ferry-agent                    take and run deploy jobs (configuration from FERRY_* variables)
-    ferry-agent build-local-image  build the busybox image used where no registry is reachable
+ferry-agent                    take and run deploy jobs (configuration from FERRY_* variables)
+ferry-agent build-local-image  build the busybox image used where no registry is reachable
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _session_with_retry(config: AgentConfig, stop_after: float) -> Session:
 
 def run() -> None:
     try:
-        config = AgentConfig()  # type: ignore[call-arg]
+        config = AgentConfig()
     except ValidationError as exc:
         missing = ", ".join(
             f"FERRY_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["type"] == "missing"

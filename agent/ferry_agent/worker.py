@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -30,7 +31,9 @@ _ENDED_TASK_ERRORS = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 class Heartbeat:
     """Keeps a job alive while it runs: task heartbeats plus message visibility extensions."""
 
-    def __init__(self, worker: Worker, task_token: str, receipt_handle: str, every_seconds: float) -> None:
+    def __init__(
+        self, worker: Worker, task_token: str, receipt_handle: str, every_seconds: float
+    ) -> None:
         self._worker = worker
         self._task_token = task_token
         self._receipt_handle = receipt_handle
@@ -52,7 +55,9 @@ class Heartbeat:
 
 
 class Worker:
-    def __init__(self, session: Session, runner: ComposeRunner, *, poll_wait_seconds: int = 20) -> None:
+    def __init__(
+        self, session: Session, runner: ComposeRunner, *, poll_wait_seconds: int = 20
+    ) -> None:
         self.session = session
         self.runner = runner
         self.poll_wait_seconds = poll_wait_seconds
@@ -89,7 +94,7 @@ class Worker:
                 self.busy.clear()
         return len(messages)
 
-    def handle(self, message: dict[str, Any]) -> None:
+    def handle(self, message: Mapping[str, Any]) -> None:
         receipt_handle = message["ReceiptHandle"]
         try:
             deploy_message = DeployMessage.model_validate_json(message["Body"])
@@ -146,7 +151,7 @@ class Worker:
         except (BotoCoreError, ClientError) as exc:
             log.warning("heartbeat failed: %s", exc)
 
-    def _reject_malformed(self, message: dict[str, Any], error: ValidationError) -> None:
+    def _reject_malformed(self, message: Mapping[str, Any], error: ValidationError) -> None:
         log.error("malformed job dropped: %s", error)
         try:
             task_token = json.loads(message["Body"]).get("task_token")
@@ -159,4 +164,6 @@ class Worker:
                 )
             except ClientError as exc:
                 log.warning("could not fail the malformed job's task: %s", exc)
-        self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.sqs.delete_message(
+            QueueUrl=self.session.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )

@@ -1,4 +1,4 @@
-"""SQS sync jobs → run_sync_job, with partial batch failures (failed records are retried, then DLQ)."""
+"""SQS sync jobs → run_sync_job, with partial batch failures (retried, then the DLQ)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
+    return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -7,6 +7,7 @@ MarkInProgress → DispatchToAgent (waits for the agent's task-token answer) →
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -88,6 +89,9 @@ def _has_running_event(application_id: str, request_id: str) -> bool:
 def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
     """State-machine task: mark the application `syncing` and build the agent's job.
 
+    Returns {"job": <DeployJob>, "marked_at": <ISO time>}; the time lets ApplyDeployResult tell a
+    lapsed heartbeat from an overall timeout.
+
     Conflict when a newer request has replaced this one (the execution then records nothing).
     """
     deploy_input = DeployInput.model_validate(payload)
@@ -121,16 +125,29 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
         compose_file=application.compose_file,
         heartbeat_seconds=deploy_input.heartbeat_seconds,
     )
-    return job.model_dump(mode="json")
+    return {"job": job.model_dump(mode="json"), "marked_at": utcnow().isoformat()}
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    return (utcnow() - datetime.fromisoformat(timestamp)).total_seconds()
 
 
 def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
-    """State-machine task: turn the agent's answer (or the caught error) into application status."""
+    """State-machine task: turn the agent's answer (or the caught error) into application status.
+
+    `payload` is the execution's state: its input, `dispatch` (from MarkInProgress) and either
+    `result` (the agent's answer) or `error` (what the Catch caught).
+    """
     deploy_input = DeployInput.model_validate(payload)
     request_id = deploy_input.request_id
     if payload.get("error") is not None:
         reason = describe_transport_error(
-            payload["error"], deploy_input.timeout_seconds, deploy_input.heartbeat_seconds
+            payload["error"],
+            timeout_seconds=deploy_input.timeout_seconds,
+            heartbeat_seconds=deploy_input.heartbeat_seconds,
+            elapsed_seconds=_seconds_since((payload.get("dispatch") or {}).get("marked_at")),
         )
         change = interpret_transport_error(reason)
     else:

@@ -59,7 +59,9 @@ class SyncReport:
     deploy_requests: dict[str, str] = field(default_factory=dict)  # application id → request id
 
 
-def _record(application: Application, origin: SyncOrigin, status: EventStatus, **details: str | None) -> None:
+def _record(
+    application: Application, origin: SyncOrigin, status: EventStatus, **details: str | None
+) -> None:
     add_event(
         ApplicationEvent(
             application_id=application.id,
@@ -67,7 +69,7 @@ def _record(application: Application, origin: SyncOrigin, status: EventStatus, *
             source=origin,
             status=status,
             finished_at=utcnow(),
-            **details,  # type: ignore[arg-type]
+            **details,
         )
     )
 
@@ -77,7 +79,10 @@ def _needs_deploy(application: Application, compose_file: str) -> bool:
     # how a user recovers a failed application) or none ever ran.
     if compose_file != application.compose_file:
         return True
-    return application.sync_status not in (ApplicationSyncStatus.SYNCED, ApplicationSyncStatus.SYNCING)
+    return application.sync_status not in (
+        ApplicationSyncStatus.SYNCED,
+        ApplicationSyncStatus.SYNCING,
+    )
 
 
 def _sync_application(
@@ -98,8 +103,13 @@ def _sync_application(
         if application.sync_status is ApplicationSyncStatus.SYNCED:
             changes["last_sync_error"] = None
         update_application_status(application.id, changes)
-        _record(application, origin, EventStatus.NO_CHANGE, commit=commit.sha,
-                message=f"{application.path} unchanged at {commit.sha[:12]}")
+        _record(
+            application,
+            origin,
+            EventStatus.NO_CHANGE,
+            commit=commit.sha,
+            message=f"{application.path} unchanged at {commit.sha[:12]}",
+        )
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
 
@@ -117,8 +127,14 @@ def _sync_application(
             "current_request_id": request_id,
         },
     )
-    _record(application, origin, EventStatus.SUCCEEDED, commit=commit.sha, request_id=request_id,
-            message=f"{application.path} {'changed' if changed else 'redeployed'} at {commit.sha[:12]}")
+    _record(
+        application,
+        origin,
+        EventStatus.SUCCEEDED,
+        commit=commit.sha,
+        request_id=request_id,
+        message=f"{application.path} {'changed' if changed else 'redeployed'} at {commit.sha[:12]}",
+    )
     start_deploy(recorded, request_id, origin)
     report.applications[application.id] = AppSyncResult.DEPLOYING
     report.deploy_requests[application.id] = request_id
@@ -176,8 +192,15 @@ def sync_applications(
     else:
         report.status = RepositorySyncStatus.FAILED
         set_repository_sync_status(repo.id, report.status, error=report.error)
-    logger.info("repository synced", extra={"repository_id": repo.id, "status": report.status,
-                                            "error": report.error, "commits": report.commits})
+    logger.info(
+        "repository synced",
+        extra={
+            "repository_id": repo.id,
+            "status": report.status,
+            "error": report.error,
+            "commits": report.commits,
+        },
+    )
     return report
 
 

@@ -36,13 +36,18 @@ def _branch_from(payload: dict[str, object]) -> str | None:
         raise InvalidInput("ref/branch must be a non-empty string")
     ref = ref.strip()
     if ref.startswith("refs/heads/"):
-        return ref[len("refs/heads/") :]
+        branch = ref[len("refs/heads/") :]
+        if not branch:
+            raise InvalidInput(f"ref {ref!r} names no branch")
+        return branch
     if ref.startswith("refs/"):
         raise InvalidInput(f"ref {ref!r} is not a branch (refs/heads/...)")
     return ref
 
 
-def accept_generic_webhook(repository_id: str, authorization: str | None, body: bytes) -> WebhookAccepted:
+def accept_generic_webhook(
+    repository_id: str, authorization: str | None, body: bytes
+) -> WebhookAccepted:
     """A generic sender: `Authorization: Bearer <webhook secret>`, optional {ref|branch, commit}.
 
     Unknown repository → NotFound; wrong secret → Unauthorized; nothing is queued unless the
@@ -55,7 +60,9 @@ def accept_generic_webhook(repository_id: str, authorization: str | None, body: 
     ):
         raise Unauthorized("missing or wrong webhook secret")
     if repository.sync_type is not SyncType.WEBHOOK:
-        raise InvalidInput(f"repository {repository_id} syncs by {repository.sync_type}, not webhook")
+        raise InvalidInput(
+            f"repository {repository_id} syncs by {repository.sync_type}, not webhook"
+        )
 
     payload: dict[str, object] = {}
     if body.strip():

@@ -13,7 +13,9 @@ from ferry.store.agents import authenticate_agent
 from ferry.store.tokens import require_api_token
 
 _bearer = HTTPBearer(auto_error=False, description="An API token (`ferry up` prints one).")
-_agent_bearer = HTTPBearer(auto_error=False, scheme_name="AgentToken", description="An agent token.")
+_agent_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AgentToken", description="An agent token."
+)
 
 
 def _presented(credentials: HTTPAuthorizationCredentials | None) -> str:

@@ -1,7 +1,8 @@
 """The records Ferry keeps and the status values of its two layers (see docs/design.md).
 
 Layer 1, repository sync: did we dispatch the new commit? (`RepositorySyncStatus`)
-Layer 2, application deploy: is the host running that commit? (`ApplicationSyncStatus`, `HealthStatus`)
+Layer 2, application deploy: is the host running that commit?
+(`ApplicationSyncStatus`, `HealthStatus`)
 """
 
 from __future__ import annotations

@@ -21,5 +21,7 @@ def compose_project_name(name: str) -> str:
     # Leading `-` and `_` go together: trimming one can expose the other ("_-x").
     project = _DASH_RUNS.sub("-", project).lstrip("-_").rstrip("-")
     if not project:
-        raise InvalidInput(f"application name {name!r} has no letters or digits to name a compose project")
+        raise InvalidInput(
+            f"application name {name!r} has no letters or digits to name a compose project"
+        )
     return project

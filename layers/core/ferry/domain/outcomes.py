@@ -37,11 +37,19 @@ class StatusChange(BaseModel):
     last_sync_error: str | None
 
 
-def describe_transport_error(error: dict[str, Any], timeout_seconds: int, heartbeat_seconds: int) -> str:
-    """A person-readable reason for a Step Functions error caught around the dispatch."""
+def describe_transport_error(
+    error: dict[str, Any], *, timeout_seconds: int, heartbeat_seconds: int, elapsed_seconds: float
+) -> str:
+    """A person-readable reason for a Step Functions error caught around the dispatch.
+
+    Step Functions reports a lapsed heartbeat as `States.Timeout` too, so the time the task ran
+    tells the two apart: ending before TimeoutSeconds means the heartbeat stopped.
+    """
     name = str(error.get("Error", "")) or "unknown error"
     cause = str(error.get("Cause", "") or "").strip()
-    if name == "States.HeartbeatTimeout":
+    if name == "States.HeartbeatTimeout" or (
+        name == "States.Timeout" and elapsed_seconds < timeout_seconds
+    ):
         return f"agent stopped responding (no heartbeat for {heartbeat_seconds} s)"
     if name == "States.Timeout":
         return f"agent did not answer within {timeout_seconds} s (is it running?)"
@@ -61,7 +69,7 @@ def _cause_message(cause: str) -> str:
 
 
 def interpret_transport_error(reason: str) -> StatusChange:
-    """No agent answer reached us (no agent, dispatch failed, timeout, heartbeat lost, cancelled)."""
+    """No agent answer reached us (no agent, dispatch failed, timeout, heartbeat lost, ...)."""
     return StatusChange(
         kind=OutcomeKind.NO_RESULT,
         sync_status=ApplicationSyncStatus.OUT_OF_SYNC,

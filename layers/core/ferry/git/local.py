@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Blob, Commit
-from dulwich.refs import check_ref_format
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from ferry.domain.models import CommitInfo
@@ -39,7 +39,7 @@ class LocalGitSource:
             repo.close()
 
     def latest_commit(self, branch: str) -> CommitInfo:
-        ref = f"refs/heads/{branch}".encode()
+        ref = Ref(f"refs/heads/{branch}".encode())
         if not check_ref_format(ref):
             raise GitError(f"{branch!r} is not a valid branch name")
         with self._repo() as repo:

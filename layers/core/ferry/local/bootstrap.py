@@ -65,16 +65,16 @@ def _local_agent(home: Path) -> tuple[str, str]:
     token_file = home / "agent.token"
     for agent in list_agents():
         ensure_agent_queue(agent.id)
-    agent = find_agent_by_name(LOCAL_AGENT)
-    if agent is None:
+    existing = find_agent_by_name(LOCAL_AGENT)
+    if existing is None:
         agent, token = register_agent(LOCAL_AGENT)
         _write_private(token_file, token)
         return agent.id, token
     if token_file.exists():
-        return agent.id, token_file.read_text().strip()
-    token = rotate_agent_token(agent.id)
+        return existing.id, token_file.read_text().strip()
+    token = rotate_agent_token(existing.id)
     _write_private(token_file, token)
-    return agent.id, token
+    return existing.id, token
 
 
 def bootstrap(home: Path, api_url: str) -> LocalState:

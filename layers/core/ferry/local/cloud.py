@@ -96,7 +96,7 @@ class LocalCloud:
         os.environ.update(
             {
                 "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+                "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "AWS_ENDPOINT_URL": self.moto.url,
@@ -217,7 +217,9 @@ class LocalCloud:
             name = self.physical_ids[logical_id]
             configuration = client.get_function_configuration(FunctionName=name)
             variables = dict(configuration.get("Environment", {}).get("Variables", {}))
-            resolved = {k: self._resolve(v) if is_marker(v) else str(v) for k, v in variables.items()}
+            resolved = {
+                k: self._resolve(v) if is_marker(v) else str(v) for k, v in variables.items()
+            }
             if resolved != {k: str(v) for k, v in variables.items()}:
                 client.update_function_configuration(
                     FunctionName=name, Environment={"Variables": resolved}
@@ -284,7 +286,7 @@ class LocalCloud:
     def snapshot(self) -> None:
         try:
             dump_tables(self.tables, self.snapshot_path)
-        except Exception:  # noqa: BLE001 - the next tick or the final snapshot tries again
+        except Exception:
             logger.exception("table snapshot failed")
 
     # -- stop --------------------------------------------------------------------------------

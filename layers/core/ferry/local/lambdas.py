@@ -9,6 +9,7 @@ It is private, so moto is pinned exactly in pyproject.toml and tests/integration
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import threading
@@ -78,15 +79,22 @@ class InProcessLambdas:
             timeout_seconds=int(function.timeout),
             log_group_name=f"/aws/lambda/{function.function_name}",
         )
+        # Lambda's runtime gives the handler's thread an event loop (Mangum relies on it); moto
+        # calls us from a fresh request thread, so lend it one for the call.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             result = self.handler_for(function.function_name)(event, context)
-        except Exception as exc:  # noqa: BLE001 - Lambda reports every exception as a function error
+        except Exception as exc:  # Lambda reports every exception as a function error
             error = {
                 "errorMessage": str(exc),
                 "errorType": type(exc).__name__,
                 "stackTrace": traceback.format_exception(exc),
             }
             return json.dumps(error), True, ""
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
         return json.dumps(result, default=str), False, ""
 
     def install(self) -> None:
@@ -99,9 +107,9 @@ class InProcessLambdas:
         def _invoke_lambda(function: Any, event: Any = None) -> tuple[str, bool, str]:
             return registry.invoke(function, event)
 
-        LambdaFunction._invoke_lambda = _invoke_lambda
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         if self._original is not None:
-            LambdaFunction._invoke_lambda = self._original
+            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
             self._original = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -52,11 +53,11 @@ class QueuePoller:
         while not self._stop.is_set():
             try:
                 self.poll_once(wait_seconds=1)
-            except Exception:  # noqa: BLE001 - a poller must outlive any single failure
+            except Exception:
                 logger.exception("queue poller failed; retrying", extra={"queue": self.queue_url})
                 self._stop.wait(1)
 
-    def _event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def _event(self, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {
             "Records": [
                 {

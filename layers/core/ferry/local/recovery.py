@@ -23,6 +23,8 @@ def end_interrupted_work() -> tuple[int, int]:
     repositories = 0
     for repository in list_repositories():
         if repository.sync_status is RepositorySyncStatus.SYNCING:
-            set_repository_sync_status(repository.id, RepositorySyncStatus.FAILED, error=INTERRUPTED)
+            set_repository_sync_status(
+                repository.id, RepositorySyncStatus.FAILED, error=INTERRUPTED
+            )
             repositories += 1
     return applications, repositories

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dulwich import porcelain
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 SAMPLE_BRANCH = "main"
@@ -18,7 +19,10 @@ def sample_compose(image: str, greeting: str = "hello from ferry") -> str:
     return f"""services:
   web:
     image: {image}
-    command: ["sh", "-c", "mkdir -p /www && echo '{greeting}' > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command:
+      - sh
+      - -c
+      - mkdir -p /www && echo '{greeting}' > /www/index.html && exec httpd -f -p 8080 -h /www
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
       interval: 2s
@@ -52,7 +56,7 @@ def choose_sample_image() -> tuple[str, str]:
 
 
 def commit_file(repo_path: Path, relative: str, content: str, message: str) -> str:
-    """Write a file into a working repository and commit it on the current branch; returns the SHA."""
+    """Write a file into a working repository, commit it on the current branch; returns the SHA."""
     target = repo_path / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(content)
@@ -67,10 +71,11 @@ def create_sample_repository(repo_path: Path, image: str) -> str:
     """Create the sample repository on branch main; returns the first commit's SHA."""
     repo_path.mkdir(parents=True, exist_ok=True)
     repo = Repo.init(str(repo_path))
-    repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{SAMPLE_BRANCH}".encode())
+    repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(f"refs/heads/{SAMPLE_BRANCH}".encode()))
     repo.close()
     (repo_path / "README.md").write_text(
-        "# Ferry sample\n\nCommit a change to hello/compose.yaml and call the webhook to redeploy.\n"
+        "# Ferry sample\n\n"
+        "Commit a change to hello/compose.yaml and call the webhook to redeploy.\n"
     )
     porcelain.add(str(repo_path), [str(repo_path / "README.md")])
     return commit_file(repo_path, SAMPLE_COMPOSE_PATH, sample_compose(image), "Add the hello app")
@@ -78,4 +83,4 @@ def create_sample_repository(repo_path: Path, image: str) -> str:
 
 def head_commit(repo_path: Path, branch: str = SAMPLE_BRANCH) -> str:
     with Repo(str(repo_path)) as repo:
-        return repo.refs[f"refs/heads/{branch}".encode()].decode()
+        return repo.refs[Ref(f"refs/heads/{branch}".encode())].decode()

@@ -16,7 +16,9 @@ def dump_tables(tables: dict[str, str], path: Path) -> int:
     snapshot: dict[str, list[dict[str, Any]]] = {}
     for logical_id, table_name in tables.items():
         items: list[dict[str, Any]] = []
-        for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+        for page in client.get_paginator("scan").paginate(
+            TableName=table_name, ConsistentRead=True
+        ):
             items.extend(page["Items"])
         snapshot[logical_id] = items
     path.parent.mkdir(parents=True, exist_ok=True)

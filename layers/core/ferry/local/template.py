@@ -104,7 +104,7 @@ def _replace_refs(node: Any, removed: set[str]) -> Any:
             return marker_for(node["Ref"])
         if set(node) == {"Fn::GetAtt"}:
             target = node["Fn::GetAtt"]
-            name, attribute = (target.split(".", 1) if isinstance(target, str) else target)
+            name, attribute = target.split(".", 1) if isinstance(target, str) else target
             if name in removed:
                 return marker_for(name, attribute)
         return {key: _replace_refs(value, removed) for key, value in node.items()}
@@ -148,7 +148,7 @@ def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> 
     translated = transform(
         copy.deepcopy(sam),
         {**parameters, "AWS::Region": region},
-        _NoManagedPolicies(),  # type: ignore[arg-type]
+        _NoManagedPolicies(),
     )
 
     removed: set[str] = set()

@@ -50,7 +50,12 @@ class SecretBox:
     def decrypt(self, token: str) -> str:
         if not token.startswith(_PREFIX):
             raise PermanentError("unknown ciphertext format")
-        raw = base64.urlsafe_b64decode(token[len(_PREFIX) :])
+        try:
+            raw = base64.urlsafe_b64decode(token[len(_PREFIX) :])
+        except ValueError as exc:
+            raise PermanentError("ciphertext is not base64") from exc
+        if len(raw) <= _NONCE_BYTES:
+            raise PermanentError("ciphertext is truncated")
         try:
             return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None).decode()
         except InvalidTag as exc:

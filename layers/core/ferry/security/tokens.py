@@ -1,7 +1,8 @@
 """Bearer tokens of the form `<record id>.<secret>`.
 
 The record id says which row to read, so no index over hashes is needed; only a SHA-256 of the
-secret is stored (secrets are 256 random bits, so a fast hash is enough) and compared in constant time.
+secret is stored (secrets are 256 random bits, so a fast hash is enough) and compared in
+constant time.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from ferry.domain.models import Application, new_id, utcnow
 from ferry.errors import Conflict, NotFound
@@ -64,7 +65,7 @@ def update_application(
     if not fields:
         return get_application(application_id)
     attributes = ApplicationRow.get_attributes()
-    actions = [ApplicationRow.updated_at.set(utcnow())]
+    actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
     for name, value in fields.items():
         attribute = attributes[name]
         actions.append(attribute.remove() if value is None else attribute.set(value))

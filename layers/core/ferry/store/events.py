@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pynamodb.expressions.update import Action
+
 from ferry.domain.models import ApplicationEvent, EventStatus, utcnow
 from ferry.errors import Conflict
 from ferry.store.errors import translated
@@ -42,7 +44,7 @@ def complete_event(
     if not running:
         return False
     row = running[0]
-    actions = [
+    actions: list[Action] = [
         ApplicationEventRow.status.set(status.value),
         ApplicationEventRow.finished_at.set(utcnow()),
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pynamodb.expressions.update import Action
+
 from ferry.domain.models import (
     Provider,
     Repository,
@@ -57,7 +59,7 @@ def list_repositories() -> list[Repository]:
 
 
 def get_webhook_secret(repository_id: str) -> str:
-    """The plain webhook secret, for verifying a delivery. Never returned by the API after create."""
+    """The plain webhook secret, to verify a delivery. The API never returns it after create."""
     with translated(f"repository {repository_id}"):
         row = RepositoryRow.get(repository_id, attributes_to_get=["webhook_secret"])
     return get_secret_box().decrypt(row.webhook_secret)
@@ -71,7 +73,7 @@ def set_repository_sync_status(
     synced_at: datetime | None = None,
 ) -> None:
     """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept)."""
-    actions = [
+    actions: list[Action] = [
         RepositoryRow.sync_status.set(status.value),
         RepositoryRow.updated_at.set(utcnow()),
     ]
@@ -82,6 +84,4 @@ def set_repository_sync_status(
     if synced_at is not None:
         actions.append(RepositoryRow.last_synced_at.set(synced_at))
     with translated(f"repository {repository_id}", on_condition=NotFound):
-        RepositoryRow(id=repository_id).update(
-            actions=actions, condition=RepositoryRow.id.exists()
-        )
+        RepositoryRow(id=repository_id).update(actions=actions, condition=RepositoryRow.id.exists())

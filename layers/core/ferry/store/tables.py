@@ -30,7 +30,7 @@ class RepositoryRow(Model):
     updated_at = UTCDateTimeAttribute()
 
 
-class ApplicationsByRepository(GlobalSecondaryIndex["ApplicationRow"]):
+class ApplicationsByRepository(GlobalSecondaryIndex["ApplicationRow"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by_repository"
         projection = AllProjection()

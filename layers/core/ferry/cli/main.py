@@ -1,0 +1,192 @@
+"""`ferry`: run the local stack, and look at what it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ferry.cli.client import ApiClient, CliError
+
+app = typer.Typer(
+    name="ferry",
+    help="Ferry: GitOps for Docker Compose.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Administrative tasks.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+console = Console()
+errors = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="State folder (default: $FERRY_HOME or ./.ferry).")
+]
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port of the API on 127.0.0.1.")] = 8080,
+    home: HomeOption = None,
+    deploy_timeout: Annotated[
+        int, typer.Option(help="Seconds a deploy may wait for its agent.")
+    ] = 900,
+    heartbeat: Annotated[
+        int, typer.Option(help="Seconds an agent may stay silent mid-deploy.")
+    ] = 60,
+) -> None:
+    """Start the local stack (moto, API, sample app, local agent) and keep it running."""
+    from ferry.local.cloud import LocalOptions
+    from ferry.local.home import default_home
+    from ferry.local.stack import LocalStack
+    from ferry.local.watch import StatusPrinter
+
+    stack = LocalStack(
+        LocalOptions(
+            home=home or default_home(),
+            api_port=port,
+            deploy_timeout_seconds=deploy_timeout,
+            deploy_heartbeat_seconds=heartbeat,
+        ),
+        echo_agent=lambda line: console.print(f"[dim]agent │ {line}[/dim]", highlight=False),
+    )
+    with console.status("Starting the local stack…"):
+        started = time.monotonic()
+        try:
+            state = stack.start()
+        except OSError as exc:
+            _fail(f"could not start: {exc}")
+            return
+    _print_banner(stack, state, time.monotonic() - started)
+
+    stopped = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    printer = StatusPrinter(lambda line: console.print(line, highlight=False))
+    while not stopped.wait(1.0):
+        printer.tick()
+    console.print("Stopping (data is kept)…")
+    stack.stop()
+
+
+def _print_banner(stack: Any, state: Any, seconds: float) -> None:
+    home = stack.home
+    table = Table.grid(padding=(0, 2))
+    table.add_row("API", f"{state.api_url}  (OpenAPI docs: {state.api_url}/docs)")
+    table.add_row("token", state.token)
+    table.add_row("config", str(home / "local.json"))
+    table.add_row("AWS (moto)", stack.cloud.moto.url)
+    table.add_row("agent", f"local  (log: {home / 'logs' / 'agent.log'})")
+    table.add_row("sample repo", str(state.sample_path))
+    table.add_row("sample image", state.sample_image_note)
+    table.add_row(
+        "application",
+        f"{state.sample_application.name}  ({state.sample_application.path} on "
+        f"{state.sample_application.branch})",
+    )
+    table.add_row(
+        "webhook",
+        f'curl -X POST -H "Authorization: Bearer $(cat {home / "sample-webhook.secret"})" '
+        f"{state.api_url}/api/v1/webhooks/repositories/{state.sample_repository.id}",
+    )
+    console.print(f"[bold green]Ferry local stack is up[/bold green] in {seconds:.1f} s")
+    console.print(table)
+    console.print("Ctrl-C stops it; everything is kept under", str(home))
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for the sample deploy.")] = 110,
+    keep: Annotated[bool, typer.Option(help="Keep the demo's state folder.")] = False,
+) -> None:
+    """Run the whole flow once, non-interactively: stack up, sample deployed, summary, exit."""
+    from ferry.local.demo import run_demo
+
+    scratch = home is None
+    folder = home or Path(tempfile.mkdtemp(prefix="ferry-demo-"))
+    try:
+        ok = run_demo(folder, timeout_seconds=timeout, say=typer.echo)
+    finally:
+        if scratch and not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every application: repository, agent, branch, commit, sync and health status, last error."""
+    try:
+        client = ApiClient.from_environment()
+        applications = client.get("/applications")
+        repositories = {r["id"]: r for r in client.get("/repositories")}
+        agents = {a["id"]: a for a in client.get("/agents")}
+    except CliError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(applications, indent=2) + "\n")
+        return
+    table = Table(title="Applications")
+    for column in (
+        "name",
+        "repository",
+        "agent",
+        "branch",
+        "commit",
+        "sync",
+        "health",
+        "last error",
+    ):
+        table.add_column(column)
+    for a in applications:
+        repository = repositories.get(a["repository_id"], {})
+        table.add_row(
+            a["name"],
+            repository.get("url", a["repository_id"]),
+            agents.get(a["agent_id"], {}).get("name", a["agent_id"]),
+            a["branch"],
+            (a["commit"] or "")[:12],
+            a["sync_status"],
+            a["health_status"],
+            a["last_sync_error"] or "",
+        )
+    console.print(table)
+
+
+@admin_app.command("generate-key")
+def generate_key() -> None:
+    """Print a new FERRY_SECRET_KEY / SecretKey (32 random bytes, URL-safe base64)."""
+    from ferry.security.crypto import generate_key as new_key
+
+    print(new_key())
+
+
+def main() -> None:
+    # The local stack runs the Lambda handlers in this process: keep their JSON logs to warnings
+    # unless asked (FERRY_LOG_LEVEL=INFO), so the terminal shows what a person wants to read.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("FERRY_LOG_LEVEL", "WARNING"))
+    app()

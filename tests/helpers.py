@@ -1,0 +1,195 @@
+"""Test helpers: polling with a deadline, API shortcuts, real git commits, a scripted agent."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+
+from ferry.domain.messages import DeployMessage
+from ferry.local.sample import commit_file
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout: float = 30, what: str = "condition") -> T:
+    """Call `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def compose(image: str = "ferry-local/busybox:latest", greeting: str = "hi") -> str:
+    return f"""services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "echo '{greeting}' > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
+"""
+
+
+def commit(repo: Path, path: str, content: str, message: str = "change") -> str:
+    return commit_file(repo, path, content, message)
+
+
+def create_repository(api: httpx.Client, repo: Path, sync_type: str = "webhook") -> dict[str, Any]:
+    response = api.post("/repositories", json={"url": f"file://{repo}", "sync_type": sync_type})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def create_agent(api: httpx.Client, name: str) -> dict[str, Any]:
+    response = api.post("/agents", json={"name": name})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def create_application(
+    api: httpx.Client,
+    *,
+    name: str,
+    repository_id: str,
+    agent_id: str,
+    path: str = "app/compose.yaml",
+) -> dict[str, Any]:
+    response = api.post(
+        "/applications",
+        json={
+            "name": name,
+            "repository_id": repository_id,
+            "agent_id": agent_id,
+            "branch": "main",
+            "path": path,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def get_application(api: httpx.Client, application_id: str) -> dict[str, Any]:
+    response = api.get(f"/applications/{application_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def events(api: httpx.Client, application_id: str) -> list[dict[str, Any]]:
+    response = api.get(f"/applications/{application_id}/events")
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def wait_for_status(
+    api: httpx.Client,
+    application_id: str,
+    *statuses: str,
+    commit: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        application = get_application(api, application_id)
+        if application["sync_status"] in statuses and (
+            commit is None or application["commit"] == commit
+        ):
+            return application
+        return None
+
+    return wait_for(probe, timeout=timeout, what=f"{application_id} to be {statuses} at {commit}")
+
+
+def push_webhook(
+    api_url: str, repository_id: str, secret: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{api_url}/api/v1/webhooks/repositories/{repository_id}",
+        headers={"Authorization": f"Bearer {secret}"},
+        json=body if body is not None else {},
+        timeout=10,
+    )
+
+
+def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
+    """Wait until no sync job is queued or in flight and the repository is not syncing."""
+    from ferry.domain.models import RepositorySyncStatus
+    from ferry.settings import get_settings
+    from ferry.store.repositories import get_repository
+
+    sqs = boto3.client("sqs")
+
+    def idle() -> bool:
+        counts = sqs.get_queue_attributes(
+            QueueUrl=get_settings().sync_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            all(int(value) == 0 for value in counts.values())
+            and get_repository(repository_id).sync_status is not RepositorySyncStatus.SYNCING
+        )
+
+    wait_for(idle, timeout=timeout, what=f"repository {repository_id} to be idle")
+
+
+def agent_queue_url(agent_id: str) -> str:
+    from ferry.store.agents import get_agent
+
+    return get_agent(agent_id).queue_url
+
+
+class ScriptedAgent:
+    """Speaks the agent's side of the protocol (queue + task token) without Docker, so the
+    state machine's paths can be driven one by one. The real agent is tested in tests/e2e."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+        self.sqs = boto3.client("sqs")
+        self.sfn = boto3.client("stepfunctions")
+
+    def take(self, timeout: float = 20) -> DeployMessage:
+        def receive() -> DeployMessage | None:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                return None
+            self.sqs.delete_message(
+                QueueUrl=self.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"]
+            )
+            return DeployMessage.model_validate_json(messages[0]["Body"])
+
+        return wait_for(receive, timeout=timeout, what="a deploy job")
+
+    def answer(self, message: DeployMessage, output: dict[str, Any]) -> None:
+        self.sfn.send_task_success(taskToken=message.task_token, output=json.dumps(output))
+
+    def succeed(self, message: DeployMessage, health: str = "healthy") -> None:
+        job = message.job
+        self.answer(
+            message,
+            {
+                "request_id": job.request_id,
+                "application_id": job.application_id,
+                "success": True,
+                "health": health,
+                "containers": [{"name": f"{job.project_name}-web-1", "state": "running"}],
+            },
+        )
+
+    def fail(self, message: DeployMessage, error: str) -> None:
+        job = message.job
+        self.answer(
+            message,
+            {
+                "request_id": job.request_id,
+                "application_id": job.application_id,
+                "success": False,
+                "error_message": error,
+            },
+        )

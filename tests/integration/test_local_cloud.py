@@ -1,0 +1,90 @@
+"""The embedded local cloud itself: handlers run in-process through moto's Lambda API, and the
+SQS poller behaves like an event source mapping (partial failures, dead-letter queue)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from ferry.local.poller import QueuePoller
+from ferry.local.stack import LocalStack
+
+
+def _function(stack: LocalStack, logical_id: str) -> str:
+    return stack.cloud.physical_ids[logical_id]
+
+
+def test_lambda_invoke_runs_the_handler_in_process(stack: LocalStack) -> None:
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/api/v1/health",
+        "rawQueryString": "",
+        "headers": {"host": "example.com"},
+        "requestContext": {
+            "http": {
+                "method": "GET",
+                "path": "/api/v1/health",
+                "sourceIp": "127.0.0.1",
+                "protocol": "HTTP/1.1",
+                "userAgent": "test",
+            },
+            "stage": "$default",
+        },
+        "isBase64Encoded": False,
+    }
+    response = boto3.client("lambda").invoke(
+        FunctionName=_function(stack, "ApiFunction"), Payload=json.dumps(event).encode()
+    )
+    payload = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response
+    assert payload["statusCode"] == 200
+    assert json.loads(payload["body"])["status"] == "ok"
+
+
+def test_lambda_handler_exception_becomes_function_error_named_after_class(
+    stack: LocalStack,
+) -> None:
+    response = boto3.client("lambda").invoke(
+        FunctionName=_function(stack, "MarkInProgressFunction"), Payload=b'{"nonsense": true}'
+    )
+    assert response["FunctionError"]
+    assert json.loads(response["Payload"].read())["errorType"] == "ValidationError"
+
+
+def test_poller_failed_record_is_retried_then_dead_lettered(stack: LocalStack) -> None:
+    sqs = boto3.client("sqs")
+    dead = sqs.create_queue(QueueName="poller-test-dlq")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue = sqs.create_queue(
+        QueueName="poller-test",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "2"}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    poller = QueuePoller(
+        queue_url=queue,
+        queue_arn=queue_arn,
+        function_name=_function(stack, "SyncWorkerFunction"),
+        batch_size=10,
+        report_batch_item_failures=True,
+        region="us-east-1",
+    )
+    sqs.send_message(QueueUrl=queue, MessageBody="not a sync job")
+    sqs.send_message(
+        QueueUrl=queue,
+        MessageBody=json.dumps({"repository_id": "repo_gone", "origin": "manual"}),
+    )
+
+    handled = poller.poll_once() + poller.poll_once() + poller.poll_once()
+
+    assert handled == 1  # the job for a deleted repository is done; the garbage is not
+    moved = sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10).get("Messages", [])
+    assert [m["Body"] for m in moved] == ["not a sync job"]

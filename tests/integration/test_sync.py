@@ -1,0 +1,276 @@
+"""Repository sync (layer 1) against the local stack: one path, resolved once per branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from ferry.domain.messages import SyncJob
+from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, SyncOrigin
+from ferry.git import open_source
+from ferry.local.stack import LocalStack
+from ferry.store.applications import get_application as stored_application
+from ferry.store.applications import list_repository_applications
+from ferry.store.events import list_events
+from ferry.store.repositories import get_repository
+from ferry.sync import AppSyncResult, run_sync_job, sync_applications
+from tests.helpers import (
+    ScriptedAgent,
+    agent_queue_url,
+    commit,
+    compose,
+    create_agent,
+    create_application,
+    create_repository,
+    events,
+    push_webhook,
+    wait_for,
+    wait_for_idle_sync,
+    wait_for_status,
+)
+
+
+@pytest.fixture
+def synced_app(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict, ScriptedAgent]:
+    """An application deployed once (by a scripted agent) at the repository's first commit."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    )
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced")
+    return repository, application, scripted
+
+
+def _executions_of(application_id: str, stack: LocalStack) -> list[str]:
+    sfn = boto3.client("stepfunctions")
+    names = [
+        e["name"]
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=stack.cloud.deploy_state_machine_arn
+        )
+        for e in page["executions"]
+    ]
+    return [n for n in names if n.startswith(application_id)]
+
+
+def test_sync_unchanged_compose_records_no_change_without_deploy(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, synced_app: tuple
+) -> None:
+    repository, application, _scripted = synced_app
+    before = _executions_of(application["id"], stack)
+    head = commit(git_repo, "README.md", "docs only\n", "docs")
+
+    response = push_webhook(
+        stack.api_url,
+        repository["id"],
+        repository["webhook_secret"],
+        {"branch": "main", "commit": head},
+    )
+    assert response.status_code == 202
+
+    no_change = wait_for(
+        lambda: [e for e in events(api, application["id"]) if e["status"] == "no_change"],
+        what="a no_change event",
+    )
+    assert no_change[0]["commit"] == head
+    current = wait_for_status(api, application["id"], "synced", commit=head)
+    assert current["last_sync_error"] is None
+    assert _executions_of(application["id"], stack) == before
+
+
+def test_sync_changed_compose_redeploys_at_new_commit(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, synced_app: tuple
+) -> None:
+    repository, application, scripted = synced_app
+    first = stored_application(application["id"]).compose_file
+    head = commit(git_repo, "app/compose.yaml", compose(greeting="v2"), "v2")
+
+    assert (
+        push_webhook(stack.api_url, repository["id"], repository["webhook_secret"]).status_code
+        == 202
+    )
+    message = scripted.take()
+    assert message.job.commit == head
+    assert "v2" in message.job.compose_file
+    recorded = stored_application(application["id"])
+    assert (recorded.previous_compose_file, recorded.commit) == (first, head)
+
+    scripted.succeed(message)
+    wait_for_status(api, application["id"], "synced", commit=head)
+    assert get_repository(repository["id"]).sync_status is RepositorySyncStatus.SUCCESS
+
+
+def test_sync_polling_at_recorded_commit_does_nothing_and_keeps_error(
+    api: httpx.Client, synced_app: tuple
+) -> None:
+    from ferry.status import update_application_status
+
+    repository, application, _scripted = synced_app
+    update_application_status(application["id"], {"last_sync_error": "earlier failure"})
+    app = stored_application(application["id"])
+    before = list_events(app.id)
+    resolved: list[str] = []
+
+    def resolve(branch: str) -> CommitInfo:
+        resolved.append(branch)
+        return CommitInfo(sha=app.commit or "", message="same")
+
+    report = sync_applications(
+        get_repository(repository["id"]),
+        [app],
+        resolve,
+        SyncOrigin.REPOSITORY_POLLING,
+        source=open_source(get_repository(repository["id"])),
+        trigger_id="job_poll",
+    )
+
+    assert report.applications == {app.id: AppSyncResult.UP_TO_DATE}
+    assert resolved == ["main"]
+    assert list_events(app.id) == before
+    assert stored_application(app.id).last_sync_error == "earlier failure"
+
+
+def test_sync_failing_branch_records_failure_and_other_branch_proceeds(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    good = create_application(
+        api, name=f"good-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    )
+    ghost = api.post(
+        "/applications",
+        json={
+            "name": f"ghost-{unique}",
+            "repository_id": repository["id"],
+            "agent_id": agent["id"],
+            "branch": "ghost",
+            "path": "app/compose.yaml",
+        },
+    ).json()
+
+    wait_for_idle_sync(repository["id"])  # the creations' own syncs go first
+    report = run_sync_job(SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL))
+
+    assert report is not None
+    assert report.status is RepositorySyncStatus.FAILED
+    assert report.applications[good["id"]] in (AppSyncResult.DEPLOYING, AppSyncResult.NO_CHANGE)
+    assert report.applications[ghost["id"]] is AppSyncResult.FAILED
+    stored = get_repository(repository["id"])
+    assert stored.sync_status is RepositorySyncStatus.FAILED
+    assert stored.last_sync_error is not None and "branch ghost" in stored.last_sync_error
+    failed = [e for e in list_events(ghost["id"]) if e.status.value == "failed"]
+    assert failed and "does not exist" in (failed[0].error or "")
+
+
+def test_sync_missing_compose_file_marks_application_out_of_sync(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api,
+        name=f"app-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        path="elsewhere/compose.yaml",
+    )
+    done = wait_for_status(api, application["id"], "out_of_sync")
+    assert "elsewhere/compose.yaml does not exist" in done["last_sync_error"]
+
+    def failed() -> Repository | None:
+        current = get_repository(repository["id"])
+        return current if current.sync_status is RepositorySyncStatus.FAILED else None
+
+    repo = wait_for(failed, what="repository failed")
+    assert repo.last_sync_error is not None and f"app-{unique}" in repo.last_sync_error
+
+
+def test_sync_repository_without_applications_ends_success(
+    api: httpx.Client, git_repo: Path
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    wait_for_idle_sync(repository["id"])  # the creations' own syncs go first
+    report = run_sync_job(SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL))
+    assert report is not None and report.status is RepositorySyncStatus.SUCCESS
+    stored = get_repository(repository["id"])
+    assert stored.sync_status is RepositorySyncStatus.SUCCESS
+    assert stored.last_synced_at is not None
+
+
+def test_sync_same_job_twice_starts_one_deploy(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    )
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced")
+    head = commit(git_repo, "app/compose.yaml", compose(greeting="again"))
+    job = SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL)
+
+    wait_for_idle_sync(repository["id"])
+    first = run_sync_job(job)
+    second = run_sync_job(job)
+
+    assert first is not None and second is not None
+    assert first.deploy_requests[application["id"]].startswith(f"{application['id']}-{head[:12]}")
+    assert application["id"] not in second.deploy_requests
+    deploys = [n for n in _executions_of(application["id"], stack) if head[:12] in n]
+    assert deploys == [first.deploy_requests[application["id"]]]
+
+
+def test_sync_resolves_each_branch_once_and_skips_empty_branches(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    agent = create_agent(api, f"host-{unique}")
+    for index in range(3):
+        create_application(
+            api, name=f"app{index}-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+        )
+    empty = api.post(
+        "/applications",
+        json={
+            "name": f"nobranch-{unique}",
+            "repository_id": repository["id"],
+            "agent_id": agent["id"],
+            "branch": "",
+            "path": "app/compose.yaml",
+        },
+    ).json()
+    wait_for_idle_sync(repository["id"])
+    repo = get_repository(repository["id"])
+    source = open_source(repo)
+    calls: list[str] = []
+
+    def resolve(branch: str) -> CommitInfo:
+        calls.append(branch)
+        return source.latest_commit(branch)
+
+    report = sync_applications(
+        repo,
+        list_repository_applications(repo.id),
+        resolve,
+        SyncOrigin.MANUAL,
+        source=source,
+        trigger_id=f"job_{unique}",
+    )
+    assert calls == ["main"]
+    assert empty["id"] not in report.applications
+    assert len(report.applications) == 3

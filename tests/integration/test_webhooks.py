@@ -1,0 +1,112 @@
+"""The generic webhook: verify, then queue; a bad delivery queues nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from ferry.local.stack import LocalStack
+from tests.helpers import (
+    commit,
+    compose,
+    create_agent,
+    create_application,
+    create_repository,
+    events,
+    push_webhook,
+    wait_for,
+)
+
+
+def _setup(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict, str]:
+    head = commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    )
+    # The application's first sync (from its creation) settles before the webhook is tried.
+    wait_for(
+        lambda: api.get(f"/repositories/{repository['id']}").json()["sync_status"] == "success",
+        what="first sync",
+    )
+    return repository, application, head
+
+
+def test_webhook_with_wrong_or_missing_secret_answers_401_and_queues_nothing(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    repository, application, _head = _setup(api, git_repo, unique)
+    before = events(api, application["id"])
+    synced_at = api.get(f"/repositories/{repository['id']}").json()["last_synced_at"]
+
+    wrong = push_webhook(stack.api_url, repository["id"], "not-the-secret")
+    missing = httpx.post(
+        f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}", json={}
+    )
+    basic = httpx.post(
+        f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}",
+        headers={"Authorization": f"Basic {repository['webhook_secret']}"},
+    )
+
+    assert (wrong.status_code, missing.status_code, basic.status_code) == (401, 401, 401)
+    # Give a wrongly queued job time to surface before asserting that none was.
+    stack.cloud.pollers[0].poll_once(wait_seconds=1)
+    assert events(api, application["id"]) == before
+    assert api.get(f"/repositories/{repository['id']}").json()["last_synced_at"] == synced_at
+
+
+def test_webhook_for_unknown_repository_answers_404(stack: LocalStack) -> None:
+    response = push_webhook(stack.api_url, "repo_missing", "x")
+    assert response.status_code == 404
+
+
+def test_webhook_with_bad_body_answers_400(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    repository, _application, _head = _setup(api, git_repo, unique)
+    url = f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}"
+    auth = {"Authorization": f"Bearer {repository['webhook_secret']}"}
+    for body in (
+        b"not json",
+        b"[1, 2]",
+        b'{"ref": "refs/tags/v1"}',
+        b'{"branch": "main", "commit": "abc"}',
+        b'{"commit": "' + b"a" * 40 + b'"}',
+    ):
+        response = httpx.post(
+            url, headers={**auth, "Content-Type": "application/json"}, content=body
+        )
+        assert response.status_code == 400, body
+        assert response.json()["detail"]
+
+
+def test_webhook_for_manual_repository_answers_400(
+    stack: LocalStack, api: httpx.Client, git_repo: Path
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    response = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    assert response.status_code == 400
+    assert "manual" in response.json()["detail"]
+
+
+def test_webhook_with_secret_answers_202_with_job_and_syncs(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    repository, application, head = _setup(api, git_repo, unique)
+    response = push_webhook(
+        stack.api_url,
+        repository["id"],
+        repository["webhook_secret"],
+        {"ref": "refs/heads/main", "commit": head},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["job_id"].startswith("job_")
+    assert (body["branch"], body["commit"]) == ("main", head)
+    wait_for(
+        lambda: any(e["source"] == "repository_webhook" for e in events(api, application["id"])),
+        what="the webhook's sync event",
+    )

@@ -102,6 +102,12 @@ class Worker:
             self._reject_malformed(message, exc)
             return
         job = deploy_message.job
+        if not self.task_is_alive(deploy_message.task_token):
+            # Its execution already ended (e.g. timed out while no agent ran): deploying now
+            # would change the host behind the control plane's back.
+            log.warning("dropping job %s: its deploy has already ended", job.request_id)
+            self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=receipt_handle)
+            return
         log.info("deploying %s (%s) at %s", job.application_name, job.project_name, job.commit[:12])
         with Heartbeat(self, deploy_message.task_token, receipt_handle, job.heartbeat_seconds / 3):
             result = self.deploy(job)
@@ -139,6 +145,16 @@ class Worker:
             if code not in _ENDED_TASK_ERRORS:
                 raise
             log.warning("deploy %s had already ended (%s)", result.request_id, code)
+
+    def task_is_alive(self, task_token: str) -> bool:
+        """Whether the deploy still waits for us (a first heartbeat doubles as the check)."""
+        try:
+            self.sfn.send_task_heartbeat(taskToken=task_token)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _ENDED_TASK_ERRORS:
+                return False
+            raise
+        return True
 
     def beat(self, task_token: str, receipt_handle: str, every_seconds: float) -> None:
         try:

@@ -67,6 +67,14 @@ def up(
         ),
         echo_agent=lambda line: console.print(f"[dim]agent │ {line}[/dim]", highlight=False),
     )
+    # Ctrl-C from here on means "stop cleanly", also while the stack is still starting.
+    stopped = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     with console.status("Starting the local stack…"):
         started = time.monotonic()
         try:
@@ -75,14 +83,6 @@ def up(
             _fail(f"could not start: {exc}")
             return
     _print_banner(stack, state, time.monotonic() - started)
-
-    stopped = threading.Event()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     printer = StatusPrinter(lambda line: console.print(line, highlight=False))
     while not stopped.wait(1.0):
         printer.tick()
@@ -175,6 +175,25 @@ def status(
             a["last_sync_error"] or "",
         )
     console.print(table)
+
+
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+admin_app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")] = "admin",
+) -> None:
+    """Mint an API token straight in the tokens table (AWS credentials of the deployment, or the
+    FERRY_API_TOKENS_TABLE / AWS_* environment); prints it once."""
+    from ferry.errors import FerryError
+    from ferry.store.tokens import create_api_token
+
+    try:
+        print(create_api_token(name))
+    except FerryError as exc:
+        _fail(str(exc))
 
 
 @admin_app.command("generate-key")

@@ -1,0 +1,42 @@
+"""End-to-end fixtures: the real agent process on the session's local stack, and cleanup of the
+containers the tests deployed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from ferry.local.agent_process import AgentProcess
+from ferry.local.stack import LocalStack
+
+
+def remove_deployed_projects(application_ids: set[str]) -> None:
+    """Remove containers (and compose default networks) of the given applications."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env()
+    projects: set[str] = set()
+    for container in client.containers.list(all=True, filters={"label": "ferry.application-id"}):
+        if container.labels.get("ferry.application-id") in application_ids:
+            projects.add(container.labels.get("com.docker.compose.project", ""))
+            container.remove(force=True)
+    for project in projects - {""}:
+        for network in client.networks.list(names=[f"{project}_default"]):
+            with contextlib.suppress(docker.errors.APIError):  # still used by another run
+                network.remove()
+
+
+@pytest.fixture(scope="session")
+def local_agent(stack: LocalStack) -> Iterator[AgentProcess]:
+    """The real `ferry-agent` process serving the stack's `local` agent."""
+    from ferry.store.applications import list_applications
+
+    if stack.agent is None or not stack.agent.running:
+        stack.start_local_agent()
+    assert stack.agent is not None
+    yield stack.agent
+    stack.agent.stop()
+    remove_deployed_projects({a.id for a in list_applications()})

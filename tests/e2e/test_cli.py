@@ -1,0 +1,141 @@
+"""The two quick-start paths as a user runs them: `ferry demo` and `ferry up` (with a restart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ferry.local.moto_server import free_port
+from tests.helpers import wait_for
+
+FERRY = str(Path(sys.executable).parent / "ferry")
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "AWS_", "MOTO_"))
+    }
+    environment.update(extra)
+    return environment
+
+
+@pytest.mark.docker
+def test_demo_deploys_sample_and_prints_the_deploy_path(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [FERRY, "demo", "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=_environment(),
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert "hello: synced, healthy" in out
+    assert "MarkInProgress → DispatchToAgent → ApplyDeployResult (SUCCEEDED)" in out
+    assert "project label hello" in out
+    assert out.rstrip().splitlines()[-1].strip().startswith("OK")
+
+
+def test_demo_without_docker_says_so_and_ends_out_of_sync(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [FERRY, "demo", "--home", str(tmp_path / "home"), "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=_environment(DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock"),
+    )
+    out = completed.stdout
+    assert completed.returncode == 1, out + completed.stderr
+    assert "no Docker daemon answers" in out
+    assert "hello: out_of_sync" in out
+    assert "Docker daemon not reachable" in out
+    assert "NOT SYNCED" in out
+
+
+def _start_up(home: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [FERRY, "up", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_environment(DOCKER_HOST=f"unix://{home}/no-docker.sock"),
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out
+    return out
+
+
+def _api(home: Path) -> httpx.Client:
+    saved = json.loads((home / "local.json").read_text())
+    return httpx.Client(
+        base_url=f"{saved['api_url']}/api/v1",
+        headers={"Authorization": f"Bearer {saved['token']}"},
+        timeout=10,
+    )
+
+
+def test_up_keeps_data_across_restart_and_ends_interrupted_deploys(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    process = _start_up(home, port)
+    try:
+        wait_for(lambda: (home / "local.json").exists(), timeout=60, what="local.json")
+        with _api(home) as api:
+            application = wait_for(
+                lambda: [
+                    a for a in api.get("/applications").json() if a["sync_status"] == "out_of_sync"
+                ],
+                timeout=60,
+                what="the sample's first deploy to end",
+            )[0]
+            before = {path: api.get(path).json() for path in ("/repositories", "/agents")}
+    finally:
+        out = _stop(process)
+    assert "Ferry local stack is up" in out
+    assert json.loads((home / "local.json").read_text())["api_url"] == f"http://127.0.0.1:{port}"
+
+    # As if the stack had died mid-deploy: the snapshot holds the application as syncing.
+    snapshot_path = home / "state" / "tables.json"
+    snapshot = json.loads(snapshot_path.read_text())
+    for item in snapshot["ApplicationsTable"]:
+        if item["id"]["S"] == application["id"]:
+            item["sync_status"] = {"S": "syncing"}
+    snapshot_path.write_text(json.dumps(snapshot))
+
+    process = _start_up(home, port)
+    try:
+        wait_for(
+            lambda: (
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200
+                if _port_open(port)
+                else None
+            ),
+            timeout=60,
+            what="the API after restart",
+        )
+        with _api(home) as api:
+            after = {path: api.get(path).json() for path in ("/repositories", "/agents")}
+            restored = api.get(f"/applications/{application['id']}").json()
+    finally:
+        _stop(process)
+    assert [r["id"] for r in after["/repositories"]] == [r["id"] for r in before["/repositories"]]
+    assert [a["id"] for a in after["/agents"]] == [a["id"] for a in before["/agents"]]
+    assert restored["sync_status"] == "out_of_sync"
+    assert restored["last_sync_error"] == "interrupted by restart"
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -30,7 +30,9 @@ class AgentProcess:
         self._pump: threading.Thread | None = None
 
     def start(self) -> None:
-        environment = dict(os.environ)
+        # The agent gets its own configuration only: never the control plane's FERRY_* settings
+        # (FERRY_SECRET_KEY among them) that the local stack keeps in its own environment.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
         environment.update(
             {
                 "FERRY_API_URL": self.api_url,

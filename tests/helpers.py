@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import boto3
 import httpx
 
-from ferry.domain.messages import DeployMessage
+from ferry.domain.messages import DeployJob, DeployMessage, UndeployJob
 from ferry.local.sample import commit_file
 
 T = TypeVar("T")
+J = TypeVar("J")
+
+
+@dataclass(frozen=True)
+class Taken(Generic[J]):
+    """A job a scripted agent took off its queue, with the task token to answer."""
+
+    task_token: str
+    job: J
 
 
 def wait_for(probe: Callable[[], T | None], *, timeout: float = 30, what: str = "condition") -> T:
@@ -84,7 +94,7 @@ def get_application(api: httpx.Client, application_id: str) -> dict[str, Any]:
 def events(api: httpx.Client, application_id: str) -> list[dict[str, Any]]:
     response = api.get(f"/applications/{application_id}/events")
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["items"])
 
 
 def wait_for_status(
@@ -152,7 +162,7 @@ class ScriptedAgent:
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
 
-    def take(self, timeout: float = 20) -> DeployMessage:
+    def _take(self, timeout: float) -> DeployMessage:
         def receive() -> DeployMessage | None:
             messages = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
@@ -164,12 +174,22 @@ class ScriptedAgent:
             )
             return DeployMessage.model_validate_json(messages[0]["Body"])
 
-        return wait_for(receive, timeout=timeout, what="a deploy job")
+        return wait_for(receive, timeout=timeout, what="a job")
 
-    def answer(self, message: DeployMessage, output: dict[str, Any]) -> None:
+    def take(self, timeout: float = 20) -> Taken[DeployJob]:
+        message = self._take(timeout)
+        assert isinstance(message.job, DeployJob), message
+        return Taken(task_token=message.task_token, job=message.job)
+
+    def take_removal(self, timeout: float = 20) -> Taken[UndeployJob]:
+        message = self._take(timeout)
+        assert isinstance(message.job, UndeployJob), message
+        return Taken(task_token=message.task_token, job=message.job)
+
+    def answer(self, message: Taken[Any], output: dict[str, Any]) -> None:
         self.sfn.send_task_success(taskToken=message.task_token, output=json.dumps(output))
 
-    def succeed(self, message: DeployMessage, health: str = "healthy") -> None:
+    def succeed(self, message: Taken[DeployJob], health: str = "healthy") -> None:
         job = message.job
         self.answer(
             message,
@@ -182,7 +202,7 @@ class ScriptedAgent:
             },
         )
 
-    def fail(self, message: DeployMessage, error: str) -> None:
+    def fail(self, message: Taken[Any], error: str) -> None:
         job = message.job
         self.answer(
             message,

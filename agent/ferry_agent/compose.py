@@ -153,6 +153,41 @@ class ComposeRunner:
         self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up")
         return self.snapshot(client, job.project_name)
 
+    def remove(self, project_name: str) -> None:
+        """Tear the project down (`down --remove-orphans`) and delete its folder.
+
+        Uses the files written at deploy time; without them (never deployed here, or the folder
+        was lost) the project's containers are removed by their compose label instead.
+        """
+        client = self._docker()
+        folder = self.project_dir(project_name)
+        overrides = sorted(folder.rglob(OVERRIDE_NAME)) if folder.exists() else []
+        if overrides:
+            override = overrides[0]
+            compose_files = [
+                p
+                for p in override.parent.iterdir()
+                if p.suffix in (".yaml", ".yml") and p != override
+            ]
+            arguments = [
+                *compose_command(),
+                "--project-name",
+                project_name,
+                "--project-directory",
+                str(override.parent),
+            ]
+            for path in compose_files:
+                arguments += ["-f", str(path)]
+            arguments += ["-f", str(override), "down", "--remove-orphans"]
+            self._run(arguments, "docker compose down")
+        else:
+            for container in client.containers.list(
+                all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"}
+            ):
+                container.remove(force=True)
+        if folder.exists():
+            shutil.rmtree(folder)
+
     def snapshot(self, client: docker.DockerClient, project_name: str) -> Snapshot:
         """Containers of the project and their settled health (waits while checks start)."""
         deadline = time.monotonic() + self.health_wait_seconds

@@ -18,6 +18,20 @@ class ControlPlaneError(Exception):
     """The API refused us or could not be reached."""
 
 
+def send_heartbeat(api_url: str, token: str, timeout: float = 10.0) -> None:
+    """Tell the control plane this agent is alive (it is listed offline otherwise)."""
+    try:
+        response = httpx.post(
+            f"{api_url.rstrip('/')}/api/v1/agent/heartbeat",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise ControlPlaneError(f"cannot reach the Ferry API at {api_url}: {exc}") from exc
+    if response.status_code != 204:
+        raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
+
+
 def fetch_session(api_url: str, token: str, timeout: float = 10.0) -> Session:
     """Exchange the agent token for the agent's session (its queue and region)."""
     try:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig
-from ferry_agent.control_plane import ControlPlaneError, Session, fetch_session
+from ferry_agent.control_plane import ControlPlaneError, Session, fetch_session, send_heartbeat
 from ferry_agent.images import ImageUnavailable, build_local_busybox
 from ferry_agent.worker import Worker
 
@@ -57,7 +57,12 @@ def run() -> None:
         timeout_seconds=config.compose_timeout_seconds,
         health_wait_seconds=config.health_wait_seconds,
     )
-    worker = Worker(session, runner, poll_wait_seconds=config.poll_wait_seconds)
+    worker = Worker(
+        session,
+        runner,
+        poll_wait_seconds=config.poll_wait_seconds,
+        contact=lambda: send_heartbeat(config.api_url, config.agent_token),
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         if not worker.busy.is_set():

@@ -10,14 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from ferry.domain.messages import DeployJob, DeployMessage, DeployResult
+from ferry.domain.messages import (
+    DeployJob,
+    DeployMessage,
+    DeployResult,
+    UndeployJob,
+    UndeployResult,
+)
 from ferry.domain.models import HealthStatus
 from ferry_agent.compose import ComposeRunner, DeployError
 from ferry_agent.control_plane import Session
@@ -54,13 +61,23 @@ class Heartbeat:
             self._worker.beat(self._task_token, self._receipt_handle, self._every)
 
 
+CONTACT_EVERY_SECONDS = 30.0
+
+
 class Worker:
     def __init__(
-        self, session: Session, runner: ComposeRunner, *, poll_wait_seconds: int = 20
+        self,
+        session: Session,
+        runner: ComposeRunner,
+        *,
+        poll_wait_seconds: int = 20,
+        contact: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
         self.runner = runner
         self.poll_wait_seconds = poll_wait_seconds
+        self.contact = contact  # "still alive" to the control plane
+        self._last_contact = 0.0
         client_options: dict[str, Any] = {"region_name": session.region}
         if session.aws_endpoint_url:
             client_options["endpoint_url"] = session.aws_endpoint_url
@@ -72,11 +89,21 @@ class Worker:
     def run_forever(self) -> None:
         log.info("agent %s taking jobs from %s", self.session.name, self.session.queue_url)
         while not self.stopping.is_set():
+            self.keep_in_contact()
             try:
                 self.poll_once()
             except (BotoCoreError, ClientError) as exc:
                 log.warning("queue unavailable (%s); retrying in 5 s", exc)
                 self.stopping.wait(5)
+
+    def keep_in_contact(self) -> None:
+        if self.contact is None or time.monotonic() - self._last_contact < CONTACT_EVERY_SECONDS:
+            return
+        try:
+            self.contact()
+            self._last_contact = time.monotonic()
+        except Exception as exc:  # the control plane being away must not stop deploys
+            log.warning("could not reach the control plane: %s", exc)
 
     def poll_once(self) -> int:
         """Receive at most one job and handle it; returns how many were handled."""
@@ -108,14 +135,22 @@ class Worker:
             log.warning("dropping job %s: its deploy has already ended", job.request_id)
             self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=receipt_handle)
             return
-        log.info("deploying %s (%s) at %s", job.application_name, job.project_name, job.commit[:12])
+        result: DeployResult | UndeployResult
         with Heartbeat(self, deploy_message.task_token, receipt_handle, job.heartbeat_seconds / 3):
-            result = self.deploy(job)
+            if isinstance(job, UndeployJob):
+                log.info("removing %s", job.project_name)
+                result = self.undeploy(job)
+            else:
+                log.info(
+                    "deploying %s (%s) at %s",
+                    job.application_name,
+                    job.project_name,
+                    job.commit[:12],
+                )
+                result = self.deploy(job)
         self.answer(deploy_message.task_token, result)
         self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=receipt_handle)
-        log.info(
-            "%s: %s", job.application_name, "deployed" if result.success else result.error_message
-        )
+        log.info("%s: %s", job.project_name, "done" if result.success else result.error_message)
 
     def deploy(self, job: DeployJob) -> DeployResult:
         try:
@@ -137,7 +172,21 @@ class Worker:
             image_digests=snapshot.image_digests,
         )
 
-    def answer(self, task_token: str, result: DeployResult) -> None:
+    def undeploy(self, job: UndeployJob) -> UndeployResult:
+        try:
+            self.runner.remove(job.project_name)
+        except DeployError as exc:
+            return UndeployResult(
+                request_id=job.request_id,
+                application_id=job.application_id,
+                success=False,
+                error_message=str(exc),
+            )
+        return UndeployResult(
+            request_id=job.request_id, application_id=job.application_id, success=True
+        )
+
+    def answer(self, task_token: str, result: DeployResult | UndeployResult) -> None:
         try:
             self.sfn.send_task_success(taskToken=task_token, output=result.model_dump_json())
         except ClientError as exc:

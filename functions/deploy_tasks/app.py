@@ -1,4 +1,7 @@
-"""The deploy state machine's Lambda tasks. An exception's class name is the error ASL catches."""
+"""The deploy and undeploy state machines' Lambda tasks.
+
+An exception's class name is the error name the state machines catch.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry import deploys
+from ferry import deploys, removal
 
 logger = Logger()
 
@@ -20,3 +23,8 @@ def mark_in_progress(event: dict[str, Any], context: LambdaContext) -> dict[str,
 @logger.inject_lambda_context
 def apply_deploy_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return deploys.apply_deploy_result(event)
+
+
+@logger.inject_lambda_context
+def apply_undeploy_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return removal.apply_undeploy_result(event)

@@ -1,4 +1,4 @@
-"""SecretBox: AES-256-GCM encryption at rest of short strings."""
+"""Encryption at rest and the blind name index (ferry.security.crypto)."""
 
 from __future__ import annotations
 
@@ -7,97 +7,96 @@ import base64
 import pytest
 
 from ferry.errors import PermanentError
-from ferry.security.crypto import SecretBox, generate_key
+from ferry.security.crypto import Keyring, MasterKey, UnknownKey, generate_key, normalize_name
 
 
 @pytest.fixture
-def box() -> SecretBox:
-    return SecretBox(generate_key())
+def keyring() -> Keyring:
+    return Keyring(generate_key())
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode()
+def test_keyring_round_trip_returns_plaintext(keyring: Keyring) -> None:
+    for text in ("", "webhook-secret", "services:\n  web:\n    image: x\n", "ünïcødé ✓"):
+        assert keyring.decrypt(keyring.encrypt(text)) == text
 
 
-@pytest.mark.parametrize("plaintext", ["", "hunter2", "services:\n  web:\n    image: x\n", "ünï ✓"])
-def test_secret_box_round_trip_returns_plaintext(box: SecretBox, plaintext: str) -> None:
-    sealed = box.encrypt(plaintext)
-
-    assert sealed.startswith("v1.")
-    assert box.decrypt(sealed) == plaintext
-
-
-def test_secret_box_ciphertext_hides_plaintext(box: SecretBox) -> None:
-    assert "hunter2" not in box.encrypt("hunter2")
-
-
-def test_secret_box_same_plaintext_twice_different_ciphertexts(box: SecretBox) -> None:
-    first, second = box.encrypt("same"), box.encrypt("same")
-
+def test_keyring_encrypt_same_text_twice_differs(keyring: Keyring) -> None:
+    first, second = keyring.encrypt("same"), keyring.encrypt("same")
     assert first != second
-    assert box.decrypt(first) == box.decrypt(second) == "same"
+    assert "same" not in first
 
 
-def test_secret_box_tampered_ciphertext_raises_permanent_error(box: SecretBox) -> None:
-    sealed = box.encrypt("hunter2")
-    raw = bytearray(base64.urlsafe_b64decode(sealed[len("v1.") :]))
-    raw[-1] ^= 0x01
+def test_keyring_ciphertext_names_the_key(keyring: Keyring) -> None:
+    sealed = keyring.encrypt("x")
+    assert sealed.startswith(f"v1.{keyring.current.kid}.")
+    assert keyring.is_current(sealed)
 
+
+def test_keyring_tampered_ciphertext_raises_permanent_error(keyring: Keyring) -> None:
+    version, kid, body = keyring.encrypt("secret").split(".")
+    raw = bytearray(base64.urlsafe_b64decode(body))
+    raw[-1] ^= 1
+    tampered = f"{version}.{kid}.{base64.urlsafe_b64encode(bytes(raw)).decode()}"
+    with pytest.raises(PermanentError, match="tampered"):
+        keyring.decrypt(tampered)
+
+
+def test_keyring_value_of_unknown_key_raises_unknown_key(keyring: Keyring) -> None:
+    other = Keyring(generate_key())
+    with pytest.raises(UnknownKey):
+        keyring.decrypt(other.encrypt("x"))
+
+
+@pytest.mark.parametrize("token", ["", "v1.", "v1.abc", "v2.k.body", "v1.kid.", "garbage"])
+def test_keyring_malformed_ciphertext_raises_permanent_error(keyring: Keyring, token: str) -> None:
     with pytest.raises(PermanentError):
-        box.decrypt("v1." + _b64(bytes(raw)))
+        keyring.decrypt(token)
 
 
-def test_secret_box_tampered_nonce_raises_permanent_error(box: SecretBox) -> None:
-    sealed = box.encrypt("hunter2")
-    raw = bytearray(base64.urlsafe_b64decode(sealed[len("v1.") :]))
-    raw[0] ^= 0x80
-
-    with pytest.raises(PermanentError):
-        box.decrypt("v1." + _b64(bytes(raw)))
-
-
-def test_secret_box_other_key_raises_permanent_error(box: SecretBox) -> None:
-    sealed = box.encrypt("hunter2")
-
-    with pytest.raises(PermanentError, match="FERRY_SECRET_KEY"):
-        SecretBox(generate_key()).decrypt(sealed)
-
-
-def test_secret_box_unknown_prefix_raises_permanent_error(box: SecretBox) -> None:
-    sealed = box.encrypt("hunter2")
-
-    with pytest.raises(PermanentError, match="format"):
-        box.decrypt("v2." + sealed[len("v1.") :])
-
-
-@pytest.mark.parametrize("token", ["v1.", "v1.abc", "v1." + _b64(b"short"), "v1.!!!!"])
-def test_secret_box_truncated_or_garbled_ciphertext_raises_permanent_error(
-    box: SecretBox, token: str
+@pytest.mark.parametrize("body", ["AAAA", "!!!!", "abc"])
+def test_keyring_truncated_or_garbled_body_raises_permanent_error(
+    keyring: Keyring, body: str
 ) -> None:
     with pytest.raises(PermanentError):
-        box.decrypt(token)
+        keyring.decrypt(f"v1.{keyring.current.kid}.{body}")
 
 
-@pytest.mark.parametrize("size", [0, 16, 24, 31, 33, 64])
-def test_secret_box_key_of_wrong_length_raises_permanent_error(size: int) -> None:
-    with pytest.raises(PermanentError, match="32 bytes"):
-        SecretBox(_b64(b"k" * size))
+def test_keyring_after_rotation_reads_old_and_new_values() -> None:
+    old_secret, new_secret = generate_key(), generate_key()
+    old = Keyring(old_secret)
+    sealed_before = old.encrypt("kept")
+    rotated = Keyring(new_secret, [old_secret])
+
+    assert rotated.decrypt(sealed_before) == "kept"
+    assert not rotated.is_current(sealed_before)
+    assert rotated.is_current(rotated.encrypt("x"))
+    with pytest.raises(UnknownKey):
+        old.decrypt(rotated.encrypt("x"))
 
 
-def test_secret_box_padded_key_accepted() -> None:
-    key = _b64(b"k" * 32)
-    assert key.endswith("=")
-
-    box = SecretBox(key)
-
-    assert box.decrypt(box.encrypt("x")) == "x"
+def test_master_key_short_secret_is_refused() -> None:
+    with pytest.raises(PermanentError, match="at least"):
+        MasterKey("too-short")
 
 
-def test_generate_key_decodes_to_32_bytes_and_fresh_each_time() -> None:
+def test_generate_key_is_long_enough_and_random() -> None:
     first, second = generate_key(), generate_key()
-
     assert first != second
-    assert len(first) == 43  # what template.yaml's SecretKey MinLength expects
-    assert len(base64.urlsafe_b64decode(first + "=")) == 32
-    box = SecretBox(first)
-    assert box.decrypt(box.encrypt("usable")) == "usable"
+    assert len(first) >= 32
+    MasterKey(first)
+
+
+def test_name_hash_ignores_case_and_surrounding_space(keyring: Keyring) -> None:
+    assert keyring.name_hash("Billing Service") == keyring.name_hash(" billing service ")
+    assert keyring.name_hash("Billing Service") != keyring.name_hash("Billing-Service")
+    assert normalize_name("  My App ") == "my app"
+
+
+def test_name_hash_depends_on_the_key() -> None:
+    assert Keyring(generate_key()).name_hash("app") != Keyring(generate_key()).name_hash("app")
+
+
+def test_name_hash_does_not_reveal_the_name(keyring: Keyring) -> None:
+    digest = keyring.name_hash("billing")
+    assert "billing" not in digest
+    assert len(digest) == 64

@@ -18,12 +18,11 @@ from ferry.local.template import (
     marker_for,
     marker_target,
 )
-from ferry.security.crypto import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 REMOVED_TYPES = ("AWS::StepFunctions::StateMachine", "AWS::Lambda::EventSourceMapping")
-REMOVED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
+REMOVED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::SecretsManager::")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,6 @@ def plan() -> Iterator[LocalPlan]:
         yield build_plan(
             TEMPLATE,
             {
-                "SecretKey": generate_key(),
                 "DeployTimeoutSeconds": "900",
                 "DeployHeartbeatSeconds": "60",
             },
@@ -69,6 +67,7 @@ def test_build_plan_functions_mapped_to_importable_handlers(plan: LocalPlan) -> 
         "SyncWorkerFunction": ("functions.sync_worker.app", "handler"),
         "MarkInProgressFunction": ("functions.deploy_tasks.app", "mark_in_progress"),
         "ApplyDeployResultFunction": ("functions.deploy_tasks.app", "apply_deploy_result"),
+        "ApplyUndeployResultFunction": ("functions.deploy_tasks.app", "apply_undeploy_result"),
     }
 
     assert {
@@ -81,8 +80,11 @@ def test_build_plan_functions_mapped_to_importable_handlers(plan: LocalPlan) -> 
 
 
 def test_build_plan_deploy_state_machine_definition_and_substitutions(plan: LocalPlan) -> None:
-    assert [machine.logical_id for machine in plan.state_machines] == ["DeployStateMachine"]
-    machine = plan.state_machines[0]
+    assert [machine.logical_id for machine in plan.state_machines] == [
+        "UndeployStateMachine",
+        "DeployStateMachine",
+    ]
+    machine = plan.state_machines[1]
 
     assert machine.definition_path == ROOT / "functions" / "statemachines" / "deploy.asl.json"
     assert machine.definition_path.is_file()
@@ -128,7 +130,11 @@ def test_build_plan_state_machine_references_become_markers(plan: LocalPlan) -> 
         assert marker_target(arn) == ("DeployStateMachine", None)
     markers = [item for item in _walk(resources) if is_marker(item)]
     assert markers
-    assert {marker_target(marker)[0] for marker in markers} == {"DeployStateMachine"}
+    assert {marker_target(marker)[0] for marker in markers} == {
+        "DeployStateMachine",
+        "UndeployStateMachine",
+        "EncryptionSecret",
+    }
 
 
 def test_build_plan_no_reference_to_removed_resource_left(plan: LocalPlan) -> None:

@@ -1,19 +1,54 @@
-"""Registering agents: a queue of its own plus a record with a hashed token."""
+"""Agents as the API offers them: each with a queue of its own and a hashed token."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ferry import aws
 from ferry.agent_queues import ensure_agent_queue
-from ferry.domain.models import Agent
-from ferry.errors import Conflict, InvalidInput
-from ferry.store.agents import create_agent, find_agent_by_name, new_agent_id
+from ferry.domain.models import Agent, utcnow
+from ferry.errors import Conflict, InvalidInput, TransientError
+from ferry.feed import agent_path, announce
+from ferry.settings import get_settings
+from ferry.store.agents import create_agent, delete_agent, get_agent, new_agent_id
+from ferry.store.applications import list_agent_applications
 
 
 def register_agent(name: str) -> tuple[Agent, str]:
-    """Create an agent; returns it and its token (shown once)."""
+    """Create an agent; returns it and its token (shown once). Conflict when the name is taken."""
     name = name.strip()
     if not name:
         raise InvalidInput("agent name must not be empty")
-    if find_agent_by_name(name) is not None:
-        raise Conflict(f"an agent named {name!r} already exists")
+    if len(name) > 100:
+        raise InvalidInput("agent name must be at most 100 characters")
     agent_id = new_agent_id()
-    return create_agent(agent_id, name, ensure_agent_queue(agent_id))
+    agent, token = create_agent(agent_id, name, ensure_agent_queue(agent_id))
+    announce(agent_path(agent.id), "agent.created")
+    return agent, token
+
+
+def is_online(agent: Agent) -> bool:
+    """Heard from within the offline threshold."""
+    if agent.last_seen_at is None:
+        return False
+    threshold = timedelta(seconds=get_settings().agent_offline_after_seconds)
+    return utcnow() - agent.last_seen_at <= threshold
+
+
+def remove_agent(agent_id: str) -> None:
+    """Delete an agent and its queue; refused while applications are assigned to it."""
+    agent = get_agent(agent_id)
+    assigned = list_agent_applications(agent_id)
+    if assigned:
+        raise Conflict(
+            f"agent {agent.name!r} still runs {len(assigned)} application(s); remove them first"
+        )
+    delete_agent(agent_id)
+    try:
+        aws.sqs().delete_queue(QueueUrl=agent.queue_url)
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"agent deleted, but its queue could not be: {exc}") from exc
+    finally:
+        announce(agent_path(agent_id), "agent.deleted")

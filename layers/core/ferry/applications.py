@@ -1,40 +1,131 @@
-"""Registering applications; a new application is synced (and so deployed) right away."""
+"""Applications as the API offers them: create (and deploy at once), change, redeploy, remove."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from ferry.deploys import deploy_request_id, start_deploy
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Application, SyncOrigin
+from ferry.domain.models import Application, SyncOrigin, new_id
 from ferry.domain.naming import compose_project_name
-from ferry.errors import InvalidInput, NotFound
+from ferry.errors import Conflict, InvalidInput, NotFound
+from ferry.feed import announce, application_path
 from ferry.git import normalize_repo_path
 from ferry.jobs import enqueue_sync_job
+from ferry.status import update_application_status
 from ferry.store.agents import get_agent
-from ferry.store.applications import create_application
+from ferry.store.applications import create_application, get_application, redefine_application
+from ferry.store.notifications import get_target
 from ferry.store.repositories import get_repository
 
 
-def register_application(
-    *, name: str, repository_id: str, agent_id: str, branch: str, path: str
-) -> tuple[Application, str]:
-    """Create an application and queue its first sync; returns it and that sync's job id."""
+def _must_exist(kind: str, lookup: Any, identifier: str) -> None:
+    try:
+        lookup(identifier)
+    except NotFound as exc:
+        raise InvalidInput(f"{kind} {identifier} does not exist") from exc
+
+
+def _clean_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidInput("application name must not be empty")
+    if len(name) > 100:
+        raise InvalidInput("application name must be at most 100 characters")
     compose_project_name(name)  # InvalidInput when it cannot name a compose project
+    return name
+
+
+def _check_notifications(notification_ids: list[str]) -> list[str]:
+    for target_id in notification_ids:
+        _must_exist("notification target", get_target, target_id)
+    return list(dict.fromkeys(notification_ids))
+
+
+def register_application(
+    *,
+    name: str,
+    repository_id: str,
+    agent_id: str,
+    branch: str,
+    path: str,
+    notification_ids: list[str] | None = None,
+    actor: str | None = None,
+) -> tuple[Application, str]:
+    """Create an application and queue its first sync; returns it and that sync's job id.
+
+    Conflict when the name, or the compose project it normalizes to, is taken on the agent.
+    """
+    name = _clean_name(name)
     path = normalize_repo_path(path)
-    for check in (lambda: get_repository(repository_id), lambda: get_agent(agent_id)):
-        try:
-            check()
-        except NotFound as exc:
-            raise InvalidInput(str(exc)) from exc
+    _must_exist("repository", get_repository, repository_id)
+    _must_exist("agent", get_agent, agent_id)
     application = create_application(
-        name=name, repository_id=repository_id, agent_id=agent_id, branch=branch.strip(), path=path
+        name=name,
+        repository_id=repository_id,
+        agent_id=agent_id,
+        branch=branch.strip(),
+        path=path,
+        notification_ids=_check_notifications(notification_ids or []),
     )
+    announce(application_path(application.id), "application.created")
     job_id = enqueue_sync_job(
         SyncJob(
             repository_id=repository_id,
             origin=SyncOrigin.APPLICATION_CREATED,
             branch=application.branch,
+            actor=actor,
         )
     )
     return application, job_id
+
+
+def change_application(
+    application_id: str, changes: dict[str, Any], *, actor: str | None = None
+) -> tuple[Application, str | None]:
+    """Rename it, point it at another branch or file, or change its notifications.
+
+    A changed branch or path is synced at once (returns that job's id). Moving an application to
+    another agent is refused: remove it and create it on the other agent.
+    """
+    current = get_application(application_id)
+    if "agent_id" in changes and changes["agent_id"] != current.agent_id:
+        raise InvalidInput(
+            "an application cannot move between agents: remove it and create it anew"
+        )
+    cleaned: dict[str, Any] = {}
+    if "name" in changes:
+        cleaned["name"] = _clean_name(changes["name"])
+    if "branch" in changes:
+        cleaned["branch"] = str(changes["branch"]).strip()
+    if "path" in changes:
+        cleaned["path"] = normalize_repo_path(changes["path"])
+    if "notification_ids" in changes:
+        cleaned["notification_ids"] = _check_notifications(changes["notification_ids"])
+    cleaned = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
+    if not cleaned:
+        return current, None
+    application = redefine_application(application_id, cleaned)
+    announce(application_path(application_id), "application.updated")
+    job_id = None
+    if {"branch", "path"} & set(cleaned):
+        job_id = enqueue_sync_job(
+            SyncJob(
+                repository_id=application.repository_id,
+                origin=SyncOrigin.MANUAL,
+                branch=application.branch,
+                actor=actor,
+            )
+        )
+    return application, job_id
+
+
+def redeploy_application(application_id: str, *, actor: str | None = None) -> str:
+    """Deploy the stored compose file again at the recorded commit; returns the deploy's id."""
+    application = get_application(application_id)
+    if application.compose_file is None or application.commit is None:
+        raise Conflict("the application has not been synced yet: nothing to redeploy")
+    request_id = deploy_request_id(application.id, application.commit, new_id("redeploy"))
+    recorded = update_application_status(application.id, {"current_request_id": request_id})
+    start_deploy(recorded, request_id, SyncOrigin.MANUAL, actor=actor)
+    return request_id

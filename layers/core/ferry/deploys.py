@@ -47,7 +47,9 @@ def deploy_request_id(application_id: str, commit: str, trigger_id: str) -> str:
     return f"{application_id}-{commit[:12]}-{trigger_id}"[:_EXECUTION_NAME_LIMIT]
 
 
-def start_deploy(application: Application, request_id: str, origin: SyncOrigin) -> None:
+def start_deploy(
+    application: Application, request_id: str, origin: SyncOrigin, *, actor: str | None = None
+) -> None:
     """Start the deploy execution for the application's recorded commit.
 
     The caller has already made `request_id` the application's current request. Starting the
@@ -65,6 +67,7 @@ def start_deploy(application: Application, request_id: str, origin: SyncOrigin) 
         agent_queue_url=agent.queue_url,
         timeout_seconds=settings.deploy_timeout_seconds,
         heartbeat_seconds=settings.deploy_heartbeat_seconds,
+        actor=actor,
     )
     client = aws.stepfunctions()
     try:
@@ -113,6 +116,7 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
                 commit=deploy_input.commit,
                 message=f"deploying {deploy_input.commit[:12]}",
                 request_id=deploy_input.request_id,
+                actor=deploy_input.actor,
             )
         )
     job = DeployJob(

@@ -23,6 +23,18 @@ class Unauthorized(FerryError):
     """Missing or wrong credential."""
 
 
+class PayloadTooLarge(InvalidInput):
+    """The request body is larger than this endpoint accepts."""
+
+
+class RateLimited(FerryError):
+    """Too many requests from one source; `retry_after` seconds until the next is accepted."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TransientError(FerryError):
     """Worth retrying: a dependency was briefly unavailable."""
 

@@ -22,15 +22,31 @@ class Settings(BaseSettings):
     agents_table: str = "ferry-agents"
     application_events_table: str = "ferry-application-events"
     api_tokens_table: str = "ferry-api-tokens"
+    name_guards_table: str = "ferry-name-guards"
+    changes_table: str = "ferry-changes"
+    counters_table: str = "ferry-counters"
+    notification_targets_table: str = "ferry-notification-targets"
 
     sync_queue_url: str = ""
     deploy_state_machine_arn: str = ""
+    undeploy_state_machine_arn: str = ""
     agent_queue_prefix: str = "ferry-agent-"
 
+    # The master secret for encryption at rest and the name index (see security/crypto.py).
     secret_key: str = Field(default="", repr=False)
+    previous_secret_keys: str = Field(default="", repr=False)  # comma-separated, read only
+    secret_key_secret_arn: str = ""  # AWS: the Secrets Manager secret holding it
 
     deploy_timeout_seconds: int = Field(default=900, ge=1)
     deploy_heartbeat_seconds: int = Field(default=60, ge=1)
+
+    # How long DELETE /applications/{id} waits for the agent before answering 202.
+    removal_wait_seconds: float = 20
+    # An agent not heard from for this long is listed offline.
+    agent_offline_after_seconds: int = 90
+    # Webhook deliveries: body limit and per-source rate (requests per minute).
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_rate_per_minute: int = 120
 
     # Where the API is reachable from outside (webhook URLs, agents). Locally the API's own URL.
     api_url: str = ""

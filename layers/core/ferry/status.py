@@ -1,18 +1,27 @@
 """The single chokepoint for application status writes.
 
 Every change to an application's sync_status, health_status, last_sync_error or deployed commit
-goes through `update_application_status`, so there is one place that decides what a write
-means (and, with the live feed, one place that announces it).
+goes through `update_application_status`: it writes the row and announces exactly one change on
+the live feed, also when the write fails (the announcement then says so).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ferry.domain.models import Application, ApplicationSyncStatus, HealthStatus
+from ferry.domain.models import (
+    Application,
+    ApplicationSyncStatus,
+    HealthStatus,
+    RepositorySyncStatus,
+)
+from ferry.errors import FerryError
+from ferry.feed import announce, application_path, repository_path
 from ferry.store.applications import update_application
+from ferry.store.repositories import set_repository_sync_status
 
 logger = Logger(child=True)
 
@@ -30,7 +39,17 @@ def update_application_status(
     for field, enum in _STATUS_ENUMS.items():
         if field in changes and changes[field] is not None:
             changes[field] = enum(changes[field]).value
-    application = update_application(application_id, changes, if_request_id=if_request_id)
+    try:
+        application = update_application(application_id, changes, if_request_id=if_request_id)
+    except FerryError as exc:
+        announce(
+            application_path(application_id),
+            "application.status",
+            ok=False,
+            detail=f"status write failed: {exc}",
+        )
+        raise
+    announce(application_path(application_id), "application.status")
     logger.info(
         "application status written",
         extra={
@@ -41,3 +60,15 @@ def update_application_status(
         },
     )
     return application
+
+
+def update_repository_status(
+    repository_id: str,
+    status: RepositorySyncStatus,
+    *,
+    error: str | None = None,
+    synced_at: datetime | None = None,
+) -> None:
+    """Layer-1 status write (syncing, success, failed), announced on the live feed."""
+    set_repository_sync_status(repository_id, status, error=error, synced_at=synced_at)
+    announce(repository_path(repository_id), "repository.status")

@@ -30,10 +30,10 @@ from ferry.domain.models import (
 )
 from ferry.errors import FerryError, GitError, NotFound
 from ferry.git import GitSource, open_source
-from ferry.status import update_application_status
+from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import list_repository_applications, update_application
 from ferry.store.events import add_event
-from ferry.store.repositories import get_repository, set_repository_sync_status
+from ferry.store.repositories import get_repository
 
 logger = Logger(child=True)
 
@@ -59,15 +59,25 @@ class SyncReport:
     deploy_requests: dict[str, str] = field(default_factory=dict)  # application id → request id
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """Why a sync runs: its origin (the events' source), its id (names deploys) and who asked."""
+
+    origin: SyncOrigin
+    trigger_id: str
+    actor: str | None = None
+
+
 def _record(
-    application: Application, origin: SyncOrigin, status: EventStatus, **details: str | None
+    application: Application, trigger: Trigger, status: EventStatus, **details: str | None
 ) -> None:
     add_event(
         ApplicationEvent(
             application_id=application.id,
             type=EventType.COMMIT_SYNC,
-            source=origin,
+            source=trigger.origin,
             status=status,
+            actor=trigger.actor,
             finished_at=utcnow(),
             **details,
         )
@@ -88,12 +98,11 @@ def _needs_deploy(application: Application, compose_file: str) -> bool:
 def _sync_application(
     application: Application,
     commit: CommitInfo,
-    origin: SyncOrigin,
-    trigger_id: str,
+    trigger: Trigger,
     source: GitSource,
     report: SyncReport,
 ) -> None:
-    if origin is SyncOrigin.REPOSITORY_POLLING and application.commit == commit.sha:
+    if trigger.origin is SyncOrigin.REPOSITORY_POLLING and application.commit == commit.sha:
         report.applications[application.id] = AppSyncResult.UP_TO_DATE
         return
     compose_file = source.read_file(commit.sha, application.path)
@@ -105,7 +114,7 @@ def _sync_application(
         update_application_status(application.id, changes)
         _record(
             application,
-            origin,
+            trigger,
             EventStatus.NO_CHANGE,
             commit=commit.sha,
             message=f"{application.path} unchanged at {commit.sha[:12]}",
@@ -113,7 +122,7 @@ def _sync_application(
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
 
-    request_id = deploy_request_id(application.id, commit.sha, trigger_id)
+    request_id = deploy_request_id(application.id, commit.sha, trigger.trigger_id)
     changed = compose_file != application.compose_file
     recorded = update_application(
         application.id,
@@ -129,13 +138,13 @@ def _sync_application(
     )
     _record(
         application,
-        origin,
+        trigger,
         EventStatus.SUCCEEDED,
         commit=commit.sha,
         request_id=request_id,
         message=f"{application.path} {'changed' if changed else 'redeployed'} at {commit.sha[:12]}",
     )
-    start_deploy(recorded, request_id, origin)
+    start_deploy(recorded, request_id, trigger.origin, actor=trigger.actor)
     report.applications[application.id] = AppSyncResult.DEPLOYING
     report.deploy_requests[application.id] = request_id
 
@@ -148,6 +157,7 @@ def sync_applications(
     *,
     source: GitSource,
     trigger_id: str,
+    actor: str | None = None,
 ) -> SyncReport:
     """Sync `apps` of `repo`: resolve once per branch, deploy what changed, record the outcome.
 
@@ -155,8 +165,9 @@ def sync_applications(
     the other branches still proceed. The repository ends `success` or `failed` (the last error
     wins). Applications with an empty branch are skipped.
     """
+    trigger = Trigger(origin=origin, trigger_id=trigger_id, actor=actor)
     report = SyncReport(repository_id=repo.id)
-    set_repository_sync_status(repo.id, RepositorySyncStatus.SYNCING)
+    update_repository_status(repo.id, RepositorySyncStatus.SYNCING)
 
     by_branch: dict[str, list[Application]] = {}
     for application in apps:
@@ -169,18 +180,17 @@ def sync_applications(
         except GitError as exc:
             report.error = f"branch {branch}: {exc}"
             for application in branch_apps:
-                _record(application, origin, EventStatus.FAILED, error=report.error)
+                _record(application, trigger, EventStatus.FAILED, error=report.error)
                 report.applications[application.id] = AppSyncResult.FAILED
             continue
         report.commits[branch] = commit.sha
         for application in branch_apps:
             try:
-                _sync_application(application, commit, origin, trigger_id, source, report)
+                _sync_application(application, commit, trigger, source, report)
             except FerryError as exc:
-                reason = f"application {application.name}: {exc}"
-                report.error = reason
+                report.error = f"application {application.name}: {exc}"
                 report.applications[application.id] = AppSyncResult.FAILED
-                _record(application, origin, EventStatus.FAILED, commit=commit.sha, error=str(exc))
+                _record(application, trigger, EventStatus.FAILED, commit=commit.sha, error=str(exc))
                 update_application_status(
                     application.id,
                     {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": str(exc)},
@@ -188,10 +198,10 @@ def sync_applications(
 
     if report.error is None:
         report.status = RepositorySyncStatus.SUCCESS
-        set_repository_sync_status(repo.id, report.status, synced_at=utcnow())
+        update_repository_status(repo.id, report.status, synced_at=utcnow())
     else:
         report.status = RepositorySyncStatus.FAILED
-        set_repository_sync_status(repo.id, report.status, error=report.error)
+        update_repository_status(repo.id, report.status, error=report.error)
     logger.info(
         "repository synced",
         extra={
@@ -224,5 +234,11 @@ def run_sync_job(job: SyncJob) -> SyncReport | None:
         apps = [a for a in apps if a.branch == job.branch]
     source = open_source(repo)
     return sync_applications(
-        repo, apps, _resolver_for(job, source), job.origin, source=source, trigger_id=job.job_id
+        repo,
+        apps,
+        _resolver_for(job, source),
+        job.origin,
+        source=source,
+        trigger_id=job.job_id,
+        actor=job.actor,
     )

@@ -7,7 +7,16 @@ from fastapi import APIRouter, Depends, FastAPI
 from ferry import __version__
 from ferry.api.deps import api_token
 from ferry.api.errors import install_error_handlers
-from ferry.api.routes import agent_session, agents, applications, health, repositories, webhooks
+from ferry.api.routes import (
+    agent_session,
+    agents,
+    applications,
+    events,
+    health,
+    notifications,
+    repositories,
+    webhooks,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -32,6 +41,8 @@ def create_app() -> FastAPI:
     protected.include_router(repositories.router)
     protected.include_router(agents.router)
     protected.include_router(applications.router)
+    protected.include_router(notifications.router)
+    protected.include_router(events.router)
 
     app.include_router(public)
     app.include_router(protected)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferry.domain.models import Agent
 from ferry.errors import Unauthorized
 from ferry.store.agents import authenticate_agent
-from ferry.store.tokens import require_api_token
+from ferry.store.tokens import authenticate_api_token
 
 _bearer = HTTPBearer(auto_error=False, description="An API token (`ferry up` prints one).")
 _agent_bearer = HTTPBearer(
@@ -25,9 +25,13 @@ def _presented(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 def api_token(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    require_api_token(_presented(credentials))
+) -> str:
+    """The caller's API token name (kept on the request as the actor of what it does)."""
+    name = authenticate_api_token(_presented(credentials))
+    request.state.actor = name
+    return name
 
 
 def current_agent(
@@ -36,4 +40,5 @@ def current_agent(
     return authenticate_agent(_presented(credentials))
 
 
+Actor = Annotated[str, Depends(api_token)]
 CurrentAgent = Annotated[Agent, Depends(current_agent)]

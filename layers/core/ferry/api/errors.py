@@ -10,12 +10,17 @@ from ferry.errors import (
     FerryError,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     PermanentError,
+    RateLimited,
     TransientError,
     Unauthorized,
 )
 
+# Most specific first: the first matching row wins.
 STATUS_BY_ERROR: dict[type[FerryError], int] = {
+    PayloadTooLarge: 413,
+    RateLimited: 429,
     InvalidInput: 400,
     Unauthorized: 401,
     NotFound: 404,
@@ -36,7 +41,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, FerryError)
         status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+        headers: dict[str, str] = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
 
     app.add_exception_handler(FerryError, handle)

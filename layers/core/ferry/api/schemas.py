@@ -1,4 +1,4 @@
-"""Request and response bodies (snake_case JSON)."""
+"""Request and response bodies (snake_case JSON). Status fields a client sends are ignored."""
 
 from __future__ import annotations
 
@@ -8,14 +8,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.domain.models import (
     ApplicationSyncStatus,
+    CredentialKind,
     EventStatus,
     EventType,
     HealthStatus,
     Provider,
+    RepositoryCredentials,
     RepositorySyncStatus,
     SyncOrigin,
     SyncType,
 )
+
+
+class CredentialsIn(BaseModel):
+    """How Ferry authenticates to the repository. Stored encrypted; never shown again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: CredentialKind
+    username: str | None = None
+    secret: str = Field(min_length=1, repr=False)
+
+    def to_domain(self) -> RepositoryCredentials:
+        return RepositoryCredentials(kind=self.kind, username=self.username, secret=self.secret)
 
 
 class RepositoryIn(BaseModel):
@@ -25,6 +40,19 @@ class RepositoryIn(BaseModel):
     provider: Provider = Provider.GIT
     sync_type: SyncType = SyncType.WEBHOOK
     polling_interval_seconds: int = Field(default=60, description="At least 30.")
+    auth: CredentialsIn | None = None
+
+
+class RepositoryPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str | None = None
+    provider: Provider | None = None
+    sync_type: SyncType | None = None
+    polling_interval_seconds: int | None = None
+    auth: CredentialsIn | None = Field(
+        default=None, description='New credentials; send `"auth": null` to remove them.'
+    )
 
 
 class RepositoryOut(BaseModel):
@@ -36,13 +64,18 @@ class RepositoryOut(BaseModel):
     sync_status: RepositorySyncStatus
     last_sync_error: str | None
     last_synced_at: datetime | None
+    has_credentials: bool
     created_at: datetime
     updated_at: datetime
 
 
-class RepositoryCreated(RepositoryOut):
+class WebhookSecret(BaseModel):
     webhook_url: str = Field(description="Where senders POST pushes.")
     webhook_secret: str = Field(description="Shown once, now; Ferry never shows it again.")
+
+
+class RepositoryCreated(RepositoryOut, WebhookSecret):
+    pass
 
 
 class AgentIn(BaseModel):
@@ -54,12 +87,17 @@ class AgentIn(BaseModel):
 class AgentOut(BaseModel):
     id: str
     name: str
+    online: bool = Field(description="Heard from within the offline threshold (90 s).")
     last_seen_at: datetime | None
     created_at: datetime
 
 
-class AgentCreated(AgentOut):
+class AgentToken(BaseModel):
     token: str = Field(description="Shown once, now: the agent's FERRY_AGENT_TOKEN.")
+
+
+class AgentCreated(AgentOut, AgentToken):
+    pass
 
 
 class AgentSession(BaseModel):
@@ -73,7 +111,6 @@ class AgentSession(BaseModel):
 
 
 class ApplicationIn(BaseModel):
-    # Status fields a client sends are ignored, not applied.
     model_config = ConfigDict(extra="ignore")
 
     name: str
@@ -81,6 +118,17 @@ class ApplicationIn(BaseModel):
     agent_id: str
     branch: str = "main"
     path: str = Field(description="Path of the compose file inside the repository.")
+    notification_ids: list[str] = Field(default_factory=list)
+
+
+class ApplicationPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    branch: str | None = None
+    path: str | None = None
+    agent_id: str | None = None
+    notification_ids: list[str] | None = None
 
 
 class ApplicationOut(BaseModel):
@@ -97,6 +145,7 @@ class ApplicationOut(BaseModel):
     commit_message: str | None
     last_synced_at: datetime | None
     last_sync_error: str | None
+    notification_ids: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -105,23 +154,72 @@ class ApplicationCreated(ApplicationOut):
     job_id: str = Field(description="The first sync's job.")
 
 
+class ApplicationChanged(ApplicationOut):
+    job_id: str | None = Field(default=None, description="The sync a changed branch/path queued.")
+
+
 class ApplicationEventOut(BaseModel):
     id: str
+    seq: int
     type: EventType
     source: SyncOrigin
     status: EventStatus
     commit: str | None
     message: str | None
     error: str | None
+    actor: str | None
     request_id: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class EventPage(BaseModel):
+    items: list[ApplicationEventOut]
+    next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class Removing(BaseModel):
+    status: str = "removing"
+    request_id: str
+
+
+class DeployStarted(BaseModel):
+    request_id: str
 
 
 class JobAccepted(BaseModel):
     job_id: str
     branch: str | None = None
     commit: str | None = None
+
+
+class NotificationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    url: str = Field(description="An apprise URL (discord://, slack://, json://, mailto://, ...).")
+
+
+class NotificationPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    url: str | None = None
+
+
+class NotificationOut(BaseModel):
+    id: str
+    name: str
+    display_url: str = Field(description="The URL with its secrets redacted.")
+    last_status: str | None
+    last_error: str | None
+    last_sent_at: datetime | None
+    created_at: datetime
+
+
+class NotificationTestResult(BaseModel):
+    ok: bool
+    error: str | None = None
 
 
 class Health(BaseModel):

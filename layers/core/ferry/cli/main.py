@@ -196,6 +196,26 @@ def token_create(
         _fail(str(exc))
 
 
+@admin_app.command("rotate-key")
+def rotate_key(home: HomeOption = None) -> None:
+    """Re-encrypt every secret and recompute the name index under a new key (local stack; stop
+    `ferry up` first). Safe to run again, also after an interrupted run."""
+    from ferry.errors import FerryError
+    from ferry.local.home import default_home
+    from ferry.local.keys import rotate_local_key
+
+    with console.status("Re-encrypting under a new key…"):
+        try:
+            report = rotate_local_key(home or default_home())
+        except FerryError as exc:
+            _fail(str(exc))
+            return
+    console.print(
+        f"Key rotated: {report.rows_reencrypted} records re-encrypted, "
+        f"{report.guards_moved} name guards moved."
+    )
+
+
 @admin_app.command("generate-key")
 def generate_key() -> None:
     """Print a new FERRY_SECRET_KEY / SecretKey (32 random bytes, URL-safe base64)."""

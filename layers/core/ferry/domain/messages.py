@@ -6,6 +6,7 @@ The agent imports these too, so the two sides cannot drift apart.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,11 +40,13 @@ class DeployInput(BaseModel):
     agent_queue_url: str
     timeout_seconds: int
     heartbeat_seconds: int
+    actor: str | None = None
 
 
 class DeployJob(BaseModel):
-    """What the agent receives (inside the SQS message, next to the task token)."""
+    """What the agent receives to deploy (inside the SQS message, next to the task token)."""
 
+    kind: Literal["deploy"] = "deploy"
     request_id: str
     application_id: str
     application_name: str
@@ -54,11 +57,47 @@ class DeployJob(BaseModel):
     heartbeat_seconds: int
 
 
+class UndeployJob(BaseModel):
+    """What the agent receives to tear an application's project down (application deleted)."""
+
+    kind: Literal["undeploy"] = "undeploy"
+    request_id: str
+    application_id: str
+    project_name: str
+    heartbeat_seconds: int
+
+
+AgentJob = Annotated[DeployJob | UndeployJob, Field(discriminator="kind")]
+
+
+class UndeployInput(BaseModel):
+    """The undeploy state machine's execution input."""
+
+    application_id: str
+    request_id: str
+    agent_queue_url: str
+    timeout_seconds: int
+    heartbeat_seconds: int
+    job: UndeployJob
+    actor: str | None = None
+
+
 class DeployMessage(BaseModel):
-    """The SQS message body DispatchToAgent sends."""
+    """The SQS message body DispatchToAgent sends (deploy or undeploy)."""
 
     task_token: str
-    job: DeployJob
+    job: AgentJob
+
+
+class UndeployResult(BaseModel):
+    """The agent's answer to an undeploy job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str
+    application_id: str
+    success: bool
+    error_message: str | None = None
 
 
 class ContainerState(BaseModel):

@@ -80,6 +80,20 @@ class EventStatus(StrEnum):
     NO_CHANGE = "no_change"
 
 
+class CredentialKind(StrEnum):
+    TOKEN = "token"  # noqa: S105 - HTTPS with a token (provider APIs, or as the password)
+    BASIC = "basic"  # HTTPS with username and password
+    SSH_KEY = "ssh_key"  # a deploy key (PEM private key)
+
+
+class RepositoryCredentials(BaseModel):
+    """How Ferry authenticates to a repository; stored encrypted, never returned."""
+
+    kind: CredentialKind
+    username: str | None = None
+    secret: str = Field(repr=False)
+
+
 class Repository(BaseModel):
     """A git repository Ferry watches. Its status is layer 1 only: dispatch, not deploy."""
 
@@ -91,6 +105,7 @@ class Repository(BaseModel):
     sync_status: RepositorySyncStatus = RepositorySyncStatus.UNKNOWN
     last_sync_error: str | None = None
     last_synced_at: datetime | None = None
+    has_credentials: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -124,6 +139,7 @@ class Application(BaseModel):
     previous_compose_file: str | None = None
     # The deploy request (execution name) whose result may still change this application.
     current_request_id: str | None = None
+    notification_ids: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -137,6 +153,7 @@ class ApplicationEvent(BaseModel):
     """One entry of an application's history (a commit sync or a deployment)."""
 
     id: str = Field(default_factory=lambda: new_id("evt"))
+    seq: int = 0  # its number in the application's history (assigned when stored)
     application_id: str
     type: EventType
     source: SyncOrigin

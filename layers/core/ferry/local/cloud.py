@@ -107,7 +107,6 @@ class LocalCloud:
 
     def _parameters(self) -> dict[str, Any]:
         return {
-            "SecretKey": self._secret_key(),
             "DeployTimeoutSeconds": str(self.options.deploy_timeout_seconds),
             "DeployHeartbeatSeconds": str(self.options.deploy_heartbeat_seconds),
         }
@@ -162,7 +161,9 @@ class LocalCloud:
         if isinstance(node, str):
             if is_marker(node):
                 logical_id, _attribute = marker_target(node)
-                return self.state_machine_arns[logical_id]
+                # State machines exist by now; other removed resources (the Secrets Manager
+                # secret) have a local stand-in configured separately, so they resolve empty.
+                return self.state_machine_arns.get(logical_id, "")
             return node
         if isinstance(node, dict) and "Ref" in node:
             if node["Ref"] in self.state_machine_arns:
@@ -229,6 +230,12 @@ class LocalCloud:
                     raise RuntimeError(f"functions disagree on {key}; keep it in Globals")
         merged["FERRY_API_URL"] = self.api_url
         merged["FERRY_AWS_ENDPOINT_URL"] = self.moto.url
+        merged["FERRY_SECRET_KEY"] = self._secret_key()
+        previous = self.home / "secret.key.previous"  # left by `ferry admin rotate-key`
+        if previous.exists() and not os.environ.get("FERRY_PREVIOUS_SECRET_KEYS"):
+            merged["FERRY_PREVIOUS_SECRET_KEYS"] = previous.read_text().strip()
+        # The local stack's own sample repository and notification receivers live on loopback.
+        merged.setdefault("FERRY_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
         os.environ.update(merged)
         _forget_cached_configuration()
 
@@ -317,11 +324,11 @@ class LocalCloud:
 def _forget_cached_configuration() -> None:
     """Settings, clients and table connections are cached per process: start them afresh."""
     from ferry import aws
-    from ferry.security.crypto import get_secret_box
+    from ferry.security.crypto import get_keyring
     from ferry.settings import get_settings
 
     get_settings.cache_clear()
-    get_secret_box.cache_clear()
+    get_keyring.cache_clear()
     aws.reset_clients()
     from ferry.store.tables import reset_connections
 

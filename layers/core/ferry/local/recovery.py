@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ferry.domain.models import ApplicationSyncStatus, RepositorySyncStatus
-from ferry.status import update_application_status
+from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import list_applications
-from ferry.store.repositories import list_repositories, set_repository_sync_status
+from ferry.store.repositories import list_repositories
 
 INTERRUPTED = "interrupted by restart"
 
@@ -23,8 +23,6 @@ def end_interrupted_work() -> tuple[int, int]:
     repositories = 0
     for repository in list_repositories():
         if repository.sync_status is RepositorySyncStatus.SYNCING:
-            set_repository_sync_status(
-                repository.id, RepositorySyncStatus.FAILED, error=INTERRUPTED
-            )
+            update_repository_status(repository.id, RepositorySyncStatus.FAILED, error=INTERRUPTED)
             repositories += 1
     return applications, repositories

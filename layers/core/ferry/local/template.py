@@ -5,7 +5,9 @@ supports well (tables, queues, functions, roles). The rest is taken out of the s
 the local cloud itself, still read from the same template:
 - state machines (moto ignores DefinitionSubstitutions and picks a non-executing backend),
 - SQS event source mappings (moto would invoke synchronously inside SendMessage),
-- API Gateway (uvicorn serves the same FastAPI app).
+- API Gateway (uvicorn serves the same FastAPI app),
+- the Secrets Manager secret holding the master key (the local stack keeps its key in
+  $FERRY_HOME/secret.key and hands it over as FERRY_SECRET_KEY).
 References to removed resources become markers that are filled in once those exist.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ _HANDLED_LOCALLY = (
     "AWS::StepFunctions::StateMachine",
     "AWS::Lambda::EventSourceMapping",
 )
-_DROPPED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
+_DROPPED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::SecretsManager::")
 _MARKER = "__ferry_local_ref__"
 
 
@@ -98,8 +101,25 @@ def _module_for(code_uri: str, handler: str) -> FunctionSpec:
     return FunctionSpec(logical_id="", module=f"{package}.{module_file}", attribute=attribute)
 
 
+def _replace_sub_refs(text: str, removed: set[str]) -> str:
+    """`${Name}` / `${Name.Attribute}` of removed resources inside an Fn::Sub string."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, attribute = match.group(1), match.group(2)
+        return marker_for(name, attribute) if name in removed else match.group(0)
+
+    return re.sub(r"\$\{([A-Za-z0-9]+)(?:\.([A-Za-z0-9.]+))?\}", replace, text)
+
+
 def _replace_refs(node: Any, removed: set[str]) -> Any:
     if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"}:
+            value = node["Fn::Sub"]
+            if isinstance(value, str):
+                return {"Fn::Sub": _replace_sub_refs(value, removed)}
+            return {
+                "Fn::Sub": [_replace_sub_refs(value[0], removed), _replace_refs(value[1], removed)]
+            }
         if set(node) == {"Ref"} and node["Ref"] in removed:
             return marker_for(node["Ref"])
         if set(node) == {"Fn::GetAtt"}:

@@ -1,71 +1,153 @@
-"""Encryption at rest with AES-256-GCM (from `cryptography`).
+"""Encryption at rest (AES-256-GCM) and the blind name index (HMAC-SHA256), both derived from one
+master secret with HKDF, so one configuration value keys both and rotates both.
 
-Ciphertexts are `v1.<base64url(nonce + ciphertext + tag)>`; the version prefix leaves room for
-key rotation. The key is FERRY_SECRET_KEY: URL-safe base64 of 32 bytes.
+Ciphertexts are `v1.<key id>.<base64url(nonce + ciphertext + tag)>`: the key id says which key
+sealed a value, so after a rotation old values still open (with the previous key) until
+`ferry admin rotate-key` has rewritten them.
+
+The master secret is FERRY_SECRET_KEY (the local stack keeps one in .ferry/secret.key); in AWS it
+lives in Secrets Manager, encrypted with the stack's KMS key (FERRY_SECRET_KEY_SECRET_ARN).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+import hmac
 import os
+import secrets
+from collections.abc import Sequence
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ferry.errors import PermanentError
 from ferry.settings import get_settings
 
-_PREFIX = "v1."
+_VERSION = "v1"
 _NONCE_BYTES = 12
+MIN_SECRET_LENGTH = 32
 
 
 def generate_key() -> str:
-    """A new random key in the form FERRY_SECRET_KEY expects."""
-    return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode().rstrip("=")
+    """A new random master secret (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
 
 
-def _decode_key(encoded: str) -> bytes:
-    padded = encoded.strip() + "=" * (-len(encoded.strip()) % 4)
-    try:
-        key = base64.urlsafe_b64decode(padded)
-    except ValueError as exc:
-        raise PermanentError("FERRY_SECRET_KEY is not base64") from exc
-    if len(key) != 32:
-        raise PermanentError("FERRY_SECRET_KEY must decode to 32 bytes")
-    return key
+def normalize_name(name: str) -> str:
+    """Names compare trimmed and lowercased ("Billing Service" = " billing service ")."""
+    return name.strip().lower()
 
 
-class SecretBox:
-    """Encrypts and decrypts short strings under one key."""
+def _derive(material: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(material)
 
-    def __init__(self, encoded_key: str) -> None:
-        self._aead = AESGCM(_decode_key(encoded_key))
 
-    def encrypt(self, plaintext: str) -> str:
+class UnknownKey(PermanentError):
+    """A value was sealed with a key this keyring does not hold (yet)."""
+
+
+class MasterKey:
+    """The keys derived from one master secret."""
+
+    def __init__(self, secret: str) -> None:
+        material = secret.strip().encode()
+        if len(material) < MIN_SECRET_LENGTH:
+            raise PermanentError(f"the secret key must be at least {MIN_SECRET_LENGTH} characters")
+        self.kid = hashlib.sha256(b"ferry/key-id/" + material).hexdigest()[:12]
+        self._aead = AESGCM(_derive(material, b"ferry/encryption/v1"))
+        self.index_key = _derive(material, b"ferry/name-index/v1")
+
+    def seal(self, plaintext: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), None)
-        return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), self.kid.encode())
+        return f"{_VERSION}.{self.kid}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
-    def decrypt(self, token: str) -> str:
-        if not token.startswith(_PREFIX):
-            raise PermanentError("unknown ciphertext format")
+    def open(self, body: str) -> str:
         try:
-            raw = base64.urlsafe_b64decode(token[len(_PREFIX) :])
-        except ValueError as exc:
+            raw = base64.urlsafe_b64decode(body)
+        except (ValueError, binascii.Error) as exc:
             raise PermanentError("ciphertext is not base64") from exc
         if len(raw) <= _NONCE_BYTES:
             raise PermanentError("ciphertext is truncated")
         try:
-            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None).decode()
+            return self._aead.decrypt(
+                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self.kid.encode()
+            ).decode()
         except InvalidTag as exc:
-            raise PermanentError("ciphertext does not match FERRY_SECRET_KEY") from exc
+            raise PermanentError("ciphertext was tampered with") from exc
+
+
+class Keyring:
+    """The current key (used for every new value and hash) and previous ones (read only)."""
+
+    def __init__(self, current: str, previous: Sequence[str] = ()) -> None:
+        self.current = MasterKey(current)
+        self._keys = {self.current.kid: self.current}
+        for secret in previous:
+            if secret.strip():
+                key = MasterKey(secret)
+                self._keys.setdefault(key.kid, key)
+
+    def encrypt(self, plaintext: str) -> str:
+        return self.current.seal(plaintext)
+
+    def decrypt(self, token: str) -> str:
+        version, _, rest = token.partition(".")
+        kid, _, body = rest.partition(".")
+        if version != _VERSION or not kid or not body:
+            raise PermanentError("unknown ciphertext format")
+        key = self._keys.get(kid)
+        if key is None:
+            raise UnknownKey(f"no key {kid} to decrypt with (was the secret key replaced?)")
+        return key.open(body)
+
+    def is_current(self, token: str) -> bool:
+        """Whether `token` was sealed with the current key."""
+        return token.startswith(f"{_VERSION}.{self.current.kid}.")
+
+    def name_hash(self, name: str) -> str:
+        """The blind index of a name: HMAC-SHA256(index key, normalized name)."""
+        return hmac.new(
+            self.current.index_key, normalize_name(name).encode(), hashlib.sha256
+        ).hexdigest()
+
+
+def _secret_from_secrets_manager(arn: str) -> tuple[str, list[str]]:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("secretsmanager")
+    current = client.get_secret_value(SecretId=arn)["SecretString"]
+    try:
+        previous = [
+            client.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"]
+        ]
+    except ClientError:
+        previous = []
+    return current, previous
+
+
+def decrypt(token: str) -> str:
+    """Decrypt with the process keyring; a key rotated in elsewhere is picked up once."""
+    try:
+        return get_keyring().decrypt(token)
+    except UnknownKey:
+        get_keyring.cache_clear()  # the secret may have been rotated since this process read it
+        return get_keyring().decrypt(token)
 
 
 @lru_cache(maxsize=1)
-def get_secret_box() -> SecretBox:
-    """The process's box, keyed from settings."""
-    key = get_settings().secret_key
-    if not key:
-        raise PermanentError("FERRY_SECRET_KEY is not set")
-    return SecretBox(key)
+def get_keyring() -> Keyring:
+    """The process keyring: FERRY_SECRET_KEY (+ FERRY_PREVIOUS_SECRET_KEYS), or Secrets Manager."""
+    settings = get_settings()
+    if settings.secret_key:
+        previous = [k for k in settings.previous_secret_keys.split(",") if k.strip()]
+        return Keyring(settings.secret_key, previous)
+    if settings.secret_key_secret_arn:
+        return Keyring(*_secret_from_secrets_manager(settings.secret_key_secret_arn))
+    raise PermanentError("no secret key: set FERRY_SECRET_KEY or FERRY_SECRET_KEY_SECRET_ARN")

@@ -1,12 +1,16 @@
-"""Agents and their tokens (stored hashed)."""
+"""Agents and their tokens (stored hashed); names unique through a guard item."""
 
 from __future__ import annotations
 
+from pynamodb.exceptions import TransactWriteError
+
 from ferry.domain.models import Agent, new_id, utcnow
-from ferry.errors import NotFound, Unauthorized
+from ferry.errors import Conflict, NotFound, TransientError, Unauthorized
+from ferry.security.crypto import get_keyring
 from ferry.security.tokens import issue_token, parse_token, secret_matches
 from ferry.store.errors import translated
-from ferry.store.tables import AgentRow, row_values
+from ferry.store.guards import agent_guard, put_guards, release_guards
+from ferry.store.tables import AgentRow, row_values, transaction
 
 
 def _to_domain(row: AgentRow) -> Agent:
@@ -23,12 +27,20 @@ def create_agent(agent_id: str, name: str, queue_url: str) -> tuple[Agent, str]:
     row = AgentRow(
         id=agent_id,
         name=name,
+        name_hash=get_keyring().name_hash(name),
         token_hash=token.secret_hash,
         queue_url=queue_url,
         created_at=utcnow(),
     )
-    with translated(f"agent {agent_id}"):
-        row.save(condition=AgentRow.id.does_not_exist())
+    guard = agent_guard(name)
+    try:
+        with transaction() as write:
+            write.save(row, condition=AgentRow.id.does_not_exist())
+            put_guards(write, (guard,), agent_id)
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise Conflict(f"{guard.what} already exists") from exc
+        raise TransientError(f"could not store the agent: {exc}") from exc
     return _to_domain(row), token.value
 
 
@@ -45,6 +57,18 @@ def list_agents() -> list[Agent]:
 
 def find_agent_by_name(name: str) -> Agent | None:
     return next((a for a in list_agents() if a.name == name), None)
+
+
+def delete_agent(agent_id: str) -> None:
+    agent = get_agent(agent_id)
+    try:
+        with transaction() as write:
+            write.delete(AgentRow(id=agent_id), condition=AgentRow.id.exists())
+            release_guards(write, (agent_guard(agent.name),), agent_id)
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise NotFound(f"agent {agent_id} not found") from exc
+        raise TransientError(f"could not delete the agent: {exc}") from exc
 
 
 def authenticate_agent(token_value: str) -> Agent:

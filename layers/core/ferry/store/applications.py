@@ -1,38 +1,69 @@
-"""Applications: rows ↔ domain."""
+"""Applications: rows ↔ domain, with names unique per agent through guard items."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import Application, new_id, utcnow
-from ferry.errors import Conflict, NotFound
+from ferry.errors import Conflict, NotFound, TransientError
+from ferry.security.crypto import get_keyring
 from ferry.store.errors import translated
-from ferry.store.tables import ApplicationRow, row_values
+from ferry.store.guards import application_guards, put_guards, release_guards, taken_by_other
+from ferry.store.tables import ApplicationRow, row_values, transaction
+
+# Fields that define what an application is (and so touch its guards); everything else is state.
+_DEFINITION = ("name", "agent_id", "branch", "path", "repository_id", "notification_ids")
 
 
 def _to_domain(row: ApplicationRow) -> Application:
     return Application.model_validate(row_values(row))
 
 
+def _conflict(guards: tuple[Any, ...], owner_id: str, agent_id: str, exc: Exception) -> Conflict:
+    taken = taken_by_other(guards, owner_id)
+    if taken is not None:
+        return Conflict(f"{taken.what} already exists on agent {agent_id}")
+    return Conflict(f"application {owner_id} changed concurrently; try again: {exc}")
+
+
 def create_application(
-    *, name: str, repository_id: str, agent_id: str, branch: str, path: str
+    *,
+    name: str,
+    repository_id: str,
+    agent_id: str,
+    branch: str,
+    path: str,
+    notification_ids: list[str] | None = None,
 ) -> Application:
+    """Store a new application; Conflict when its name or project is taken on that agent."""
     now = utcnow()
+    keyring = get_keyring()
+    guards = application_guards(name, agent_id)
     row = ApplicationRow(
         id=new_id("app"),
         name=name,
+        name_hash=keyring.name_hash(name),
+        project_hash=guards[1].key.rsplit("#", 1)[-1],
         repository_id=repository_id,
         agent_id=agent_id,
         branch=branch,
         path=path,
+        notification_ids=notification_ids or [],
         created_at=now,
         updated_at=now,
     )
-    with translated(f"application {row.id}"):
-        row.save(condition=ApplicationRow.id.does_not_exist())
+    try:
+        with transaction() as write:
+            write.save(row, condition=ApplicationRow.id.does_not_exist())
+            put_guards(write, guards, row.id)
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise _conflict(guards, row.id, agent_id, exc) from exc
+        raise TransientError(f"could not store the application: {exc}") from exc
     return _to_domain(row)
 
 
@@ -53,15 +84,76 @@ def list_repository_applications(repository_id: str) -> list[Application]:
     return sorted((_to_domain(r) for r in rows), key=lambda a: a.created_at)
 
 
+def list_agent_applications(agent_id: str) -> list[Application]:
+    return [a for a in list_applications() if a.agent_id == agent_id]
+
+
+def redefine_application(application_id: str, changes: dict[str, Any]) -> Application:
+    """Change what an application is (name, agent, branch, path, ...), moving its guards along.
+
+    The old guards are released and the new ones claimed in the same transaction as the row, so
+    a rename can neither leave a name claimed by nobody nor take one someone else holds.
+    """
+    unknown = set(changes) - set(_DEFINITION)
+    if unknown:
+        raise ValueError(f"not definition fields: {sorted(unknown)}")
+    current = get_application(application_id)
+    old_guards = application_guards(current.name, current.agent_id)
+    name = changes.get("name", current.name)
+    agent_id = changes.get("agent_id", current.agent_id)
+    new_guards = application_guards(name, agent_id)
+    keyring = get_keyring()
+    actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
+    for field, value in changes.items():
+        actions.append(ApplicationRow.get_attributes()[field].set(value))
+    if new_guards != old_guards:
+        actions.append(ApplicationRow.name_hash.set(keyring.name_hash(name)))
+        actions.append(ApplicationRow.project_hash.set(new_guards[1].key.rsplit("#", 1)[-1]))
+    try:
+        with transaction() as write:
+            write.update(
+                ApplicationRow(id=application_id),
+                actions=actions,
+                condition=ApplicationRow.id.exists(),
+            )
+            if new_guards != old_guards:
+                stale = tuple(g for g in old_guards if g not in new_guards)
+                release_guards(write, stale, application_id)
+                put_guards(write, new_guards, application_id)
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            get_application(application_id)  # NotFound when it is gone
+            raise _conflict(new_guards, application_id, agent_id, exc) from exc
+        raise TransientError(f"could not change the application: {exc}") from exc
+    return get_application(application_id)
+
+
+def delete_application(application_id: str) -> None:
+    """Remove the row and its guards together."""
+    current = get_application(application_id)
+    try:
+        with transaction() as write:
+            write.delete(ApplicationRow(id=application_id), condition=ApplicationRow.id.exists())
+            release_guards(
+                write, application_guards(current.name, current.agent_id), application_id
+            )
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise NotFound(f"application {application_id} not found") from exc
+        raise TransientError(f"could not delete the application: {exc}") from exc
+
+
 def update_application(
     application_id: str, fields: dict[str, Any], *, if_request_id: str | None = None
 ) -> Application:
-    """Set (or, for None values, remove) attributes; returns the row as written.
+    """Set (or, for None values, remove) state attributes; returns the row as written.
 
     With `if_request_id`, the write only happens while that deploy request is still the
     application's current one (a superseded deploy's late result cannot overwrite a newer one):
     otherwise Conflict.
     """
+    if set(fields) & {"name", "agent_id"}:
+        raise ValueError("name and agent_id change through redefine_application (guards)")
     if not fields:
         return get_application(application_id)
     attributes = ApplicationRow.get_attributes()
@@ -84,3 +176,11 @@ def update_application(
             ) from None
         raise NotFound(f"application {application_id} not found") from None
     return _to_domain(row)
+
+
+def next_event_number(application_id: str) -> int:
+    """Allocate the next number in the application's history (atomic)."""
+    row = ApplicationRow(id=application_id)
+    with translated(f"application {application_id}", on_condition=NotFound):
+        row.update(actions=[ApplicationRow.events_seq.add(1)], condition=ApplicationRow.id.exists())
+    return int(row.events_seq)

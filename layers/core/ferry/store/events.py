@@ -1,25 +1,45 @@
-"""Application events: the history a user reads with `ferry app history`."""
+"""Application events: the history a user reads with `ferry app history`.
+
+Each event gets the next number of its application's history; keeping the newest 1000 is then
+one delete of number N-1000 per new event, with no counting or scanning.
+"""
 
 from __future__ import annotations
 
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import ApplicationEvent, EventStatus, utcnow
-from ferry.errors import Conflict
+from ferry.errors import Conflict, NotFound
+from ferry.store.applications import next_event_number
 from ferry.store.errors import translated
 from ferry.store.tables import ApplicationEventRow, row_values
 
-
-def _sort_key(event: ApplicationEvent) -> str:
-    return f"{event.created_at.isoformat()}#{event.id}"
+EVENTS_KEPT = 1000
 
 
-def add_event(event: ApplicationEvent) -> ApplicationEvent:
-    """Append an event to its application's history."""
-    row = ApplicationEventRow(sort_key=_sort_key(event), **event.model_dump(mode="python"))
+def _sort_key(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+def _to_domain(row: ApplicationEventRow) -> ApplicationEvent:
+    return ApplicationEvent.model_validate({**row_values(row), "seq": int(row.sort_key)})
+
+
+def add_event(event: ApplicationEvent) -> ApplicationEvent | None:
+    """Append an event to its application's history; None when the application is gone."""
+    try:
+        seq = next_event_number(event.application_id)
+    except NotFound:
+        return None
+    stored = event.model_copy(update={"seq": seq})
+    row = ApplicationEventRow(sort_key=_sort_key(seq), **stored.model_dump(exclude={"seq"}))
     with translated(f"event of application {event.application_id}"):
         row.save()
-    return event
+        if seq > EVENTS_KEPT:
+            ApplicationEventRow(
+                application_id=event.application_id, sort_key=_sort_key(seq - EVENTS_KEPT)
+            ).delete()
+    return stored
 
 
 def complete_event(
@@ -30,17 +50,19 @@ def complete_event(
     error: str | None = None,
     message: str | None = None,
 ) -> bool:
-    """Finish the running event of this request; False when there is none (duplicate or late)."""
+    """Finish the running event of this request and application.
+
+    False when there is none: a duplicate or late result changes nothing.
+    """
     with translated(f"events of application {application_id}"):
-        running = [
-            row
-            for row in ApplicationEventRow.query(
+        running = list(
+            ApplicationEventRow.query(
                 application_id,
                 filter_condition=(ApplicationEventRow.request_id == request_id)
                 & (ApplicationEventRow.status == EventStatus.RUNNING.value),
                 scan_index_forward=False,
             )
-        ]
+        )
     if not running:
         return False
     row = running[0]
@@ -63,8 +85,25 @@ def complete_event(
     return True
 
 
-def list_events(application_id: str, limit: int = 50) -> list[ApplicationEvent]:
-    """Newest first."""
+def list_events(
+    application_id: str, limit: int = 50, before: int | None = None
+) -> list[ApplicationEvent]:
+    """Newest first; `before` continues a page (the `seq` of the last event seen)."""
     with translated(f"events of application {application_id}"):
-        rows = ApplicationEventRow.query(application_id, scan_index_forward=False, limit=limit)
-        return [ApplicationEvent.model_validate(row_values(r)) for r in rows]
+        condition = ApplicationEventRow.sort_key < _sort_key(before) if before else None
+        rows = ApplicationEventRow.query(
+            application_id, condition, scan_index_forward=False, limit=limit
+        )
+        return [_to_domain(r) for r in rows]
+
+
+def delete_events(application_id: str) -> None:
+    """Forget an application's history (when the application is deleted)."""
+    with (
+        translated(f"events of application {application_id}"),
+        ApplicationEventRow.batch_write() as batch,
+    ):
+        for row in ApplicationEventRow.query(
+            application_id, attributes_to_get=["application_id", "sort_key"]
+        ):
+            batch.delete(row)

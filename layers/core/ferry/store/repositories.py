@@ -1,32 +1,42 @@
-"""Repositories: rows ↔ domain, webhook secrets kept encrypted."""
+"""Repositories: rows ↔ domain; webhook secrets and credentials kept encrypted."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import (
     Provider,
     Repository,
+    RepositoryCredentials,
     RepositorySyncStatus,
     SyncType,
     new_id,
     utcnow,
 )
 from ferry.errors import NotFound
-from ferry.security.crypto import get_secret_box
 from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
 from ferry.store.tables import RepositoryRow, row_values
 
+_EDITABLE = ("url", "provider", "sync_type", "polling_interval_seconds")
+
 
 def _to_domain(row: RepositoryRow) -> Repository:
-    return Repository.model_validate(row_values(row))
+    values = row_values(row)
+    values["has_credentials"] = values.pop("credentials", None) is not None
+    values.pop("webhook_secret", None)
+    return Repository.model_validate(values)
 
 
 def create_repository(
-    url: str, provider: Provider, sync_type: SyncType, polling_interval_seconds: int
+    url: str,
+    provider: Provider,
+    sync_type: SyncType,
+    polling_interval_seconds: int,
+    credentials: RepositoryCredentials | None = None,
 ) -> tuple[Repository, str]:
     """Store a new repository; returns it and its webhook secret (the only time it is shown)."""
     secret = new_webhook_secret()
@@ -37,7 +47,8 @@ def create_repository(
         provider=provider.value,
         sync_type=sync_type.value,
         polling_interval_seconds=polling_interval_seconds,
-        webhook_secret=get_secret_box().encrypt(secret),
+        webhook_secret=secret,
+        credentials=credentials.model_dump_json() if credentials else None,
         sync_status=RepositorySyncStatus.UNKNOWN.value,
         created_at=now,
         updated_at=now,
@@ -49,7 +60,7 @@ def create_repository(
 
 def get_repository(repository_id: str) -> Repository:
     with translated(f"repository {repository_id}"):
-        return _to_domain(RepositoryRow.get(repository_id))
+        return _to_domain(RepositoryRow.get(repository_id, consistent_read=True))
 
 
 def list_repositories() -> list[Repository]:
@@ -62,7 +73,55 @@ def get_webhook_secret(repository_id: str) -> str:
     """The plain webhook secret, to verify a delivery. The API never returns it after create."""
     with translated(f"repository {repository_id}"):
         row = RepositoryRow.get(repository_id, attributes_to_get=["webhook_secret"])
-    return get_secret_box().decrypt(row.webhook_secret)
+    return str(row.webhook_secret)
+
+
+def get_credentials(repository_id: str) -> RepositoryCredentials | None:
+    """The repository's credentials, for git access only."""
+    with translated(f"repository {repository_id}"):
+        row = RepositoryRow.get(repository_id, attributes_to_get=["credentials"])
+    return RepositoryCredentials.model_validate_json(row.credentials) if row.credentials else None
+
+
+def _update(repository_id: str, actions: list[Action]) -> Repository:
+    row = RepositoryRow(id=repository_id)
+    with translated(f"repository {repository_id}", on_condition=NotFound):
+        row.update(
+            actions=[*actions, RepositoryRow.updated_at.set(utcnow())],
+            condition=RepositoryRow.id.exists(),
+        )
+    return _to_domain(row)
+
+
+def update_repository(
+    repository_id: str,
+    fields: dict[str, Any],
+    *,
+    credentials: RepositoryCredentials | None = None,
+    clear_credentials: bool = False,
+) -> Repository:
+    """Change what the user may edit; credentials are replaced or cleared, never read back."""
+    attributes = RepositoryRow.get_attributes()
+    actions: list[Action] = [
+        attributes[name].set(value) for name, value in fields.items() if name in _EDITABLE
+    ]
+    if credentials is not None:
+        actions.append(RepositoryRow.credentials.set(credentials.model_dump_json()))
+    elif clear_credentials:
+        actions.append(RepositoryRow.credentials.remove())
+    return _update(repository_id, actions)
+
+
+def rotate_webhook_secret(repository_id: str) -> str:
+    """A new webhook secret (shown once); the old one stops working at once."""
+    secret = new_webhook_secret()
+    _update(repository_id, [RepositoryRow.webhook_secret.set(secret)])
+    return secret
+
+
+def delete_repository(repository_id: str) -> None:
+    with translated(f"repository {repository_id}", on_condition=NotFound):
+        RepositoryRow(id=repository_id).delete(condition=RepositoryRow.id.exists())
 
 
 def set_repository_sync_status(
@@ -73,15 +132,11 @@ def set_repository_sync_status(
     synced_at: datetime | None = None,
 ) -> None:
     """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept)."""
-    actions: list[Action] = [
-        RepositoryRow.sync_status.set(status.value),
-        RepositoryRow.updated_at.set(utcnow()),
-    ]
+    actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
     if status is RepositorySyncStatus.SUCCESS:
         actions.append(RepositoryRow.last_sync_error.remove())
     elif error is not None:
         actions.append(RepositoryRow.last_sync_error.set(error))
     if synced_at is not None:
         actions.append(RepositoryRow.last_synced_at.set(synced_at))
-    with translated(f"repository {repository_id}", on_condition=NotFound):
-        RepositoryRow(id=repository_id).update(actions=actions, condition=RepositoryRow.id.exists())
+    _update(repository_id, actions)

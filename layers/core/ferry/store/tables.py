@@ -1,16 +1,44 @@
-"""The DynamoDB tables (pynamodb models). Table names come from settings when this is imported."""
+"""The DynamoDB tables (pynamodb models). Table names come from settings when this is imported.
+
+Sensitive attributes are `EncryptedAttribute`s: encrypted on the way in, decrypted on the way out,
+so nothing above this module handles ciphertext.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    Attribute,
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.constants import STRING
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
+from ferry.security.crypto import decrypt, get_keyring
 from ferry.settings import get_settings
 
 _settings = get_settings()
+
+
+class EncryptedAttribute(Attribute[str]):
+    """A string stored AES-256-GCM encrypted under the current key."""
+
+    attr_type = STRING
+
+    def serialize(self, value: str) -> str:
+        return get_keyring().encrypt(value)
+
+    def deserialize(self, value: str) -> str:
+        return decrypt(value)
 
 
 class RepositoryRow(Model):
@@ -22,7 +50,8 @@ class RepositoryRow(Model):
     provider = UnicodeAttribute()
     sync_type = UnicodeAttribute()
     polling_interval_seconds = NumberAttribute(default=60)
-    webhook_secret = UnicodeAttribute()  # encrypted (SecretBox)
+    webhook_secret = EncryptedAttribute()
+    credentials = EncryptedAttribute(null=True)  # JSON of RepositoryCredentials
     sync_status = UnicodeAttribute(default="unknown")
     last_sync_error = UnicodeAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
@@ -43,7 +72,9 @@ class ApplicationRow(Model):
         table_name = _settings.applications_table
 
     id = UnicodeAttribute(hash_key=True)
-    name = UnicodeAttribute()
+    name = EncryptedAttribute()
+    name_hash = UnicodeAttribute()  # blind index, see NameGuardRow
+    project_hash = UnicodeAttribute()
     repository_id = UnicodeAttribute()
     agent_id = UnicodeAttribute()
     branch = UnicodeAttribute()
@@ -54,9 +85,11 @@ class ApplicationRow(Model):
     commit_message = UnicodeAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
     last_sync_error = UnicodeAttribute(null=True)
-    compose_file = UnicodeAttribute(null=True)
-    previous_compose_file = UnicodeAttribute(null=True)
+    compose_file = EncryptedAttribute(null=True)
+    previous_compose_file = EncryptedAttribute(null=True)
     current_request_id = UnicodeAttribute(null=True)
+    notification_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    events_seq = NumberAttribute(default=0)  # numbering of this application's history
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -69,6 +102,7 @@ class AgentRow(Model):
 
     id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
+    name_hash = UnicodeAttribute()
     token_hash = UnicodeAttribute()
     queue_url = UnicodeAttribute()
     last_seen_at = UTCDateTimeAttribute(null=True)
@@ -80,7 +114,8 @@ class ApplicationEventRow(Model):
         table_name = _settings.application_events_table
 
     application_id = UnicodeAttribute(hash_key=True)
-    # "<created_at ISO>#<event id>": newest-first queries and a unique key per event.
+    # The event's number in its application's history, zero-padded: sorts newest-first and lets
+    # the 1000-event window be kept with one delete per new event.
     sort_key = UnicodeAttribute(range_key=True)
     id = UnicodeAttribute()
     type = UnicodeAttribute()
@@ -105,13 +140,77 @@ class ApiTokenRow(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class NameGuardRow(Model):
+    """One item per unique name: `<scope>#<hash>` exists only while its owner holds the name.
+
+    Creating a record puts its guard items in the same transaction with `attribute_not_exists`,
+    so two concurrent creates of one name cannot both succeed (no check-then-insert).
+    """
+
+    class Meta:
+        table_name = _settings.name_guards_table
+
+    id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+
+
+class ChangeRow(Model):
+    """The change feed behind Server-Sent Events: one row per change, numbered."""
+
+    class Meta:
+        table_name = _settings.changes_table
+
+    feed = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    path = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    ok = BooleanAttribute(default=True)
+    detail = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+class CounterRow(Model):
+    """Atomic counters: feed sequence numbers and rate-limit windows."""
+
+    class Meta:
+        table_name = _settings.counters_table
+
+    id = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
+    expires_at = TTLAttribute(null=True)
+
+
+class NotificationTargetRow(Model):
+    class Meta:
+        table_name = _settings.notification_targets_table
+
+    id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    url = EncryptedAttribute()  # apprise URLs carry tokens and passwords
+    display_url = UnicodeAttribute()  # the redacted form, safe to show
+    last_status = UnicodeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    last_sent_at = UTCDateTimeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+
+
 ALL_TABLES: tuple[type[Model], ...] = (
     RepositoryRow,
     ApplicationRow,
     AgentRow,
     ApplicationEventRow,
     ApiTokenRow,
+    NameGuardRow,
+    ChangeRow,
+    CounterRow,
+    NotificationTargetRow,
 )
+
+
+def transaction() -> TransactWrite:
+    """A write transaction across tables (use as a context manager)."""
+    return TransactWrite(connection=Connection())
 
 
 def reset_connections() -> None:

@@ -21,17 +21,23 @@ def create_api_token(name: str) -> str:
 
 def api_token_is_valid(token_value: str) -> bool:
     """Whether the presented bearer value is a live API token."""
+    try:
+        authenticate_api_token(token_value)
+    except Unauthorized:
+        return False
+    return True
+
+
+def authenticate_api_token(token_value: str) -> str:
+    """The name of the API token presented; Unauthorized for anything else."""
     presented = parse_token(token_value)
     if presented is None:
-        return False
+        raise Unauthorized("invalid API token")
     try:
         with translated(f"api token {presented.record_id}"):
             row = ApiTokenRow.get(presented.record_id)
     except NotFound:
-        return False
-    return secret_matches(presented.secret, row.token_hash)
-
-
-def require_api_token(token_value: str) -> None:
-    if not api_token_is_valid(token_value):
+        raise Unauthorized("invalid API token") from None
+    if not secret_matches(presented.secret, row.token_hash):
         raise Unauthorized("invalid API token")
+    return str(row.name)

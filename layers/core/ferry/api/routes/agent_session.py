@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import boto3
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
 from ferry.api.deps import CurrentAgent
 from ferry.api.schemas import AgentSession
@@ -23,3 +23,10 @@ def session(agent: CurrentAgent) -> AgentSession:
         region=boto3.session.Session().region_name or "us-east-1",
         aws_endpoint_url=settings.aws_endpoint_url or None,
     )
+
+
+@router.post("/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
+def heartbeat(agent: CurrentAgent) -> Response:
+    """For agents: "still here" (an agent is listed offline after 90 s without one)."""
+    touch_agent(agent.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

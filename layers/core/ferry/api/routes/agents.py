@@ -1,21 +1,47 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
-from ferry.agents import register_agent
-from ferry.api.schemas import AgentCreated, AgentIn, AgentOut
-from ferry.store.agents import list_agents
+from ferry.agents import is_online, register_agent, remove_agent
+from ferry.api.schemas import AgentCreated, AgentIn, AgentOut, AgentToken
+from ferry.domain.models import Agent
+from ferry.feed import agent_path, announce
+from ferry.store.agents import get_agent, list_agents, rotate_agent_token
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+def to_out(agent: Agent) -> AgentOut:
+    return AgentOut(**agent.model_dump(), online=is_online(agent))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create(body: AgentIn) -> AgentCreated:
     """Register an agent. Its token is in this answer and never again."""
     agent, token = register_agent(body.name)
-    return AgentCreated(**agent.model_dump(), token=token)
+    return AgentCreated(**to_out(agent).model_dump(), token=token)
 
 
 @router.get("")
 def list_all() -> list[AgentOut]:
-    return [AgentOut(**a.model_dump()) for a in list_agents()]
+    return [to_out(a) for a in list_agents()]
+
+
+@router.get("/{agent_id}")
+def get_one(agent_id: str) -> AgentOut:
+    return to_out(get_agent(agent_id))
+
+
+@router.post("/{agent_id}/token")
+def rotate_token(agent_id: str) -> AgentToken:
+    """A new agent token, shown once; the old one stops working at once."""
+    token = rotate_agent_token(agent_id)
+    announce(agent_path(agent_id), "agent.updated")
+    return AgentToken(token=token)
+
+
+@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete(agent_id: str) -> Response:
+    """Delete an agent and its queue (409 while applications are assigned to it)."""
+    remove_agent(agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

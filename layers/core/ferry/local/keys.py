@@ -1,0 +1,69 @@
+"""Rotating the local stack's master secret ($FERRY_HOME/secret.key).
+
+The new key is written to secret.key.next before anything is re-encrypted, so a run that stops
+half way resumes with the same key; only when every value is rewritten does it become
+secret.key, the old one moving to secret.key.previous (kept readable, comma-separated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+
+from ferry.errors import Conflict
+from ferry.rotation import RotationReport
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def stack_is_running(home: Path) -> bool:
+    local_json = home / "local.json"
+    if not local_json.exists():
+        return False
+    api_url = json.loads(local_json.read_text()).get("api_url", "")
+    try:
+        return httpx.get(f"{api_url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def rotate_local_key(home: Path) -> RotationReport:
+    from ferry.local.cloud import LocalCloud, LocalOptions
+    from ferry.rotation import reencrypt_everything
+    from ferry.security.crypto import generate_key
+
+    if stack_is_running(home):
+        raise Conflict("the local stack is running: stop `ferry up` first, then rotate the key")
+    current = _read(home / "secret.key")
+    if not current:
+        raise Conflict(f"no key in {home / 'secret.key'}: nothing to rotate")
+    pending_file = home / "secret.key.next"
+    new = _read(pending_file)
+    if not new:
+        new = generate_key()
+        _write_private(pending_file, new)
+    previous = [k for k in _read(home / "secret.key.previous").split(",") if k]
+    readable = [current, *previous]
+
+    os.environ["FERRY_SECRET_KEY"] = new
+    os.environ["FERRY_PREVIOUS_SECRET_KEYS"] = ",".join(readable)
+    cloud = LocalCloud(LocalOptions(home=home, api_port=0))
+    cloud.start()
+    try:
+        report = reencrypt_everything()
+    finally:
+        cloud.stop()
+    _write_private(home / "secret.key.previous", ",".join(readable))
+    _write_private(home / "secret.key", new)
+    pending_file.unlink()
+    return report

@@ -1,0 +1,147 @@
+"""Deleting an application: its agent tears the compose project down first (the undeploy state
+machine, functions/statemachines/undeploy.asl.json); only then does the record go. When the
+agent cannot, the application is kept with the reason."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ferry import aws
+from ferry.domain.messages import UndeployInput, UndeployJob, UndeployResult
+from ferry.domain.models import ApplicationEvent, EventStatus, EventType, SyncOrigin, new_id
+from ferry.domain.outcomes import NO_RESULT, describe_transport_error
+from ferry.errors import NotFound, TransientError
+from ferry.feed import announce, application_path
+from ferry.settings import get_settings
+from ferry.status import update_application_status
+from ferry.store.agents import get_agent
+from ferry.store.applications import delete_application, get_application
+from ferry.store.events import add_event, complete_event, delete_events
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Where a removal stands when the caller stops waiting."""
+
+    request_id: str
+    finished: bool
+    removed: bool
+    reason: str | None = None
+
+
+def forget_application(application_id: str) -> None:
+    """Delete the record, its name guards and its history (no agent involved)."""
+    delete_application(application_id)
+    delete_events(application_id)
+    announce(application_path(application_id), "application.deleted")
+
+
+def start_removal(application_id: str, *, actor: str | None = None) -> str:
+    """Ask the application's agent to tear its project down; returns the request id."""
+    settings = get_settings()
+    application = get_application(application_id)
+    agent = get_agent(application.agent_id)
+    request_id = f"{application.id}-remove-{new_id('rm')}"[:80]
+    removal = UndeployInput(
+        application_id=application.id,
+        request_id=request_id,
+        agent_queue_url=agent.queue_url,
+        timeout_seconds=settings.deploy_timeout_seconds,
+        heartbeat_seconds=settings.deploy_heartbeat_seconds,
+        job=UndeployJob(
+            request_id=request_id,
+            application_id=application.id,
+            project_name=application.project_name,
+            heartbeat_seconds=settings.deploy_heartbeat_seconds,
+        ),
+        actor=actor,
+    )
+    add_event(
+        ApplicationEvent(
+            application_id=application.id,
+            type=EventType.DEPLOYMENT,
+            source=SyncOrigin.MANUAL,
+            status=EventStatus.RUNNING,
+            message="removing the application from its agent",
+            request_id=request_id,
+            actor=actor,
+        )
+    )
+    try:
+        aws.stepfunctions().start_execution(
+            stateMachineArn=settings.undeploy_state_machine_arn,
+            name=request_id,
+            input=removal.model_dump_json(),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not start the removal: {exc}") from exc
+    return request_id
+
+
+def wait_for_removal(request_id: str, seconds: float) -> Removal:
+    """Poll the removal's execution for up to `seconds`."""
+    client = aws.stepfunctions()
+    arn = get_settings().undeploy_state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+    arn = f"{arn}:{request_id}"
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            execution = client.describe_execution(executionArn=arn)
+        except (BotoCoreError, ClientError) as exc:
+            raise TransientError(f"could not read removal {request_id}: {exc}") from exc
+        if execution["status"] != "RUNNING":
+            outcome = json.loads(execution.get("output") or "{}").get("outcome") or {}
+            return Removal(
+                request_id=request_id,
+                finished=True,
+                removed=bool(outcome.get("removed")),
+                reason=outcome.get("reason")
+                or (None if execution["status"] == "SUCCEEDED" else execution["status"]),
+            )
+        if time.monotonic() > deadline:
+            return Removal(request_id=request_id, finished=False, removed=False)
+        time.sleep(0.25)
+
+
+def apply_undeploy_result(payload: dict[str, Any]) -> dict[str, Any]:
+    """State-machine task: delete the application when its agent removed it, else keep it and
+    record why."""
+    removal = UndeployInput.model_validate(payload)
+    if payload.get("error") is not None:
+        reason = describe_transport_error(
+            payload["error"],
+            timeout_seconds=removal.timeout_seconds,
+            heartbeat_seconds=removal.heartbeat_seconds,
+            elapsed_seconds=float(removal.timeout_seconds),
+        )
+    else:
+        try:
+            result = UndeployResult.model_validate(payload.get("result"))
+        except ValueError:
+            result = None
+        if result is not None and result.success and result.request_id == removal.request_id:
+            with contextlib.suppress(NotFound):  # already gone: a retried task
+                forget_application(removal.application_id)
+            return {"removed": True, "reason": None}
+        reason = (result.error_message if result else None) or NO_RESULT
+    message = f"could not remove it from its agent: {reason}"
+    try:
+        update_application_status(removal.application_id, {"last_sync_error": message})
+        complete_event(
+            removal.application_id, removal.request_id, EventStatus.FAILED, error=message
+        )
+    except NotFound:
+        return {"removed": True, "reason": None}
+    logger.info(
+        "application kept", extra={"application_id": removal.application_id, "reason": message}
+    )
+    return {"removed": False, "reason": message}

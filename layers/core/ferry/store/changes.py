@@ -1,0 +1,66 @@
+"""The change feed: one numbered row per change, read by Server-Sent Events clients.
+
+Numbers come from an atomic counter, so `Last-Event-ID` resumes exactly where a client left off.
+Rows expire after a day (TTL); a client further behind starts again from the current state.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+from ferry.domain.models import utcnow
+from ferry.store.errors import translated
+from ferry.store.tables import ChangeRow, CounterRow
+
+FEED = "changes"
+_COUNTER = "feed#changes"
+RETENTION = timedelta(days=1)
+
+
+class Change(BaseModel):
+    seq: int
+    path: str
+    kind: str
+    ok: bool = True
+    detail: str | None = None
+
+
+def record_change(path: str, kind: str, *, ok: bool = True, detail: str | None = None) -> int:
+    """Append a change naming the resource path (/api/v1/applications/app_1); returns its number."""
+    counter = CounterRow(id=_COUNTER)
+    with translated("change feed"):
+        counter.update(actions=[CounterRow.value.add(1)])
+        seq = int(counter.value)
+        now = utcnow()
+        ChangeRow(
+            feed=FEED,
+            seq=seq,
+            path=path,
+            kind=kind,
+            ok=ok,
+            detail=detail,
+            at=now,
+            expires_at=now + RETENTION,
+        ).save()
+    return seq
+
+
+def latest_change() -> int:
+    """The newest change's number (0 when there was none)."""
+    with translated("change feed"):
+        try:
+            return int(CounterRow.get(_COUNTER, consistent_read=True).value)
+        except CounterRow.DoesNotExist:
+            return 0
+
+
+def changes_after(seq: int, limit: int = 100) -> list[Change]:
+    """Changes numbered above `seq`, oldest first."""
+    with translated("change feed"):
+        rows = ChangeRow.query(FEED, ChangeRow.seq > seq, limit=limit, consistent_read=True)
+        return [
+            Change(seq=int(r.seq), path=r.path, kind=r.kind, ok=bool(r.ok), detail=r.detail)
+            for r in rows
+        ]

@@ -1,0 +1,71 @@
+"""Uniqueness through guard items: `<scope>#<blind hash>` rows written in the same transaction as
+the record they protect (see NameGuardRow). Hashes come from the keyring's name index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.transactions import TransactWrite
+
+from ferry.domain.naming import compose_project_name
+from ferry.security.crypto import get_keyring
+from ferry.store.tables import NameGuardRow
+
+
+@dataclass(frozen=True)
+class Guard:
+    key: str
+    what: str  # for the error message: "an application named 'x' on agent y"
+
+
+def application_guards(name: str, agent_id: str) -> tuple[Guard, Guard]:
+    """The application's name and its compose project name, each unique per agent."""
+    keyring = get_keyring()
+    project = compose_project_name(name)
+    return (
+        Guard(
+            f"app-name#{agent_id}#{keyring.name_hash(name)}",
+            f"an application named {name.strip()!r}",
+        ),
+        Guard(
+            f"project#{agent_id}#{keyring.name_hash(project)}",
+            f"an application with compose project {project!r}",
+        ),
+    )
+
+
+def agent_guard(name: str) -> Guard:
+    return Guard(f"agent-name#{get_keyring().name_hash(name)}", f"an agent named {name.strip()!r}")
+
+
+def put_guards(transaction: TransactWrite, guards: tuple[Guard, ...], owner_id: str) -> None:
+    """Claim the guards for `owner_id`; the transaction fails if another owner holds one.
+
+    Claiming a guard one already holds succeeds, so re-running a rename or rotation is harmless.
+    """
+    for guard in guards:
+        transaction.save(
+            NameGuardRow(id=guard.key, owner_id=owner_id),
+            condition=NameGuardRow.id.does_not_exist() | (NameGuardRow.owner_id == owner_id),
+        )
+
+
+def release_guards(transaction: TransactWrite, guards: tuple[Guard, ...], owner_id: str) -> None:
+    """Give the guards up; only their owner can (a missing guard is fine)."""
+    for guard in guards:
+        transaction.delete(
+            NameGuardRow(id=guard.key),
+            condition=NameGuardRow.id.does_not_exist() | (NameGuardRow.owner_id == owner_id),
+        )
+
+
+def taken_by_other(guards: tuple[Guard, ...], owner_id: str) -> Guard | None:
+    """After a failed transaction: which guard someone else holds (for the error message)."""
+    for guard in guards:
+        try:
+            row = NameGuardRow.get(guard.key, consistent_read=True)
+        except NameGuardRow.DoesNotExist:
+            continue
+        if row.owner_id != owner_id:
+            return guard
+    return None

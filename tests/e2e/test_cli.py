@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ferry.local.moto_server import free_port
+from ferry.security.crypto import MasterKey
 from tests.helpers import wait_for
 
 FERRY = str(Path(sys.executable).parent / "ferry")
@@ -139,3 +140,56 @@ def _port_open(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_rotate_key_keeps_every_record_readable_across_restart(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    process = _start_up(home, port)
+    try:
+        wait_for(lambda: (home / "local.json").exists(), timeout=60, what="local.json")
+        with _api(home) as api:
+            before = wait_for(
+                lambda: api.get("/applications").json(), timeout=30, what="the sample"
+            )
+    finally:
+        _stop(process)
+    old_key = (home / "secret.key").read_text()
+
+    for _ in range(2):  # a second run is harmless
+        rotated = subprocess.run(
+            [FERRY, "admin", "rotate-key", "--home", str(home)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_environment(),
+        )
+        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        assert "Key rotated" in rotated.stdout
+    assert (home / "secret.key").read_text() != old_key
+    assert old_key in (home / "secret.key.previous").read_text()
+    snapshot = (home / "state" / "tables.json").read_text()
+    assert (
+        f"v1.{__import__('ferry.security.crypto', fromlist=['MasterKey']).MasterKey(old_key).kid}."
+        not in snapshot
+    )
+
+    process = _start_up(home, port)
+    try:
+        wait_for(lambda: _port_open(port), timeout=60, what="the API after rotation")
+        with _api(home) as api:
+            after = wait_for(
+                lambda: api.get("/applications").json(), timeout=30, what="applications"
+            )
+            duplicate = api.post(
+                "/applications",
+                json={
+                    "name": before[0]["name"].upper(),
+                    "repository_id": before[0]["repository_id"],
+                    "agent_id": before[0]["agent_id"],
+                    "path": "hello/compose.yaml",
+                },
+            )
+    finally:
+        _stop(process)
+    assert [(a["id"], a["name"]) for a in after] == [(a["id"], a["name"]) for a in before]
+    assert duplicate.status_code == 409

@@ -173,3 +173,19 @@ def test_agent_stopped_deploy_times_out_out_of_sync_then_agent_serves_again(
     wait_for_status(api, application["id"], "synced", commit=later, timeout=90)
     [container] = _containers(application["id"])
     assert container.labels["ferry.commit"] == later
+
+
+def test_delete_application_tears_down_its_project_on_the_agent(
+    stack: LocalStack, api: httpx.Client, deployed: tuple[dict, dict, Path]
+) -> None:
+    _repository, application, _repo = deployed
+    assert _containers(application["id"])
+    project_dir = stack.home / "deployments" / application["project_name"]
+    assert project_dir.exists()
+
+    response = api.delete(f"/applications/{application['id']}")
+
+    assert response.status_code == 204, response.text
+    assert _containers(application["id"]) == []
+    assert not project_dir.exists()
+    assert api.get(f"/applications/{application['id']}").status_code == 404

@@ -3,7 +3,7 @@ the record they protect (see NameGuardRow). Hashes come from the keyring's name 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pynamodb.transactions import TransactWrite
 
@@ -14,8 +14,10 @@ from ferry.store.tables import NameGuardRow
 
 @dataclass(frozen=True)
 class Guard:
+    """A guard is its key; `what` only words the error message ("an application named 'x'")."""
+
     key: str
-    what: str  # for the error message: "an application named 'x' on agent y"
+    what: str = field(compare=False)
 
 
 def application_guards(name: str, agent_id: str) -> tuple[Guard, Guard]:

@@ -97,6 +97,21 @@ def events(api: httpx.Client, application_id: str) -> list[dict[str, Any]]:
     return list(response.json()["items"])
 
 
+def finished_deployments(api: httpx.Client, application_id: str) -> list[dict[str, Any]]:
+    """The application's deployment events, newest first, once none is still running (a result
+    is written to the application a moment before its event is completed)."""
+
+    def settled() -> list[dict[str, Any]] | None:
+        deployments = [e for e in events(api, application_id) if e["type"] == "deployment"]
+        return (
+            deployments
+            if deployments and all(e["status"] != "running" for e in deployments)
+            else None
+        )
+
+    return wait_for(settled, what=f"{application_id}'s deployments to finish")
+
+
 def wait_for_status(
     api: httpx.Client,
     application_id: str,

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from ferry.local.moto_server import free_port
-from ferry.security.crypto import MasterKey
 from tests.helpers import wait_for
 
 FERRY = str(Path(sys.executable).parent / "ferry")

@@ -20,6 +20,7 @@ from tests.helpers import (
     create_application,
     create_repository,
     events,
+    finished_deployments,
     get_application,
     push_webhook,
     wait_for,
@@ -93,7 +94,7 @@ def test_push_changing_compose_redeploys_at_new_commit(
     assert after.labels["ferry.commit"] == head
     assert after.status == "running"
     assert done["last_sync_error"] is None
-    deployments = [e for e in events(api, application["id"]) if e["type"] == "deployment"]
+    deployments = finished_deployments(api, application["id"])
     assert [e["status"] for e in deployments][:2] == ["succeeded", "succeeded"]
 
 

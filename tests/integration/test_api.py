@@ -133,3 +133,11 @@ def test_openapi_documents_the_routes(stack: LocalStack) -> None:
         "/api/v1/webhooks/repositories/{repository_id}",
     ):
         assert path in spec["paths"]
+
+
+def test_malformed_body_answers_422_with_one_line_reason(api: httpx.Client) -> None:
+    response = api.post("/repositories", json={"sync_type": "sometimes"})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    assert "url" in detail and "sync_type" in detail

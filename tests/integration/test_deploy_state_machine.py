@@ -19,7 +19,7 @@ from tests.helpers import (
     create_agent,
     create_application,
     create_repository,
-    events,
+    finished_deployments,
     get_application,
     wait_for,
     wait_for_status,
@@ -67,7 +67,7 @@ def test_deploy_success_ends_synced_with_agent_health(
     view = _execution(message.job.request_id)
     assert view.status == "SUCCEEDED"
     assert view.path == ["MarkInProgress", "DispatchToAgent", "ApplyDeployResult"]
-    deployment = [e for e in events(api, application["id"]) if e["type"] == "deployment"]
+    deployment = finished_deployments(api, application["id"])
     assert [(e["status"], e["request_id"]) for e in deployment] == [
         ("succeeded", message.job.request_id)
     ]
@@ -83,7 +83,7 @@ def test_deploy_agent_failure_ends_out_of_sync_unhealthy_with_message(
     done = wait_for_status(api, application["id"], "out_of_sync")
     assert done["health_status"] == "unhealthy"
     assert done["last_sync_error"] == "image ghost:latest not found"
-    deployment = [e for e in events(api, application["id"]) if e["type"] == "deployment"]
+    deployment = finished_deployments(api, application["id"])
     assert deployment[0]["status"] == "failed"
     assert deployment[0]["error"] == "image ghost:latest not found"
 

@@ -16,7 +16,15 @@ from ferry.local.stack import LocalStack
 from ferry.status import update_application_status
 from ferry.store import events as event_store
 from ferry.store.changes import changes_after, latest_change
-from tests.helpers import commit, compose, create_agent, create_application, create_repository
+from tests.helpers import (
+    commit,
+    compose,
+    create_agent,
+    create_application,
+    create_repository,
+    wait_for,
+    wait_for_idle_sync,
+)
 
 
 def _read_events(response: httpx.Response, count: int) -> Iterator[dict[str, object]]:
@@ -89,9 +97,16 @@ def application(api: httpx.Client, git_repo: Path, unique: str) -> dict[str, str
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")
     agent = create_agent(api, f"host-{unique}")
-    return create_application(
+    created = create_application(
         api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
     )
+    # Its first sync and deploy add events of their own: let them be written before a test counts.
+    wait_for_idle_sync(repository["id"])
+    wait_for(
+        lambda: any(e.type is EventType.DEPLOYMENT for e in event_store.list_events(created["id"])),
+        what="the first deploy's event",
+    )
+    return created
 
 
 def test_status_write_announces_exactly_one_change_also_when_it_fails(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ferry.errors import (
@@ -48,4 +49,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
 
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        # One readable line, like every other error (FastAPI's default is a list of objects).
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'] if part != 'body')}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return JSONResponse({"detail": problems or "invalid request"}, status_code=422)
+
     app.add_exception_handler(FerryError, handle)
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -18,7 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ferry.cli.client import ApiClient, CliError
+from ferry.cli import agents, apps, notify, repos
+from ferry.cli.output import fail
+from ferry.cli.status import status
+from ferry.cli.watch import watch
 
 app = typer.Typer(
     name="ferry",
@@ -27,18 +28,11 @@ app = typer.Typer(
     add_completion=False,
 )
 admin_app = typer.Typer(help="Administrative tasks.", no_args_is_help=True)
-app.add_typer(admin_app, name="admin")
 console = Console()
-errors = Console(stderr=True)
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: $FERRY_HOME or ./.ferry).")
 ]
-
-
-def _fail(message: str) -> None:
-    errors.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -80,8 +74,7 @@ def up(
         try:
             state = stack.start()
         except OSError as exc:
-            _fail(f"could not start: {exc}")
-            return
+            fail(f"could not start: {exc}")
     _print_banner(stack, state, time.monotonic() - started)
     printer = StatusPrinter(lambda line: console.print(line, highlight=False))
     while not stopped.wait(1.0):
@@ -134,49 +127,6 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
-@app.command()
-def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Every application: repository, agent, branch, commit, sync and health status, last error."""
-    try:
-        client = ApiClient.from_environment()
-        applications = client.get("/applications")
-        repositories = {r["id"]: r for r in client.get("/repositories")}
-        agents = {a["id"]: a for a in client.get("/agents")}
-    except CliError as exc:
-        _fail(str(exc))
-        return
-    if as_json:
-        sys.stdout.write(json.dumps(applications, indent=2) + "\n")
-        return
-    table = Table(title="Applications")
-    for column in (
-        "name",
-        "repository",
-        "agent",
-        "branch",
-        "commit",
-        "sync",
-        "health",
-        "last error",
-    ):
-        table.add_column(column)
-    for a in applications:
-        repository = repositories.get(a["repository_id"], {})
-        table.add_row(
-            a["name"],
-            repository.get("url", a["repository_id"]),
-            agents.get(a["agent_id"], {}).get("name", a["agent_id"]),
-            a["branch"],
-            (a["commit"] or "")[:12],
-            a["sync_status"],
-            a["health_status"],
-            a["last_sync_error"] or "",
-        )
-    console.print(table)
-
-
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 admin_app.add_typer(token_app, name="token")
 
@@ -193,23 +143,46 @@ def token_create(
     try:
         print(create_api_token(name))
     except FerryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @admin_app.command("rotate-key")
-def rotate_key(home: HomeOption = None) -> None:
-    """Re-encrypt every secret and recompute the name index under a new key (local stack; stop
-    `ferry up` first). Safe to run again, also after an interrupted run."""
+def rotate_key(
+    home: HomeOption = None,
+    aws: Annotated[
+        bool, typer.Option("--aws", help="Rotate the deployed stack's key (Secrets Manager).")
+    ] = False,
+    secret_arn: Annotated[
+        str | None,
+        typer.Option(help="The stack's secret (default: $FERRY_SECRET_KEY_SECRET_ARN)."),
+    ] = None,
+) -> None:
+    """Re-encrypt every secret and recompute the name index under a new key. Locally, stop
+    `ferry up` first; with --aws, run it with credentials for the deployed stack. Safe to run
+    again, also after an interrupted run."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from ferry.errors import FerryError
-    from ferry.local.home import default_home
-    from ferry.local.keys import rotate_local_key
 
     with console.status("Re-encrypting under a new key…"):
         try:
-            report = rotate_local_key(home or default_home())
-        except FerryError as exc:
-            _fail(str(exc))
-            return
+            if aws:
+                from ferry.aws_keys import rotate_secrets_manager_key
+                from ferry.settings import get_settings
+
+                arn = secret_arn or get_settings().secret_key_secret_arn
+                if not arn:
+                    fail(
+                        "no secret to rotate: pass --secret-arn or set FERRY_SECRET_KEY_SECRET_ARN"
+                    )
+                report = rotate_secrets_manager_key(str(arn))
+            else:
+                from ferry.local.home import default_home
+                from ferry.local.keys import rotate_local_key
+
+                report = rotate_local_key(home or default_home())
+        except (FerryError, BotoCoreError, ClientError) as exc:
+            fail(str(exc))
     console.print(
         f"Key rotated: {report.rows_reencrypted} records re-encrypted, "
         f"{report.guards_moved} name guards moved."
@@ -222,6 +195,16 @@ def generate_key() -> None:
     from ferry.security.crypto import generate_key as new_key
 
     print(new_key())
+
+
+# Registered last so that `ferry --help` lists the local stack first, then the resources.
+app.command()(status)
+app.command()(watch)
+app.add_typer(repos.app, name="repo")
+app.add_typer(apps.app, name="app")
+app.add_typer(agents.app, name="agent")
+app.add_typer(notify.app, name="notify")
+app.add_typer(admin_app, name="admin")
 
 
 def main() -> None:

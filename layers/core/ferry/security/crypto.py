@@ -118,18 +118,21 @@ class Keyring:
 
 
 def _secret_from_secrets_manager(arn: str) -> tuple[str, list[str]]:
+    """AWSCURRENT, plus AWSPENDING and AWSPREVIOUS as read-only keys (see aws_keys.py)."""
     import boto3
     from botocore.exceptions import ClientError
 
     client = boto3.client("secretsmanager")
-    current = client.get_secret_value(SecretId=arn)["SecretString"]
-    try:
-        previous = [
-            client.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"]
-        ]
-    except ClientError:
-        previous = []
-    return current, previous
+    current = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    readable = []
+    for stage in ("AWSPENDING", "AWSPREVIOUS"):
+        try:
+            readable.append(
+                client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]
+            )
+        except ClientError:
+            continue
+    return current, readable
 
 
 def decrypt(token: str) -> str:

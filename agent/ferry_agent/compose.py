@@ -21,6 +21,7 @@ import yaml
 
 from ferry.domain.messages import ContainerState, DeployJob
 from ferry.domain.models import HealthStatus
+from ferry_agent.policy import PolicyOptions, PolicyViolation, check_application_name, enforce
 
 APPLICATION_LABEL = "ferry.application-id"
 COMMIT_LABEL = "ferry.commit"
@@ -68,11 +69,26 @@ class ComposeRunner:
         docker_host: str | None = None,
         timeout_seconds: int = 600,
         health_wait_seconds: int = 10,
+        bind_allow_list: bool = False,
+        policy_bypass: dict[str, list[str]] | None = None,
     ) -> None:
         self.deployments_dir = deployments_dir
         self.docker_host = docker_host
         self.timeout_seconds = timeout_seconds
         self.health_wait_seconds = health_wait_seconds
+        self.bind_allow_list = bind_allow_list
+        self.policy_bypass = policy_bypass or {}
+
+    def policy_for(self, job: DeployJob) -> PolicyOptions:
+        bypass = [
+            *self.policy_bypass.get(job.application_id, []),
+            *self.policy_bypass.get(job.application_name, []),
+        ]
+        return PolicyOptions(
+            bind_allow_list_mode=self.bind_allow_list,
+            deployments_dir=self.deployments_dir.resolve(),
+            bypass=frozenset(bypass),
+        )
 
     def _docker(self) -> docker.DockerClient:
         try:
@@ -91,7 +107,8 @@ class ComposeRunner:
         return self.deployments_dir / project_name
 
     def write_files(self, job: DeployJob) -> tuple[Path, Path]:
-        """Write the compose file (at its repository path) and our label override."""
+        """Check the compose file against the security policy, then write it (at its repository
+        path) and our label override. Nothing is written for a refused file."""
         relative = PurePosixPath(job.compose_path)
         if relative.is_absolute() or ".." in relative.parts:
             raise DeployError(f"compose path {job.compose_path!r} escapes the deployment folder")
@@ -101,7 +118,17 @@ class ComposeRunner:
             raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
         if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
             raise DeployError(f"{job.compose_path} has no services")
-        compose_path = self.project_dir(job.project_name) / relative
+        compose_path = (self.project_dir(job.project_name) / relative).resolve()
+        try:
+            check_application_name(job.application_name)
+            enforce(
+                document,
+                project_dir=compose_path.parent,
+                environment=dict(os.environ),
+                options=self.policy_for(job),
+            )
+        except PolicyViolation as exc:
+            raise DeployError(str(exc)) from exc
         compose_path.parent.mkdir(parents=True, exist_ok=True)
         compose_path.write_text(job.compose_file)
         override: dict[str, Any] = {
@@ -150,8 +177,20 @@ class ComposeRunner:
             "-f",
             str(override_path),
         ]
+        self.pull(base, client, document_images(job.compose_file))
         self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up")
         return self.snapshot(client, job.project_name)
+
+    def pull(self, base: list[str], client: docker.DockerClient, images: list[str]) -> None:
+        """Fetch every image before anything is replaced: a failed pull leaves the running
+        version untouched. Images only this host has (built or imported locally, no registry
+        knows them) are fine as long as they are here."""
+        try:
+            self._run([*base, "pull"], "docker compose pull")
+        except DeployError as failure:
+            missing = [image for image in images if not _image_present(client, image)]
+            if missing:
+                raise DeployError(f"{failure} (missing here: {', '.join(missing)})") from failure
 
     def remove(self, project_name: str) -> None:
         """Tear the project down (`down --remove-orphans`) and delete its folder.
@@ -228,6 +267,23 @@ class ComposeRunner:
                 )
             )
         return Snapshot(health=settled_health(states), containers=states, image_digests=digests)
+
+
+def document_images(compose_file: str) -> list[str]:
+    """The images a compose file names (services that only `build:` name none)."""
+    document = yaml.safe_load(compose_file) or {}
+    services = document.get("services") or {}
+    return sorted(
+        {str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")}
+    )
+
+
+def _image_present(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
 
 
 def settled_health(containers: list[ContainerState]) -> HealthStatus:

@@ -27,3 +27,14 @@ class AgentConfig(BaseSettings):
     health_wait_seconds: int = Field(
         default=10, ge=0, description="How long to wait for health checks to settle after up."
     )
+    policy_bind_allow_list: bool = Field(
+        default=False,
+        description="Only allow bind mounts inside the deployments directory.",
+    )
+    policy_bypass: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per application (id or name): security-policy rule ids it is excused from, as JSON, "
+            'e.g. {"monitoring": ["docker_socket"]}.'
+        ),
+    )

@@ -56,6 +56,8 @@ def run() -> None:
         docker_host=config.docker_host,
         timeout_seconds=config.compose_timeout_seconds,
         health_wait_seconds=config.health_wait_seconds,
+        bind_allow_list=config.policy_bind_allow_list,
+        policy_bypass=config.policy_bypass,
     )
     worker = Worker(
         session,

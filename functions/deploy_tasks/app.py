@@ -21,6 +21,16 @@ def mark_in_progress(event: dict[str, Any], context: LambdaContext) -> dict[str,
 
 
 @logger.inject_lambda_context
+def acquire_deploy_slot(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    return deploys.acquire_slot(event)
+
+
+@logger.inject_lambda_context
+def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return deploys.notify_outcome(event)
+
+
+@logger.inject_lambda_context
 def apply_deploy_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return deploys.apply_deploy_result(event)
 

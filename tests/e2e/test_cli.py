@@ -38,7 +38,16 @@ def test_demo_deploys_sample_and_prints_the_deploy_path(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
     assert "hello: synced, healthy" in out
-    assert "MarkInProgress → DispatchToAgent → ApplyDeployResult (SUCCEEDED)" in out
+    path = [
+        "MarkInProgress",
+        "AcquireDeploySlot",
+        "SlotFree",
+        "DispatchToAgent",
+        "ApplyDeployResult",
+        "Notify",
+        "Done",
+    ]
+    assert f"{' → '.join(path)} (SUCCEEDED)" in out
     assert "project label hello" in out
     assert out.rstrip().splitlines()[-1].strip().startswith("OK")
 

@@ -42,7 +42,7 @@ def test_repository_create_with_unusable_url_answers_400(api: httpx.Client) -> N
     before = len(api.get("/repositories").json())
     for body in (
         {"url": ""},
-        {"url": "https://example.com/x.git"},
+        {"url": "ftp://example.com/x.git"},
         {"url": "/tmp/x", "polling_interval_seconds": 5},
     ):
         response = api.post("/repositories", json=body)

@@ -25,6 +25,16 @@ from tests.helpers import (
     wait_for_status,
 )
 
+FULL_PATH = [
+    "MarkInProgress",
+    "AcquireDeploySlot",
+    "SlotFree",
+    "DispatchToAgent",
+    "ApplyDeployResult",
+    "Notify",
+    "Done",
+]
+
 
 def _deploying(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, ScriptedAgent, str]:
     head = commit(git_repo, "app/compose.yaml", compose())
@@ -66,7 +76,7 @@ def test_deploy_success_ends_synced_with_agent_health(
     assert done["last_synced_at"] is not None
     view = _execution(message.job.request_id)
     assert view.status == "SUCCEEDED"
-    assert view.path == ["MarkInProgress", "DispatchToAgent", "ApplyDeployResult"]
+    assert view.path == FULL_PATH
     deployment = finished_deployments(api, application["id"])
     assert [(e["status"], e["request_id"]) for e in deployment] == [
         ("succeeded", message.job.request_id)
@@ -125,7 +135,7 @@ def test_deploy_without_agent_answer_ends_out_of_sync_after_heartbeat_timeout(
     assert "agent stopped responding" in done["last_sync_error"]
     assert done["health_status"] == "unknown"
     view = _execution(message.job.request_id)
-    assert view.path == ["MarkInProgress", "DispatchToAgent", "ApplyDeployResult"]
+    assert view.path == FULL_PATH
 
 
 def test_deploy_task_failure_ends_out_of_sync_with_transport_error(

@@ -55,13 +55,16 @@ def test_lambda_handler_exception_becomes_function_error_named_after_class(
 
 def test_poller_failed_record_is_retried_then_dead_lettered(stack: LocalStack) -> None:
     sqs = boto3.client("sqs")
-    dead = sqs.create_queue(QueueName="poller-test-dlq")["QueueUrl"]
+    dead = sqs.create_queue(QueueName="poller-test-dlq.fifo", Attributes={"FifoQueue": "true"})[
+        "QueueUrl"
+    ]
     dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     queue = sqs.create_queue(
-        QueueName="poller-test",
+        QueueName="poller-test.fifo",
         Attributes={
+            "FifoQueue": "true",
             "VisibilityTimeout": "0",
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "2"}),
         },
@@ -77,13 +80,22 @@ def test_poller_failed_record_is_retried_then_dead_lettered(stack: LocalStack) -
         report_batch_item_failures=True,
         region="us-east-1",
     )
-    sqs.send_message(QueueUrl=queue, MessageBody="not a sync job")
     sqs.send_message(
         QueueUrl=queue,
-        MessageBody=json.dumps({"repository_id": "repo_gone", "origin": "manual"}),
+        MessageBody="not a sync job",
+        MessageGroupId="g1",
+        MessageDeduplicationId="1",
+    )
+    sqs.send_message(
+        QueueUrl=queue,
+        MessageBody=json.dumps(
+            {"repository_id": "repo_gone", "origin": "manual", "job_id": "job_gone"}
+        ),
+        MessageGroupId="g2",
+        MessageDeduplicationId="2",
     )
 
-    handled = poller.poll_once() + poller.poll_once() + poller.poll_once()
+    handled = sum(poller.poll_once() for _ in range(4))
 
     assert handled == 1  # the job for a deleted repository is done; the garbage is not
     moved = sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10).get("Messages", [])

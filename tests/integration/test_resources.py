@@ -72,7 +72,7 @@ def test_repository_patch_changes_settings_and_credentials(
     )
     assert (
         api.patch(
-            f"/repositories/{repository['id']}", json={"url": "https://x.example/r.git"}
+            f"/repositories/{repository['id']}", json={"url": "ftp://x.example/r.git"}
         ).status_code
         == 400
     )

@@ -86,11 +86,30 @@ def test_unsupported_reason_local_git_none(url: str) -> None:
     assert unsupported_reason(url, Provider.GIT) is None
 
 
-def test_unsupported_reason_remote_url_names_url() -> None:
-    reason = unsupported_reason("https://github.com/acme/app.git", Provider.GIT)
+@pytest.mark.parametrize(
+    ("url", "provider"),
+    [
+        ("https://github.com/acme/app.git", Provider.GIT),
+        ("git@github.com:acme/app.git", Provider.GIT),
+        ("ssh://git@git.example.com:2222/ops/app.git", Provider.GIT),
+        ("https://github.com/acme/app", Provider.GITHUB),
+        ("https://gitlab.example.com/group/sub/app", Provider.GITLAB),
+        ("https://dev.azure.com/org/project/_git/app", Provider.AZURE_DEVOPS),
+    ],
+)
+def test_unsupported_reason_remote_repository_none(url: str, provider: Provider) -> None:
+    assert unsupported_reason(url, provider) is None
 
-    assert reason is not None
-    assert "https://github.com/acme/app.git" in reason
+
+@pytest.mark.parametrize(
+    ("url", "provider"),
+    [
+        ("ftp://example.com/app.git", Provider.GIT),
+        ("https://github.com/onlyowner", Provider.GITHUB),
+    ],
+)
+def test_unsupported_reason_unusable_url_explains(url: str, provider: Provider) -> None:
+    assert unsupported_reason(url, provider)
 
 
 def test_unavailable_source_every_operation_raises_git_error_with_reason() -> None:

@@ -68,6 +68,9 @@ def test_build_plan_functions_mapped_to_importable_handlers(plan: LocalPlan) -> 
         "MarkInProgressFunction": ("functions.deploy_tasks.app", "mark_in_progress"),
         "ApplyDeployResultFunction": ("functions.deploy_tasks.app", "apply_deploy_result"),
         "ApplyUndeployResultFunction": ("functions.deploy_tasks.app", "apply_undeploy_result"),
+        "PollerFunction": ("functions.poller.app", "handler"),
+        "AcquireDeploySlotFunction": ("functions.deploy_tasks.app", "acquire_deploy_slot"),
+        "NotifyFunction": ("functions.deploy_tasks.app", "notify"),
     }
 
     assert {
@@ -90,7 +93,9 @@ def test_build_plan_deploy_state_machine_definition_and_substitutions(plan: Loca
     assert machine.definition_path.is_file()
     assert set(machine.substitutions) == {
         "MarkInProgressFunctionArn",
+        "AcquireDeploySlotFunctionArn",
         "ApplyDeployResultFunctionArn",
+        "NotifyFunctionArn",
         "ApplicationsTableName",
     }
     assert machine.substitutions["MarkInProgressFunctionArn"] == {

@@ -1,13 +1,14 @@
 """One application deploy: start its execution, and the two state-machine tasks around the agent.
 
 The state machine (functions/statemachines/deploy.asl.json) runs
-MarkInProgress → DispatchToAgent (waits for the agent's task-token answer) → ApplyDeployResult.
+MarkInProgress → AcquireDeploySlot (one deploy per application at a time) → DispatchToAgent
+(waits for the agent's task-token answer) → ApplyDeployResult → Notify.
 `apply_deploy_result` is the ONE interpreter of an outcome, whatever path led to it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,10 +32,12 @@ from ferry.domain.outcomes import (
     interpret_transport_error,
     parse_result,
 )
-from ferry.errors import Conflict, PermanentError, TransientError
+from ferry.errors import Conflict, NotFound, PermanentError, TransientError
+from ferry.notifications import notify_targets
 from ferry.settings import get_settings
 from ferry.status import update_application_status
 from ferry.store.agents import get_agent
+from ferry.store.applications import acquire_deploy_slot, get_application, release_deploy_slot
 from ferry.store.events import add_event, complete_event, list_events
 
 logger = Logger(child=True)
@@ -138,14 +141,51 @@ def _seconds_since(timestamp: str | None) -> float:
     return (utcnow() - datetime.fromisoformat(timestamp)).total_seconds()
 
 
+SUPERSEDED = "superseded by a newer deploy"
+
+
+def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
+    """State-machine task: may this deploy go to the agent now?
+
+    `superseded`: a newer request is the application's current one, so this one ends without
+    running. `acquired`: this request holds the application's deploy slot (one deploy per
+    application at a time, so an older commit can never land after a newer one). Neither: wait.
+    """
+    deploy_input = DeployInput.model_validate(payload)
+    application = get_application(deploy_input.application_id)
+    if application.current_request_id != deploy_input.request_id:
+        return {"acquired": False, "superseded": True}
+    lease = timedelta(seconds=deploy_input.timeout_seconds + 60)
+    acquired = acquire_deploy_slot(application.id, deploy_input.request_id, lease)
+    return {"acquired": acquired, "superseded": False}
+
+
+def _superseded(deploy_input: DeployInput) -> dict[str, Any]:
+    complete_event(
+        deploy_input.application_id, deploy_input.request_id, EventStatus.FAILED, error=SUPERSEDED
+    )
+    logger.info("deploy superseded", extra={"request_id": deploy_input.request_id})
+    return {"applied": False, "reason": "superseded"}
+
+
 def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
     """State-machine task: turn the agent's answer (or the caught error) into application status.
 
-    `payload` is the execution's state: its input, `dispatch` (from MarkInProgress) and either
-    `result` (the agent's answer) or `error` (what the Catch caught).
+    `payload` is the execution's state: its input, `dispatch` (from MarkInProgress), `slot`, and
+    either `result` (the agent's answer) or `error` (what the Catch caught). The deploy slot is
+    released whatever the outcome.
     """
     deploy_input = DeployInput.model_validate(payload)
+    try:
+        return _apply(deploy_input, payload)
+    finally:
+        release_deploy_slot(deploy_input.application_id, deploy_input.request_id)
+
+
+def _apply(deploy_input: DeployInput, payload: dict[str, Any]) -> dict[str, Any]:
     request_id = deploy_input.request_id
+    if (payload.get("slot") or {}).get("superseded"):
+        return _superseded(deploy_input)
     if payload.get("error") is not None:
         reason = describe_transport_error(
             payload["error"],
@@ -174,15 +214,11 @@ def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
         application = update_application_status(
             deploy_input.application_id, changes, if_request_id=request_id
         )
+    except NotFound:
+        logger.info("deploy result ignored: application deleted", extra={"request_id": request_id})
+        return {"applied": False, "reason": "application deleted"}
     except Conflict:
-        complete_event(
-            deploy_input.application_id,
-            request_id,
-            EventStatus.FAILED,
-            error="superseded by a newer deploy",
-        )
-        logger.info("deploy result ignored: superseded", extra={"request_id": request_id})
-        return {"applied": False, "reason": "superseded"}
+        return _superseded(deploy_input)
 
     complete_event(
         application.id,
@@ -197,3 +233,44 @@ def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
         "health_status": application.health_status.value,
         "last_sync_error": application.last_sync_error,
     }
+
+
+def notify_outcome(payload: dict[str, Any]) -> dict[str, Any]:
+    """State-machine task: tell the application's notification targets how the deploy ended.
+
+    Superseded and deleted deploys notify nobody; a failing target never fails the deploy (each
+    send's outcome is recorded on its target).
+    """
+    applied = payload.get("applied") or {}
+    if not applied.get("applied"):
+        return {"notified": 0}
+    deploy_input = DeployInput.model_validate(payload)
+    try:
+        application = get_application(deploy_input.application_id)
+    except NotFound:
+        return {"notified": 0}
+    if not application.notification_ids:
+        return {"notified": 0}
+    title, body = deploy_message(application, deploy_input.commit, applied)
+    notify_targets(application.notification_ids, title, body)
+    return {"notified": len(application.notification_ids)}
+
+
+def deploy_message(
+    application: Application, commit: str, applied: dict[str, Any]
+) -> tuple[str, str]:
+    """A notification's title and body for a deploy outcome."""
+    short = commit[:12]
+    outcome = applied.get("outcome")
+    error = applied.get("last_sync_error") or ""
+    if outcome == OutcomeKind.SUCCEEDED.value:
+        return (
+            f"Ferry: {application.name} deployed",
+            f"{application.name} is running {short} ({applied.get('health_status')}).",
+        )
+    if outcome == OutcomeKind.FAILED.value:
+        return f"Ferry: {application.name} failed to deploy", f"Deploying {short} failed: {error}"
+    return (
+        f"Ferry: {application.name} deploy finished without a result",
+        f"Deploying {short} finished without a result: {error}",
+    )

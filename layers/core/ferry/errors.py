@@ -27,6 +27,14 @@ class PayloadTooLarge(InvalidInput):
     """The request body is larger than this endpoint accepts."""
 
 
+class Unprocessable(InvalidInput):
+    """The request is well-formed but its content cannot be acted on (answered 422)."""
+
+
+class Forbidden(FerryError):
+    """A valid credential that is not allowed to do this (answered 403)."""
+
+
 class RateLimited(FerryError):
     """Too many requests from one source; `retry_after` seconds until the next is accepted."""
 

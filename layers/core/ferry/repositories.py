@@ -48,12 +48,19 @@ def register_repository(
     sync_type: SyncType,
     polling_interval_seconds: int = 60,
     credentials: RepositoryCredentials | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[Repository, str]:
-    """Create a repository; returns it and its webhook secret (shown once)."""
+    """Create a repository; returns it and its webhook secret (shown once).
+
+    `options`: GitHub Actions settings (github_repository, actions_branches, actions_workflows).
+    """
     url = validate_repository(url, provider, polling_interval_seconds)
     repository, secret = create_repository(
         url, provider, sync_type, polling_interval_seconds, credentials
     )
+    chosen = {k: v for k, v in (options or {}).items() if v is not None}
+    if chosen:
+        repository = update_repository(repository.id, chosen)
     announce(repository_path(repository.id), "repository.created")
     return repository, secret
 

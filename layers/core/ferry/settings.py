@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     changes_table: str = "ferry-changes"
     counters_table: str = "ferry-counters"
     notification_targets_table: str = "ferry-notification-targets"
+    idempotency_table: str = "ferry-idempotency"
+    jobs_table: str = "ferry-jobs"
+    deliveries_table: str = "ferry-deliveries"
 
     sync_queue_url: str = ""
     deploy_state_machine_arn: str = ""
@@ -47,6 +50,13 @@ class Settings(BaseSettings):
     # Webhook deliveries: body limit and per-source rate (requests per minute).
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_rate_per_minute: int = 120
+
+    # GitHub Actions OIDC (GitHub Enterprise Server and tests override these).
+    github_oidc_issuer: str = "https://token.actions.githubusercontent.com"
+    github_oidc_jwks_url: str = ""
+
+    # Generic git (https/ssh) keeps a bare clone per repository here (Lambda can only write /tmp).
+    git_cache_dir: str = "/tmp/ferry-git"  # noqa: S108 - a cache, rebuilt when missing
 
     # Where the API is reachable from outside (webhook URLs, agents). Locally the API's own URL.
     api_url: str = ""

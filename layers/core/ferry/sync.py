@@ -33,6 +33,7 @@ from ferry.git import GitSource, open_source
 from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import list_repository_applications, update_application
 from ferry.store.events import add_event
+from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
 
 logger = Logger(child=True)
@@ -57,6 +58,16 @@ class SyncReport:
     commits: dict[str, str] = field(default_factory=dict)  # branch → resolved SHA
     applications: dict[str, AppSyncResult] = field(default_factory=dict)
     deploy_requests: dict[str, str] = field(default_factory=dict)  # application id → request id
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready account of the sync (kept on the job, returned by idempotent replays)."""
+        return {
+            "repository_status": self.status.value,
+            "error": self.error,
+            "commits": self.commits,
+            "applications": {k: v.value for k, v in self.applications.items()},
+            "deploy_requests": self.deploy_requests,
+        }
 
 
 @dataclass(frozen=True)
@@ -222,23 +233,67 @@ def _resolver_for(job: SyncJob, source: GitSource) -> Resolver:
     return lambda _branch: source.commit(pinned)
 
 
+def _nothing_new(apps: list[Application], resolve: Resolver) -> tuple[bool, Resolver]:
+    """For polling: resolve each branch once; True when every application is already there.
+
+    Returns a resolver that answers from what was resolved, so the sync that may follow
+    resolves nothing twice (and a branch that failed fails the same way again).
+    """
+    resolved: dict[str, CommitInfo | GitError] = {}
+    for branch in {a.branch for a in apps if a.branch.strip()}:
+        try:
+            resolved[branch] = resolve(branch)
+        except GitError as exc:
+            resolved[branch] = exc
+
+    def cached(branch: str) -> CommitInfo:
+        outcome = resolved[branch]
+        if isinstance(outcome, GitError):
+            raise outcome
+        return outcome
+
+    up_to_date = all(
+        isinstance(resolved.get(a.branch), CommitInfo) and a.commit == cached(a.branch).sha
+        for a in apps
+        if a.branch.strip()
+    )
+    return up_to_date, cached
+
+
 def run_sync_job(job: SyncJob) -> SyncReport | None:
-    """Handle one sync job from the queue. None when its repository no longer exists."""
+    """Handle one sync job from the queue. None when there was nothing to do (its repository
+    is gone, or a poll found every application at its branch's commit)."""
+    record_running(job.job_id)
     try:
         repo = get_repository(job.repository_id)
     except NotFound:
         logger.warning("sync job for a deleted repository dropped", extra={"job_id": job.job_id})
+        record_finished(job.job_id, ok=True, error=None, result={"skipped": "repository deleted"})
         return None
     apps = list_repository_applications(repo.id)
     if job.branch is not None:
         apps = [a for a in apps if a.branch == job.branch]
     source = open_source(repo)
-    return sync_applications(
+    resolve = _resolver_for(job, source)
+    if job.origin is SyncOrigin.REPOSITORY_POLLING:
+        # Edge-triggered: a poll that finds nothing new leaves everything (errors included) as is.
+        up_to_date, resolve = _nothing_new(apps, resolve)
+        if up_to_date:
+            record_finished(job.job_id, ok=True, error=None, result={"skipped": "no new commit"})
+            return None
+    report = sync_applications(
         repo,
         apps,
-        _resolver_for(job, source),
+        resolve,
         job.origin,
         source=source,
         trigger_id=job.job_id,
         actor=job.actor,
     )
+    record_finished(
+        job.job_id,
+        ok=report.status is RepositorySyncStatus.SUCCESS,
+        error=report.error,
+        result=report.summary(),
+    )
+    return report

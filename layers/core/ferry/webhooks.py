@@ -1,88 +1,147 @@
-"""Webhook deliveries: verify, decide, enqueue. Never deploy inline (senders wait ≤ 10 s)."""
+"""Webhook deliveries: verify, decide, enqueue, and log what was decided. Never deploy inline:
+senders such as GitHub wait at most 10 s.
+
+The signature scheme follows the sender's headers (triggers/deliveries.py), whatever the
+repository's provider; the secret is always the repository's. Every delivery that reaches a
+known repository is logged with its outcome (accepted with its job, ignored, refused) and the
+reason, so "the webhook answered 2xx but nothing happened" can always be explained.
+"""
 
 from __future__ import annotations
 
-import hmac
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import SyncOrigin, SyncType
-from ferry.errors import InvalidInput, Unauthorized
-from ferry.git.source import is_full_sha
+from ferry.domain.models import Repository, SyncOrigin, SyncType
+from ferry.errors import FerryError, GitError, InvalidInput, Unauthorized
+from ferry.git import open_source
 from ferry.jobs import enqueue_sync_job
+from ferry.store.deliveries import record_delivery
 from ferry.store.repositories import get_repository, get_webhook_secret
+from ferry.triggers.deliveries import Ignored, Ping, Push, read_delivery
+
+_EVENT_HEADERS = ("x-github-event", "x-gitea-event", "x-forgejo-event", "x-gitlab-event")
+_DELIVERY_HEADERS = (
+    "x-github-delivery",
+    "x-gitea-delivery",
+    "x-forgejo-delivery",
+    "x-gitlab-event-uuid",
+)
 
 
-@dataclass(frozen=True)
-class WebhookAccepted:
-    job_id: str
-    branch: str | None
-    commit: str | None
+@dataclass
+class WebhookAnswer:
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
 
 
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+def _header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return next((lowered[n][:200] for n in names if lowered.get(n)), None)
 
 
-def _branch_from(payload: dict[str, object]) -> str | None:
-    ref = payload.get("ref", payload.get("branch"))
-    if ref is None:
-        return None
-    if not isinstance(ref, str) or not ref.strip():
-        raise InvalidInput("ref/branch must be a non-empty string")
-    ref = ref.strip()
-    if ref.startswith("refs/heads/"):
-        branch = ref[len("refs/heads/") :]
-        if not branch:
-            raise InvalidInput(f"ref {ref!r} names no branch")
-        return branch
-    if ref.startswith("refs/"):
-        raise InvalidInput(f"ref {ref!r} is not a branch (refs/heads/...)")
-    return ref
+def _sender_hint(headers: Mapping[str, str]) -> str:
+    lowered = {k.lower() for k in headers}
+    for sender, marker in (
+        ("forgejo", "x-forgejo-event"),
+        ("gitea", "x-gitea-event"),
+        ("gitlab", "x-gitlab-event"),
+        ("github", "x-github-event"),
+    ):
+        if marker in lowered:
+            return sender
+    return "generic"
 
 
-def accept_generic_webhook(
-    repository_id: str, authorization: str | None, body: bytes
-) -> WebhookAccepted:
-    """A generic sender: `Authorization: Bearer <webhook secret>`, optional {ref|branch, commit}.
+def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
+    base = {"repository_id": repository.id, "origin": SyncOrigin.REPOSITORY_WEBHOOK}
+    if push.branch is not None:
+        return [
+            SyncJob(**base, branch=push.branch, commit=push.commit, delivery_id=push.delivery_id)
+        ]
+    if push.tag is not None and push.commit is not None:
+        # A tag moves the branches that contain its commit; they sync at their latest commit
+        # (never back to the tag's, should the branch have moved on since).
+        finder = getattr(open_source(repository), "branches_containing", None)
+        if finder is not None:
+            try:
+                branches = finder(push.commit)
+            except GitError as exc:
+                raise InvalidInput(f"tag {push.tag}: {exc}") from exc
+            return [
+                SyncJob(
+                    **base,
+                    branch=branch,
+                    delivery_id=f"{push.delivery_id}:{branch}" if push.delivery_id else None,
+                )
+                for branch in branches
+            ]
+    # Everything at its latest commit: a generic delivery naming no ref, or a tag whose branches
+    # this provider cannot tell.
+    return [SyncJob(**base, delivery_id=push.delivery_id)]
 
-    Unknown repository → NotFound; wrong secret → Unauthorized; nothing is queued unless the
-    delivery is verified and well formed.
+
+def receive_webhook(repository_id: str, headers: Mapping[str, str], body: bytes) -> WebhookAnswer:
+    """Verify a delivery for the repository and queue what it asks for.
+
+    NotFound for an unknown repository, Unauthorized for a bad or missing signature, InvalidInput
+    for a delivery that cannot be acted on; each logged but the first.
     """
     repository = get_repository(repository_id)
-    presented = _bearer(authorization)
-    if presented is None or not hmac.compare_digest(
-        presented.encode(), get_webhook_secret(repository_id).encode()
-    ):
-        raise Unauthorized("missing or wrong webhook secret")
-    if repository.sync_type is not SyncType.WEBHOOK:
-        raise InvalidInput(
-            f"repository {repository_id} syncs by {repository.sync_type}, not webhook"
+    sender = _sender_hint(headers)
+    event = _header(headers, _EVENT_HEADERS)
+    seen_id = _header(headers, _DELIVERY_HEADERS)
+
+    def log(outcome: str, status: int, reason: str | None, job_id: str | None = None) -> None:
+        record_delivery(
+            repository_id,
+            sender=sender,
+            outcome=outcome,
+            status_code=status,
+            reason=reason,
+            event=event,
+            delivery_id=seen_id,
+            job_id=job_id,
         )
 
-    payload: dict[str, object] = {}
-    if body.strip():
-        try:
-            parsed = json.loads(body)
-        except ValueError as exc:
-            raise InvalidInput("body must be JSON") from exc
-        if not isinstance(parsed, dict):
-            raise InvalidInput("body must be a JSON object")
-        payload = parsed
-    branch = _branch_from(payload)
-    commit = payload.get("commit")
-    if commit is not None and (not isinstance(commit, str) or not is_full_sha(commit.lower())):
-        raise InvalidInput("commit must be a full 40-character SHA")
-    if commit is not None and branch is None:
-        raise InvalidInput("a commit needs the branch it was pushed to (ref or branch)")
-    job = SyncJob(
-        repository_id=repository_id,
-        origin=SyncOrigin.REPOSITORY_WEBHOOK,
-        branch=branch,
-        commit=commit.lower() if isinstance(commit, str) else None,
+    try:
+        delivery = read_delivery(headers, body, get_webhook_secret(repository_id))
+    except Unauthorized as exc:
+        log("refused", 401, str(exc))
+        raise
+    except InvalidInput as exc:
+        log("refused", 400, str(exc))
+        raise
+    if isinstance(delivery, Ping):
+        log("ignored", 200, "ping")
+        return WebhookAnswer(200, {"status": "pong"})
+    if isinstance(delivery, Ignored):
+        log("ignored", 200, delivery.reason)
+        return WebhookAnswer(200, {"ignored": delivery.reason})
+    if repository.sync_type is not SyncType.WEBHOOK:
+        reason = f"repository {repository_id} syncs by {repository.sync_type}, not webhook"
+        log("refused", 400, reason)
+        raise InvalidInput(reason)
+    try:
+        jobs = _jobs_for(repository, delivery)
+        if not jobs:
+            reason = f"tag {delivery.tag} is on no branch"
+            log("ignored", 200, reason)
+            return WebhookAnswer(200, {"ignored": reason})
+        job_ids = [enqueue_sync_job(job) for job in jobs]
+    except FerryError as exc:
+        log("refused", 400 if isinstance(exc, InvalidInput) else 503, str(exc))
+        raise
+    log("accepted", 202, None, ",".join(job_ids))
+    return WebhookAnswer(
+        202,
+        {
+            "job_id": job_ids[0],
+            "job_ids": job_ids,
+            "branch": delivery.branch,
+            "tag": delivery.tag,
+            "commit": delivery.commit,
+        },
     )
-    return WebhookAccepted(job_id=enqueue_sync_job(job), branch=branch, commit=job.commit)

@@ -12,7 +12,9 @@ from ferry.api.routes import (
     agents,
     applications,
     events,
+    github_actions,
     health,
+    jobs,
     notifications,
     repositories,
     webhooks,
@@ -35,6 +37,7 @@ def create_app() -> FastAPI:
     public = APIRouter(prefix=API_PREFIX)
     public.include_router(health.router)
     public.include_router(webhooks.router)
+    public.include_router(github_actions.router)
     public.include_router(agent_session.router)
 
     protected = APIRouter(prefix=API_PREFIX, dependencies=[Depends(api_token)])
@@ -43,6 +46,7 @@ def create_app() -> FastAPI:
     protected.include_router(applications.router)
     protected.include_router(notifications.router)
     protected.include_router(events.router)
+    protected.include_router(jobs.router)
 
     app.include_router(public)
     app.include_router(protected)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from ferry.errors import (
     Conflict,
     FerryError,
+    Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -16,12 +17,15 @@ from ferry.errors import (
     RateLimited,
     TransientError,
     Unauthorized,
+    Unprocessable,
 )
 
 # Most specific first: the first matching row wins.
 STATUS_BY_ERROR: dict[type[FerryError], int] = {
     PayloadTooLarge: 413,
+    Unprocessable: 422,
     RateLimited: 429,
+    Forbidden: 403,
     InvalidInput: 400,
     Unauthorized: 401,
     NotFound: 404,

@@ -41,6 +41,16 @@ class RepositoryIn(BaseModel):
     sync_type: SyncType = SyncType.WEBHOOK
     polling_interval_seconds: int = Field(default=60, description="At least 30.")
     auth: CredentialsIn | None = None
+    github_repository: str | None = Field(
+        default=None,
+        description="owner/repo on GitHub, for Actions runs (when the URL does not say).",
+    )
+    actions_branches: list[str] | None = Field(
+        default=None, description="Branches whose Actions runs may sync (none: any)."
+    )
+    actions_workflows: list[str] | None = Field(
+        default=None, description="Workflows (owner/repo/.github/workflows/x.yml) that may sync."
+    )
 
 
 class RepositoryPatch(BaseModel):
@@ -50,6 +60,9 @@ class RepositoryPatch(BaseModel):
     provider: Provider | None = None
     sync_type: SyncType | None = None
     polling_interval_seconds: int | None = None
+    github_repository: str | None = None
+    actions_branches: list[str] | None = None
+    actions_workflows: list[str] | None = None
     auth: CredentialsIn | None = Field(
         default=None, description='New credentials; send `"auth": null` to remove them.'
     )
@@ -65,6 +78,10 @@ class RepositoryOut(BaseModel):
     last_sync_error: str | None
     last_synced_at: datetime | None
     has_credentials: bool
+    github_repository: str | None
+    github_repository_id: str | None
+    actions_branches: list[str] | None
+    actions_workflows: list[str] | None
     created_at: datetime
     updated_at: datetime
 
@@ -185,6 +202,10 @@ class Removing(BaseModel):
 
 class DeployStarted(BaseModel):
     request_id: str
+
+
+class JobsAccepted(BaseModel):
+    job_ids: list[str]
 
 
 class JobAccepted(BaseModel):

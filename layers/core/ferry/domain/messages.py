@@ -5,6 +5,7 @@ The agent imports these too, so the two sides cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -18,9 +19,13 @@ class SyncJob(BaseModel):
 
     `branch` narrows the sync to the applications tracking that branch; `commit` pins the commit
     (a webhook's pushed SHA). Without `commit` each branch's latest commit is resolved.
+
+    A job that names a business event (a delivery id, or a repository + branch + commit) gets an
+    id derived from it, so a repeated trigger is the same job: SQS deduplicates it and the sync
+    worker's idempotency returns the first run's result instead of syncing again.
     """
 
-    job_id: str = Field(default_factory=lambda: new_id("job"))
+    job_id: str = ""
     repository_id: str
     origin: SyncOrigin
     branch: str | None = None
@@ -28,6 +33,21 @@ class SyncJob(BaseModel):
     delivery_id: str | None = None
     actor: str | None = None
     requested_at: datetime = Field(default_factory=utcnow)
+
+    def model_post_init(self, _context: object) -> None:
+        if not self.job_id:
+            key = self.business_key()
+            self.job_id = (
+                f"job_{hashlib.sha256(key.encode()).hexdigest()[:16]}" if key else new_id("job")
+            )
+
+    def business_key(self) -> str | None:
+        """What makes two triggers the same event, or None when every trigger is its own."""
+        if self.delivery_id:
+            return f"delivery:{self.repository_id}:{self.delivery_id}"
+        if self.commit:
+            return f"commit:{self.repository_id}:{self.branch}:{self.commit}"
+        return None
 
 
 class DeployInput(BaseModel):

@@ -47,9 +47,15 @@ class HealthStatus(StrEnum):
 
 
 class Provider(StrEnum):
-    """Where a repository lives. `git` is any git URL or local path (generic git)."""
+    """Where a repository lives. `git` is any git URL (https, ssh) or local path, read with git
+    itself; the others are read through the provider's REST API."""
 
     GIT = "git"
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    GITEA = "gitea"
+    FORGEJO = "forgejo"
+    AZURE_DEVOPS = "azure_devops"
 
 
 class SyncType(StrEnum):
@@ -105,6 +111,12 @@ class Repository(BaseModel):
     sync_status: RepositorySyncStatus = RepositorySyncStatus.UNKNOWN
     last_sync_error: str | None = None
     last_synced_at: datetime | None = None
+    polled_at: datetime | None = None
+    failures: int = 0
+    github_repository_id: str | None = None
+    github_repository: str | None = None
+    actions_branches: list[str] | None = None
+    actions_workflows: list[str] | None = None
     has_credentials: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

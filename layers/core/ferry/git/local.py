@@ -63,6 +63,22 @@ class LocalGitSource:
                 raise GitError(f"{sha} is not a commit")
             return _commit_info(obj)
 
+    def branches_containing(self, sha: str, max_depth: int = 10_000) -> list[str]:
+        """Branches whose history contains the commit (each walked at most `max_depth` back)."""
+        if not is_full_sha(sha):
+            raise GitError(f"{sha!r} is not a full commit SHA")
+        found = []
+        with self._repo() as repo:
+            for ref in repo.refs.keys(base=Ref(b"refs/heads/")):
+                head = repo.refs[Ref(b"refs/heads/" + ref)]
+                for depth, entry in enumerate(repo.get_walker(include=[head])):
+                    if entry.commit.id.decode() == sha:
+                        found.append(ref.decode())
+                        break
+                    if depth >= max_depth:
+                        break
+        return sorted(found)
+
     def read_file(self, sha: str, path: str) -> str:
         with self._repo() as repo:
             try:

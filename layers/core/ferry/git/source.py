@@ -72,20 +72,52 @@ class UnavailableSource:
 
 
 def unsupported_reason(url: str, provider: Provider) -> str | None:
-    """Why Ferry cannot read this repository, or None when it can."""
-    if provider is not Provider.GIT:
-        return f"provider {provider} is not supported"
-    if local_path_of(url) is None:
-        return f"cannot read {url}: only local paths and file:// URLs are supported so far"
+    """Why Ferry cannot read this repository, or None when it can (checked before it is stored)."""
+    if provider is Provider.GIT:
+        if local_path_of(url) is not None:
+            return None
+        from ferry.git.remote import parse_remote_url
+
+        try:
+            parse_remote_url(url)
+        except GitError as exc:
+            return str(exc)
+        return None
+    from ferry.git.providers import provider_source
+
+    try:
+        provider_source(provider.value, url, None).close()  # parses; opens no connection
+    except GitError as exc:
+        return str(exc)
     return None
 
 
 def open_source(repository: Repository) -> GitSource:
-    """The git source for a repository record (reads fail with the reason when it is unreadable)."""
-    reason = unsupported_reason(repository.url, repository.provider)
-    path = local_path_of(repository.url)
-    if reason is not None or path is None:
-        return UnavailableSource(reason or f"cannot read {repository.url}")
-    from ferry.git.local import LocalGitSource
+    """The git source for a repository record; reads fail with the reason when it is unreadable.
 
-    return LocalGitSource(path)
+    Local paths are read in place; other git URLs (https, ssh) through a cached bare clone;
+    GitHub, GitLab, Gitea/Forgejo and Azure DevOps through their REST APIs, unless the
+    repository's credential is a deploy key (then as git over SSH).
+    """
+    from ferry.domain.models import CredentialKind
+    from ferry.settings import get_settings
+    from ferry.store.repositories import get_credentials
+
+    path = local_path_of(repository.url)
+    if repository.provider is Provider.GIT and path is not None:
+        from ferry.git.local import LocalGitSource
+
+        return LocalGitSource(path)
+    try:
+        credentials = get_credentials(repository.id) if repository.has_credentials else None
+        if repository.provider is Provider.GIT or (
+            credentials is not None and credentials.kind is CredentialKind.SSH_KEY
+        ):
+            from ferry.git.remote import RemoteGitSource
+
+            return RemoteGitSource(repository.url, credentials, get_settings().git_cache_dir)
+        from ferry.git.providers import provider_source
+
+        return provider_source(repository.provider.value, repository.url, credentials)
+    except GitError as exc:
+        return UnavailableSource(str(exc))

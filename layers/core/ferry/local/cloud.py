@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from ferry.local.lambdas import InProcessLambdas
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
 from ferry.local.poller import QueuePoller
+from ferry.local.scheduler import Scheduler, rate_seconds
 from ferry.local.snapshot import dump_tables, load_tables
 from ferry.local.template import CODE_BUCKET, LocalPlan, build_plan, is_marker, marker_target
 
@@ -60,6 +61,7 @@ class LocalCloud:
         self.moto = MotoServer(free_port())
         self.lambdas = InProcessLambdas()
         self.pollers: list[QueuePoller] = []
+        self.scheduler: Scheduler | None = None
         self.tables: dict[str, str] = {}
         self.physical_ids: dict[str, str] = {}
         self.resource_types: dict[str, str] = {}
@@ -88,6 +90,7 @@ class LocalCloud:
         restored = load_tables(self.tables, self.snapshot_path)
         self._recover_interrupted(restored)
         self._start_pollers(plan)
+        self._start_scheduler(plan)
         self._start_api()
         self._start_snapshots()
         self.started = True
@@ -236,6 +239,7 @@ class LocalCloud:
             merged["FERRY_PREVIOUS_SECRET_KEYS"] = previous.read_text().strip()
         # The local stack's own sample repository and notification receivers live on loopback.
         merged.setdefault("FERRY_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
+        merged["FERRY_GIT_CACHE_DIR"] = str(self.home / "git-cache")
         os.environ.update(merged)
         _forget_cached_configuration()
 
@@ -266,6 +270,12 @@ class LocalCloud:
             )
             poller.start()
             self.pollers.append(poller)
+
+    def _start_scheduler(self, plan: LocalPlan) -> None:
+        self.scheduler = Scheduler(
+            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules]
+        )
+        self.scheduler.start()
 
     def _start_api(self) -> None:
         from ferry.api.app import create_app
@@ -305,6 +315,8 @@ class LocalCloud:
         self._snapshot_stop.set()
         for poller in self.pollers:
             poller.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._uvicorn_thread is not None:

@@ -92,7 +92,7 @@ class QueuePoller:
         )
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
-            logger.error("sync worker failed the whole batch", extra={"error": payload})
+            logger.error("the function failed the whole batch", extra={"error": payload})
             return 0
         failed: set[str] = set()
         if self.report_batch_item_failures and isinstance(payload, dict):

@@ -28,6 +28,8 @@ _CODE_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri")
 _HANDLED_LOCALLY = (
     "AWS::StepFunctions::StateMachine",
     "AWS::Lambda::EventSourceMapping",
+    "AWS::Scheduler::Schedule",
+    "AWS::Events::Rule",
 )
 _DROPPED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::", "AWS::SecretsManager::")
 _MARKER = "__ferry_local_ref__"
@@ -74,6 +76,15 @@ class EventSourceSpec:
 
 
 @dataclass
+class ScheduleSpec:
+    """A schedule that invokes a function (moto never fires EventBridge; the local cloud does)."""
+
+    logical_id: str
+    function: Any
+    expression: str
+
+
+@dataclass
 class LocalPlan:
     """Everything the local cloud needs, derived from template.yaml."""
 
@@ -82,6 +93,7 @@ class LocalPlan:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     state_machines: list[StateMachineSpec] = field(default_factory=list)
     event_sources: list[EventSourceSpec] = field(default_factory=list)
+    schedules: list[ScheduleSpec] = field(default_factory=list)
     code_objects: list[str] = field(default_factory=list)
 
     def stack_body(self) -> str:
@@ -138,6 +150,18 @@ def _mentions(node: Any, names: set[str]) -> bool:
     return any(f'"{name}"' in text or f"${{{name}" in text for name in names)
 
 
+def _schedules_of(logical_id: str, properties: dict[str, Any]) -> list[ScheduleSpec]:
+    expression = properties.get("ScheduleExpression")
+    if not expression:
+        return []
+    targets = properties.get("Targets") or [properties.get("Target", {})]
+    return [
+        ScheduleSpec(logical_id=logical_id, function=target["Arn"], expression=expression)
+        for target in targets
+        if isinstance(target, dict) and "Arn" in target
+    ]
+
+
 def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> LocalPlan:
     """Read and translate template.yaml into a LocalPlan."""
     project_root = template_path.parent
@@ -187,6 +211,8 @@ def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> 
                     in properties.get("FunctionResponseTypes", []),
                 )
             )
+        if kind in ("AWS::Scheduler::Schedule", "AWS::Events::Rule"):
+            plan.schedules.extend(_schedules_of(logical_id, resource["Properties"]))
         if kind in _HANDLED_LOCALLY or kind.startswith(_DROPPED_PREFIXES):
             removed.add(logical_id)
             del resources[logical_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -184,3 +185,43 @@ def next_event_number(application_id: str) -> int:
     with translated(f"application {application_id}", on_condition=NotFound):
         row.update(actions=[ApplicationRow.events_seq.add(1)], condition=ApplicationRow.id.exists())
     return int(row.events_seq)
+
+
+def acquire_deploy_slot(application_id: str, request_id: str, lease: timedelta) -> bool:
+    """Take the application's deploy slot for `request_id` (or keep it); False while another
+    request holds an unexpired lease. A conditional write: two requests never both hold it."""
+    now = utcnow()
+    row = ApplicationRow(id=application_id)
+    try:
+        with translated(f"application {application_id}"):
+            row.update(
+                actions=[
+                    ApplicationRow.deploy_slot.set(request_id),
+                    ApplicationRow.deploy_slot_until.set(now + lease),
+                ],
+                condition=ApplicationRow.id.exists()
+                & (
+                    ApplicationRow.deploy_slot.does_not_exist()
+                    | (ApplicationRow.deploy_slot == request_id)
+                    | (ApplicationRow.deploy_slot_until < now)
+                ),
+            )
+    except Conflict:
+        get_application(application_id)  # NotFound when it is gone
+        return False
+    return True
+
+
+def release_deploy_slot(application_id: str, request_id: str) -> None:
+    """Give the slot up if `request_id` holds it (anything else is left alone)."""
+    try:
+        with translated(f"application {application_id}"):
+            ApplicationRow(id=application_id).update(
+                actions=[
+                    ApplicationRow.deploy_slot.remove(),
+                    ApplicationRow.deploy_slot_until.remove(),
+                ],
+                condition=ApplicationRow.deploy_slot == request_id,
+            )
+    except Conflict:
+        return

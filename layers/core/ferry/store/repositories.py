@@ -21,7 +21,15 @@ from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
 from ferry.store.tables import RepositoryRow, row_values
 
-_EDITABLE = ("url", "provider", "sync_type", "polling_interval_seconds")
+_EDITABLE = (
+    "url",
+    "provider",
+    "sync_type",
+    "polling_interval_seconds",
+    "actions_branches",
+    "actions_workflows",
+    "github_repository",
+)
 
 
 def _to_domain(row: RepositoryRow) -> Repository:
@@ -119,6 +127,24 @@ def rotate_webhook_secret(repository_id: str) -> str:
     return secret
 
 
+def mark_polled(repository_id: str, at: datetime) -> None:
+    """Note that a poll was queued now (the poller's clock for the next one)."""
+    with translated(f"repository {repository_id}", on_condition=NotFound):
+        RepositoryRow(id=repository_id).update(
+            actions=[RepositoryRow.polled_at.set(at)], condition=RepositoryRow.id.exists()
+        )
+
+
+def record_github_repository_id(repository_id: str, github_id: str) -> None:
+    """Remember the GitHub repository id seen on the first verified Actions run (set once)."""
+    with translated(f"repository {repository_id}", on_condition=NotFound):
+        RepositoryRow(id=repository_id).update(
+            actions=[RepositoryRow.github_repository_id.set(github_id)],
+            condition=RepositoryRow.id.exists()
+            & RepositoryRow.github_repository_id.does_not_exist(),
+        )
+
+
 def delete_repository(repository_id: str) -> None:
     with translated(f"repository {repository_id}", on_condition=NotFound):
         RepositoryRow(id=repository_id).delete(condition=RepositoryRow.id.exists())
@@ -135,7 +161,10 @@ def set_repository_sync_status(
     actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
     if status is RepositorySyncStatus.SUCCESS:
         actions.append(RepositoryRow.last_sync_error.remove())
-    elif error is not None:
+        actions.append(RepositoryRow.failures.set(0))
+    elif status is RepositorySyncStatus.FAILED:
+        actions.append(RepositoryRow.failures.add(1))
+    if error is not None:
         actions.append(RepositoryRow.last_sync_error.set(error))
     if synced_at is not None:
         actions.append(RepositoryRow.last_synced_at.set(synced_at))

@@ -55,6 +55,14 @@ class RepositoryRow(Model):
     sync_status = UnicodeAttribute(default="unknown")
     last_sync_error = UnicodeAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
+    polled_at = UTCDateTimeAttribute(null=True)
+    failures = NumberAttribute(default=0)  # consecutive failed syncs: polling backs off
+    # GitHub Actions: the repository's numeric id, recorded on the first verified run, and the
+    # optional allow-lists of branches and workflows that may trigger a sync.
+    github_repository_id = UnicodeAttribute(null=True)
+    github_repository = UnicodeAttribute(null=True)  # owner/repo, when the URL does not say
+    actions_branches = ListAttribute(of=UnicodeAttribute, null=True)
+    actions_workflows = ListAttribute(of=UnicodeAttribute, null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -88,6 +96,9 @@ class ApplicationRow(Model):
     compose_file = EncryptedAttribute(null=True)
     previous_compose_file = EncryptedAttribute(null=True)
     current_request_id = UnicodeAttribute(null=True)
+    # The deploy slot: the one request allowed to run on the agent now, until its lease ends.
+    deploy_slot = UnicodeAttribute(null=True)
+    deploy_slot_until = UTCDateTimeAttribute(null=True)
     notification_ids = ListAttribute(of=UnicodeAttribute, default=list)
     events_seq = NumberAttribute(default=0)  # numbering of this application's history
     created_at = UTCDateTimeAttribute()
@@ -195,6 +206,46 @@ class NotificationTargetRow(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class JobRow(Model):
+    """A sync job's progress, so a trigger's caller can follow what its 202 started."""
+
+    class Meta:
+        table_name = _settings.jobs_table
+
+    id = UnicodeAttribute(hash_key=True)
+    repository_id = UnicodeAttribute()
+    origin = UnicodeAttribute()
+    status = UnicodeAttribute()  # queued, running, succeeded, failed
+    branch = UnicodeAttribute(null=True)
+    commit = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    result = UnicodeAttribute(null=True)  # JSON: per-application outcome
+    created_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class DeliveryRow(Model):
+    """One webhook delivery and what Ferry made of it (accepted, ignored, refused, and why)."""
+
+    class Meta:
+        table_name = _settings.deliveries_table
+
+    repository_id = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)  # "<received ISO>#<id>", newest last
+    id = UnicodeAttribute()
+    sender = UnicodeAttribute()
+    event = UnicodeAttribute(null=True)
+    delivery_id = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    status_code = NumberAttribute()
+    job_id = UnicodeAttribute(null=True)
+    received_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_TABLES: tuple[type[Model], ...] = (
     RepositoryRow,
     ApplicationRow,
@@ -205,6 +256,8 @@ ALL_TABLES: tuple[type[Model], ...] = (
     ChangeRow,
     CounterRow,
     NotificationTargetRow,
+    JobRow,
+    DeliveryRow,
 )
 
 

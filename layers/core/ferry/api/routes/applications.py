@@ -18,6 +18,7 @@ from ferry.api.schemas import (
     Removing,
 )
 from ferry.applications import change_application, redeploy_application, register_application
+from ferry.cancellation import cancel_deploy
 from ferry.domain.models import Application
 from ferry.removal import forget_application, start_removal, wait_for_removal
 from ferry.settings import get_settings
@@ -101,6 +102,13 @@ def delete(
 def deploy(application_id: str, actor: Actor) -> DeployStarted:
     """Redeploy the stored compose file at the recorded commit."""
     return DeployStarted(request_id=redeploy_application(application_id, actor=actor))
+
+
+@router.post("/{application_id}/cancel")
+def cancel(application_id: str, actor: Actor) -> DeployStarted:
+    """Stop the deploy in flight: the application ends `out_of_sync` with "cancelled" (409 when
+    no deploy runs). An agent already at work stops at its next heartbeat."""
+    return DeployStarted(request_id=cancel_deploy(application_id, actor=actor))
 
 
 @router.get("/{application_id}/events")

@@ -20,6 +20,7 @@ from ferry.repositories import (
     request_sync,
 )
 from ferry.settings import get_settings
+from ferry.store.deliveries import Delivery, list_deliveries
 from ferry.store.repositories import get_repository, list_repositories
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
@@ -43,6 +44,9 @@ def create(body: RepositoryIn, request: Request) -> RepositoryCreated:
         body.sync_type,
         body.polling_interval_seconds,
         body.auth.to_domain() if body.auth else None,
+        options=body.model_dump(
+            include={"github_repository", "actions_branches", "actions_workflows"}
+        ),
     )
     return RepositoryCreated(
         **to_out(repository).model_dump(),
@@ -88,6 +92,14 @@ def delete(repository_id: str) -> Response:
 def sync(repository_id: str, actor: Actor) -> JobAccepted:
     """Sync now (latest commit of every branch); 409 while a sync is in flight."""
     return JobAccepted(job_id=request_sync(repository_id, actor=actor))
+
+
+@router.get("/{repository_id}/deliveries")
+def deliveries(repository_id: str) -> list[Delivery]:
+    """The newest webhook deliveries and what Ferry made of each (accepted with its job,
+    ignored or refused, and why)."""
+    get_repository(repository_id)
+    return list_deliveries(repository_id)
 
 
 @router.post("/{repository_id}/webhook-secret")

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, status
+from fastapi.responses import JSONResponse
 
-from ferry.api.schemas import JobAccepted
 from ferry.errors import PayloadTooLarge
 from ferry.ratelimit import check_rate
 from ferry.settings import get_settings
-from ferry.webhooks import accept_generic_webhook
+from ferry.webhooks import receive_webhook
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -17,20 +17,27 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     """The body, or PayloadTooLarge as soon as it passes `limit` bytes (never read whole)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"webhook bodies are limited to {limit} bytes")
+        raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
-            raise PayloadTooLarge(f"webhook bodies are limited to {limit} bytes")
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
     return bytes(body)
+
+
+def client_source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.post(
     "/repositories/{repository_id}",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        401: {"description": "missing or wrong secret; nothing queued"},
+        200: {"description": 'a ping, or an event that moves nothing: `{"ignored": reason}`'},
+        400: {"description": "a push Ferry cannot act on (with the reason)"},
+        401: {"description": "missing or wrong signature or secret; nothing queued"},
+        404: {"description": "unknown repository"},
         413: {"description": "body over 1 MiB"},
         429: {"description": "too many deliveries from this source (see Retry-After)"},
     },
@@ -38,13 +45,14 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 async def repository_webhook(
     repository_id: str,
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-) -> JobAccepted:
-    """A push. Generic senders authenticate with `Authorization: Bearer <webhook secret>` and may
-    send `{"ref" | "branch": ..., "commit": ...}`. Answers 202 with the queued sync's job id."""
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> JSONResponse:
+    """A push from GitHub (`X-Hub-Signature-256`), Gitea/Forgejo (`X-Gitea-Signature` /
+    `X-Forgejo-Signature`), GitLab (`X-Gitlab-Token`, or signed `webhook-signature`), Azure DevOps
+    (basic auth) or any sender (`Authorization: Bearer <webhook secret>`, optional
+    `{"ref" | "branch": ..., "commit": ...}`). Answers 202 with the queued job ids."""
     settings = get_settings()
     body = await read_limited_body(request, settings.webhook_max_body_bytes)
-    source = request.client.host if request.client else "unknown"
-    check_rate(f"webhook#{source}", settings.webhook_rate_per_minute)
-    accepted = accept_generic_webhook(repository_id, authorization, body)
-    return JobAccepted(job_id=accepted.job_id, branch=accepted.branch, commit=accepted.commit)
+    check_rate(f"webhook#{client_source(request)}", settings.webhook_rate_per_minute)
+    answer = receive_webhook(repository_id, request.headers, body)
+    return JSONResponse(answer.body, status_code=answer.status_code)

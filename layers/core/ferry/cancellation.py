@@ -1,0 +1,47 @@
+"""Cancelling the deploy in flight: stop its execution and write the terminal status ourselves
+(a stopped execution runs no more states). The agent, if it started, finds out at its next
+heartbeat (the task is gone) and stops compose."""
+
+from __future__ import annotations
+
+import contextlib
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ferry import aws
+from ferry.domain.models import ApplicationSyncStatus, EventStatus
+from ferry.errors import Conflict, TransientError
+from ferry.executions import deploy_execution_arn
+from ferry.status import update_application_status
+from ferry.store.applications import get_application, release_deploy_slot
+from ferry.store.events import complete_event
+
+CANCELLED = "cancelled"
+
+
+def cancel_deploy(application_id: str, *, actor: str | None = None) -> str:
+    """Cancel the application's running deploy; returns its request id. Conflict if none runs."""
+    application = get_application(application_id)
+    request_id = application.current_request_id
+    if request_id is None or application.sync_status is not ApplicationSyncStatus.SYNCING:
+        raise Conflict("no deploy of this application is running")
+    client = aws.stepfunctions()
+    try:
+        client.stop_execution(
+            executionArn=deploy_execution_arn(request_id),
+            error="Cancelled",
+            cause=f"cancelled by {actor}" if actor else "cancelled",
+        )
+    except client.exceptions.ExecutionDoesNotExist:
+        pass  # started from a queue that never reached Step Functions: still end it below
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not stop the deploy: {exc}") from exc
+    with contextlib.suppress(Conflict):  # a newer deploy took over meanwhile: it stands
+        update_application_status(
+            application_id,
+            {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": CANCELLED},
+            if_request_id=request_id,
+        )
+    complete_event(application_id, request_id, EventStatus.FAILED, error=CANCELLED)
+    release_deploy_slot(application_id, request_id)
+    return request_id

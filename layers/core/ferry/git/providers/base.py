@@ -1,0 +1,361 @@
+"""What a hosted git provider offers beyond the `GitSource` port, and the HTTP plumbing the REST
+adapters share: one SSRF-safe client per source, provider errors translated into domain errors,
+and pagination that never follows a link off the API's own origin."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+from dulwich.refs import Ref, check_ref_format
+
+from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
+from ferry.errors import GitError, TransientError
+from ferry.git.source import GitSource, is_full_sha
+from ferry.outbound.http import (
+    AllowSpec,
+    DestinationRefused,
+    ResponseTooLarge,
+    read_limited,
+    safe_client,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+USER_AGENT = "ferry-gitops"
+# Provider messages are echoed into errors users see; a hostile server gets a line, not a page.
+_MAX_MESSAGE_CHARS = 200
+
+Params = Mapping[str, str | int]
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class ProviderSource(GitSource, Protocol):
+    """A repository on a git host that can also list what it holds."""
+
+    def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
+        ...
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """The file paths at a commit (recursively, under `path` when given), sorted.
+
+        GitError when the commit is missing; an empty list when `path` names no directory.
+        """
+        ...
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """The branches whose history includes the commit, sorted. GitError when it is missing.
+
+        Costs differ (see each adapter's docstring): one call on GitLab and Azure DevOps, one per
+        branch on GitHub and Gitea, a full-history fetch for generic git.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connections it holds."""
+        ...
+
+
+class ProviderNotFound(GitError):
+    """The provider says the branch, commit, file or repository does not exist (or that the
+    credentials cannot see it: GitHub and GitLab answer 404 for private repositories)."""
+
+
+class ProviderRateLimited(TransientError):
+    """The provider throttles us; `retry_after` is its advice in seconds (None without one)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def check_branch(branch: str) -> None:
+    """GitError unless `branch` is a valid branch name (checked before it goes into a URL)."""
+    if not branch or not check_ref_format(Ref(f"refs/heads/{branch}".encode())):
+        raise GitError(f"{branch!r} is not a valid branch name")
+
+
+def check_sha(sha: str) -> None:
+    """GitError unless `sha` is a full commit SHA: providers would also resolve branch names and
+    short SHAs, which would make "at this commit" ambiguous."""
+    if not is_full_sha(sha):
+        raise GitError(f"{sha!r} is not a full commit SHA")
+
+
+def clean_path(path: str) -> str:
+    """A repository path as the APIs want it: no leading or trailing slash."""
+    return path.strip().strip("/")
+
+
+def commit_info(sha: object, message: object, provider: str) -> CommitInfo:
+    """A CommitInfo from fields of a provider's answer, GitError when they are not strings."""
+    if not isinstance(sha, str) or not isinstance(message, str):
+        raise GitError(f"unexpected answer from {provider}: a commit without sha or message")
+    return CommitInfo(sha=sha, message=message.strip())
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """A file's bytes as UTF-8 text, GitError for anything else (compose files are text)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GitError(f"{path} is not UTF-8 text") from None
+
+
+def decode_base64_text(content: str, path: str) -> str:
+    """Text from a base64 `content` field (GitHub and Gitea split it over lines)."""
+    try:
+        data = base64.b64decode("".join(content.split()), validate=True)
+    except ValueError:
+        raise GitError(f"{path}: the provider sent content that is not valid base64") from None
+    return decode_text(data, path)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An HTTP Basic `Authorization` value."""
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {encoded}"
+
+
+def refuse_ssh_key(credentials: RepositoryCredentials | None, provider: str) -> None:
+    """GitError for a deploy key: it opens git over SSH, never a provider's REST API."""
+    if credentials is not None and credentials.kind is CredentialKind.SSH_KEY:
+        raise GitError(
+            f"an SSH deploy key cannot authenticate to the {provider} API: "
+            "give the repository an access token, or use the generic git provider over SSH"
+        )
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """How long the provider asks us to wait: `Retry-After` (seconds or an HTTP date), else the
+    reset time of its rate-limit window (`X-RateLimit-Reset` on GitHub and Gitea,
+    `RateLimit-Reset` on GitLab, both epoch seconds). None when it says nothing."""
+    now = time.time() if now is None else now
+    retry_after = response.headers.get("retry-after", "").strip()
+    if retry_after:
+        if retry_after.isdigit():
+            return float(retry_after)
+        try:
+            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - now)
+        except (TypeError, ValueError):
+            pass
+    for header in ("x-ratelimit-reset", "ratelimit-reset"):
+        reset = response.headers.get(header, "").strip()
+        if reset.isdigit():
+            return max(0.0, float(reset) - now)
+    return None
+
+
+def is_rate_limited(response: httpx.Response) -> bool:
+    """429 anywhere; 403 when GitHub says the quota is spent (`X-RateLimit-Remaining: 0`) or asks
+    us to back off (`Retry-After`, its secondary limits)."""
+    if response.status_code == 429:
+        return True
+    if response.status_code != 403:
+        return False
+    remaining = response.headers.get("x-ratelimit-remaining", "").strip()
+    return remaining == "0" or "retry-after" in response.headers
+
+
+def provider_message(response: httpx.Response) -> str:
+    """The provider's own explanation from an error body (`message` on GitHub, GitLab, Gitea and
+    Azure DevOps, `error` on some GitLab answers), shortened; the status phrase otherwise."""
+    text = ""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        text = response.text.strip()
+    else:
+        if isinstance(body, dict):
+            detail = body.get("message", body.get("error", ""))
+            text = detail if isinstance(detail, str) else json.dumps(detail)
+    text = " ".join(text.split()) or response.reason_phrase
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
+    return text
+
+
+class ApiClient:
+    """HTTP to one provider's API root, through `safe_client`, with errors made domain errors:
+
+    - the `missing` statuses (404 unless told) → ProviderNotFound with the caller's `missing`
+      text;
+    - 401 → GitError naming the credentials, 403 → GitError naming permissions;
+    - rate limits (see `is_rate_limited`) → ProviderRateLimited with the wait;
+    - 5xx, timeouts and network failures → TransientError;
+    - any other 4xx, a refused destination or an oversized answer → GitError.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        allow: AllowSpec = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        authenticated: bool,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._origin = httpx.URL(self.base_url).copy_with(path="/", query=None, fragment=None)
+        self._timeout = timeout
+        self._authenticated = authenticated
+        self._http = safe_client(
+            allow=allow,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT, **headers},
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path (already quoted by the caller)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def get(
+        self,
+        path_or_url: str,
+        *,
+        missing: str,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        missing_statuses: tuple[int, ...] = (404,),
+        accept: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """GET an API path (or an absolute URL on the API's origin) and return the response with
+        its body read when it succeeded or its status is in `accept`; other errors are
+        translated as the class docstring says."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        self._check_origin(url)
+        request = self._http.build_request("GET", url, params=params, headers=headers)
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                body = read_limited(response)
+            finally:
+                response.close()
+        except DestinationRefused as exc:
+            raise GitError(str(exc)) from exc
+        except ResponseTooLarge as exc:
+            raise GitError(f"{self.provider} answer too large: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise TransientError(
+                f"{self.provider} did not answer within {self._timeout:g} s"
+            ) from exc
+        except httpx.TooManyRedirects as exc:
+            raise GitError(f"{self.provider} redirected too often ({exc})") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"cannot reach {self.provider} at {request.url.host}: {exc}"
+            ) from exc
+        # The body is already decoded: rebuild the response without the headers that describe
+        # the wire form, so httpx does not decode it twice.
+        kept = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _WIRE_HEADERS
+        ]
+        result = httpx.Response(response.status_code, headers=kept, content=body, request=request)
+        if result.status_code not in accept:
+            self._raise_for_status(result, missing, missing_statuses)
+        return result
+
+    def get_json(
+        self,
+        path_or_url: str,
+        *,
+        missing: str,
+        params: Params | None = None,
+        missing_statuses: tuple[int, ...] = (404,),
+    ) -> Any:
+        """GET and parse a JSON answer; GitError when it is not JSON."""
+        response = self.get(
+            path_or_url, missing=missing, params=params, missing_statuses=missing_statuses
+        )
+        return self.parse_json(response)
+
+    def parse_json(self, response: httpx.Response) -> Any:
+        """A response's JSON body, GitError when it is not JSON."""
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise GitError(f"unexpected answer from {self.provider}: not JSON") from None
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        missing: str,
+        params: Params | None = None,
+        items: Callable[[Any], list[Any]] | None = None,
+    ) -> Iterator[Any]:
+        """Every item of a list endpoint, following `Link: <...>; rel="next"` (GitHub, GitLab,
+        Gitea). `items` picks the list out of a page (default: the page is the list)."""
+        url: str | None = self.url(path)
+        page_params: Params | None = params
+        while url is not None:
+            response = self.get(url, missing=missing, params=page_params)
+            page = self.parse_json(response)
+            entries = items(page) if items is not None else page
+            if not isinstance(entries, list):
+                raise GitError(f"unexpected answer from {self.provider}: expected a list")
+            yield from entries
+            # The next link carries every query parameter itself.
+            url = response.links.get("next", {}).get("url")
+            page_params = None
+
+    def _check_origin(self, url: str) -> None:
+        # A next-page link is the provider's data: if it pointed at another host, following it
+        # would hand that host our token.
+        target = httpx.URL(url)
+        if (target.scheme, target.host, target.port) != (
+            self._origin.scheme,
+            self._origin.host,
+            self._origin.port,
+        ):
+            raise GitError(
+                f"{self.provider} pointed to {target.scheme}://{target.host}, "
+                f"outside its API at {self._origin.host}; not following"
+            )
+
+    def _raise_for_status(
+        self, response: httpx.Response, missing: str, missing_statuses: tuple[int, ...]
+    ) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        message = provider_message(response)
+        if is_rate_limited(response):
+            wait = retry_after_seconds(response)
+            advice = f"; retry in {wait:.0f} s" if wait is not None else ""
+            raise ProviderRateLimited(
+                f"{self.provider} rate limit reached (HTTP {status}: {message}){advice}", wait
+            )
+        if status in missing_statuses:
+            raise ProviderNotFound(f"{missing} ({self.provider} answered {status}: {message})")
+        if status == 401:
+            if self._authenticated:
+                raise GitError(
+                    f"{self.provider} rejected the repository's credentials "
+                    f"(HTTP 401: {message}): check or renew the access token"
+                )
+            raise GitError(
+                f"{self.provider} requires credentials (HTTP 401: {message}): "
+                "give the repository an access token"
+            )
+        if status == 403:
+            raise GitError(
+                f"{self.provider} refused access (HTTP 403: {message}): the credentials lack "
+                "permission to read this repository"
+            )
+        if status >= 500:
+            raise TransientError(f"{self.provider} failed (HTTP {status}: {message}); try again")
+        raise GitError(f"{self.provider} refused the request (HTTP {status}: {message})")

@@ -1,0 +1,189 @@
+"""Gitea and Forgejo (same API) through the REST API v1."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
+from ferry.errors import GitError
+from ferry.git.providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ApiClient,
+    ProviderNotFound,
+    basic_authorization,
+    check_branch,
+    check_sha,
+    clean_path,
+    commit_info,
+    decode_text,
+    refuse_ssh_key,
+)
+from ferry.outbound.http import AllowSpec
+
+NAME = "Gitea"
+_PAGE_LIMIT = 50
+_TREE_PAGE = 1000
+
+
+def gitea_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
+    """API headers: a token as `Authorization: token ...`, username and password as Basic."""
+    if credentials is None:
+        return {}
+    if credentials.kind is CredentialKind.BASIC:
+        return {
+            "Authorization": basic_authorization(credentials.username or "", credentials.secret)
+        }
+    return {"Authorization": f"token {credentials.secret}"}
+
+
+class GiteaSource:
+    """One Gitea or Forgejo repository.
+
+    `branches_containing` lists the branch heads, then asks
+    `GET /compare/{branch head}...{sha}` for each other branch: no commits in the comparison means
+    the commit is already in that branch (the compare endpoint needs Gitea 1.22 or Forgejo 7).
+    One request per branch, like GitHub; Gitea has no single call for it.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        repo: str,
+        api_base: str,
+        credentials: RepositoryCredentials | None = None,
+        *,
+        allow: AllowSpec = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        name: str = NAME,
+    ) -> None:
+        refuse_ssh_key(credentials, name)
+        self.full_name = f"{owner}/{repo}"
+        self._api = ApiClient(
+            provider=name,
+            base_url=f"{api_base.rstrip('/')}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}",
+            headers=gitea_headers(credentials),
+            allow=allow,
+            timeout=timeout,
+            authenticated=credentials is not None,
+        )
+
+    @property
+    def api_url(self) -> str:
+        """The API URL of the repository itself (every request goes below it)."""
+        return self._api.base_url
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._api.close()
+
+    def latest_commit(self, branch: str) -> CommitInfo:
+        """The head commit of a branch (`GET /branches/{branch}`)."""
+        check_branch(branch)
+        body = self._api.get_json(
+            f"branches/{quote(branch, safe='/')}",
+            missing=f"branch {branch!r} does not exist in {self.full_name}",
+        )
+        commit = body.get("commit") if isinstance(body, dict) else None
+        if not isinstance(commit, dict):
+            raise GitError(f"unexpected answer from {self._api.provider}: a branch without commit")
+        return commit_info(commit.get("id"), commit.get("message"), self._api.provider)
+
+    def commit(self, sha: str) -> CommitInfo:
+        """A commit by SHA (`GET /git/commits/{sha}`, without stats or files)."""
+        check_sha(sha)
+        body = self._api.get_json(
+            f"git/commits/{sha}",
+            missing=f"commit {sha} is not in {self.full_name}",
+            params={"stat": "false", "verification": "false", "files": "false"},
+            missing_statuses=(404, 422),
+        )
+        inner = body.get("commit") if isinstance(body, dict) else None
+        message = inner.get("message") if isinstance(inner, dict) else None
+        return commit_info(body.get("sha"), message, self._api.provider)
+
+    def read_file(self, sha: str, path: str) -> str:
+        """A file at a commit (`GET /raw/{path}?ref={sha}`)."""
+        check_sha(sha)
+        path = clean_path(path)
+        response = self._api.get(
+            f"raw/{quote(path, safe='/')}",
+            missing=f"{path} does not exist at commit {sha[:12]} in {self.full_name}",
+            params={"ref": sha},
+        )
+        return decode_text(response.content, path)
+
+    def list_branches(self) -> list[str]:
+        """Every branch name (`GET /branches`, paginated by Link headers)."""
+        return sorted(self._branch_heads())
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """File paths at a commit (`GET /git/trees/{sha}?recursive=true`, paged by `page` until
+        `total_count` entries have come)."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        files: list[str] = []
+        seen = 0
+        page = 1
+        while True:
+            body = self._api.get_json(
+                f"git/trees/{sha}",
+                missing=f"commit {sha} is not in {self.full_name}",
+                params={"recursive": "true", "per_page": _TREE_PAGE, "page": page},
+            )
+            tree = body.get("tree") if isinstance(body, dict) else None
+            if not isinstance(tree, list):
+                raise GitError(
+                    f"unexpected answer from {self._api.provider}: a tree without entries"
+                )
+            for entry in tree:
+                if (
+                    isinstance(entry, dict)
+                    and entry.get("type") == "blob"
+                    and isinstance(entry.get("path"), str)
+                ):
+                    files.append(entry["path"])
+            seen += len(tree)
+            total = body.get("total_count")
+            if not tree or not body.get("truncated") or not isinstance(total, int) or seen >= total:
+                break
+            page += 1
+        return sorted(name for name in files if not prefix or name.startswith(f"{prefix}/"))
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """Branches whose history includes the commit (see the class docstring)."""
+        self.commit(sha)
+        contained = []
+        for name, head in self._branch_heads().items():
+            if head == sha or self._head_contains(head, sha):
+                contained.append(name)
+        return sorted(contained)
+
+    def _head_contains(self, head: str, sha: str) -> bool:
+        try:
+            body = self._api.get_json(
+                f"compare/{head}...{sha}",
+                missing=f"cannot compare {sha} with {head}",
+            )
+        except ProviderNotFound:
+            # No merge base: unrelated histories.
+            return False
+        total = body.get("total_commits") if isinstance(body, dict) else None
+        if not isinstance(total, int):
+            raise GitError(
+                f"unexpected answer from {self._api.provider}: a comparison without count"
+            )
+        return total == 0
+
+    def _branch_heads(self) -> dict[str, str]:
+        heads: dict[str, str] = {}
+        for entry in self._api.paginate(
+            "branches",
+            missing=f"repository {self.full_name} does not exist",
+            params={"limit": _PAGE_LIMIT},
+        ):
+            commit = entry.get("commit") if isinstance(entry, dict) else None
+            head = commit.get("id") if isinstance(commit, dict) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and isinstance(head, str):
+                heads[name] = head
+        return heads

@@ -1,0 +1,160 @@
+"""GitLab (gitlab.com and self-managed) through the REST API v4."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ferry.domain.models import CommitInfo, RepositoryCredentials
+from ferry.errors import GitError
+from ferry.git.providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ApiClient,
+    ProviderNotFound,
+    check_branch,
+    check_sha,
+    clean_path,
+    commit_info,
+    decode_text,
+    refuse_ssh_key,
+)
+from ferry.outbound.http import AllowSpec
+
+PUBLIC_API = "https://gitlab.com/api/v4"
+NAME = "GitLab"
+_PER_PAGE = 100
+
+
+def gitlab_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
+    """API headers: the token as `PRIVATE-TOKEN` (personal, project and group access tokens).
+    GitLab's API has no Basic authentication, so for username-and-password credentials the
+    secret is taken to be a token as well."""
+    return {} if credentials is None else {"PRIVATE-TOKEN": credentials.secret}
+
+
+class GitLabSource:
+    """One GitLab project, addressed by its URL-encoded full path (`group/sub/project`).
+
+    `branches_containing` is GitLab's own answer: `GET /repository/commits/{sha}/refs?type=branch`.
+    """
+
+    def __init__(
+        self,
+        project_path: str,
+        credentials: RepositoryCredentials | None = None,
+        *,
+        api_base: str = PUBLIC_API,
+        allow: AllowSpec = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        refuse_ssh_key(credentials, NAME)
+        self.project_path = project_path
+        self._api = ApiClient(
+            provider=NAME,
+            base_url=f"{api_base.rstrip('/')}/projects/{quote(project_path, safe='')}",
+            headers=gitlab_headers(credentials),
+            allow=allow,
+            timeout=timeout,
+            authenticated=credentials is not None,
+        )
+
+    @property
+    def api_url(self) -> str:
+        """The API URL of the repository itself (every request goes below it)."""
+        return self._api.base_url
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._api.close()
+
+    def latest_commit(self, branch: str) -> CommitInfo:
+        """The head commit of a branch (`GET /repository/branches/{branch}`)."""
+        check_branch(branch)
+        body = self._api.get_json(
+            f"repository/branches/{quote(branch, safe='')}",
+            missing=f"branch {branch!r} does not exist in {self.project_path}",
+        )
+        commit = body.get("commit") if isinstance(body, dict) else None
+        return _commit(commit)
+
+    def commit(self, sha: str) -> CommitInfo:
+        """A commit by SHA (`GET /repository/commits/{sha}`)."""
+        check_sha(sha)
+        body = self._api.get_json(
+            f"repository/commits/{sha}", missing=f"commit {sha} is not in {self.project_path}"
+        )
+        return _commit(body)
+
+    def read_file(self, sha: str, path: str) -> str:
+        """A file at a commit (`GET /repository/files/{path}/raw?ref={sha}`)."""
+        check_sha(sha)
+        path = clean_path(path)
+        response = self._api.get(
+            f"repository/files/{quote(path, safe='')}/raw",
+            missing=f"{path} does not exist at commit {sha[:12]} in {self.project_path}",
+            params={"ref": sha},
+        )
+        return decode_text(response.content, path)
+
+    def list_branches(self) -> list[str]:
+        """Every branch name (`GET /repository/branches`, paginated by Link headers)."""
+        names = []
+        for entry in self._api.paginate(
+            "repository/branches",
+            missing=f"project {self.project_path} does not exist",
+            params={"per_page": _PER_PAGE},
+        ):
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                names.append(entry["name"])
+        return sorted(names)
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """File paths at a commit (`GET /repository/tree?recursive=true`, paginated). GitLab
+        answers 404 both for a missing commit and a missing directory, so a 404 under a path
+        checks the commit before answering "no files"."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        params: dict[str, str | int] = {"ref": sha, "recursive": "true", "per_page": _PER_PAGE}
+        if prefix:
+            params["path"] = prefix
+        try:
+            entries = list(
+                self._api.paginate(
+                    "repository/tree",
+                    missing=f"commit {sha} is not in {self.project_path}",
+                    params=params,
+                )
+            )
+        except ProviderNotFound:
+            if not prefix:
+                raise
+            self.commit(sha)
+            return []
+        return sorted(
+            entry["path"]
+            for entry in entries
+            if isinstance(entry, dict)
+            and entry.get("type") == "blob"
+            and isinstance(entry.get("path"), str)
+        )
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """Branches whose history includes the commit (`GET /repository/commits/{sha}/refs`)."""
+        check_sha(sha)
+        names = []
+        for entry in self._api.paginate(
+            f"repository/commits/{sha}/refs",
+            missing=f"commit {sha} is not in {self.project_path}",
+            params={"type": "branch", "per_page": _PER_PAGE},
+        ):
+            if isinstance(entry, dict) and entry.get("type") == "branch":
+                name = entry.get("name")
+                if isinstance(name, str):
+                    names.append(name)
+        return sorted(names)
+
+
+def _commit(body: Any) -> CommitInfo:
+    if not isinstance(body, dict):
+        raise GitError(f"unexpected answer from {NAME}: not a commit")
+    return commit_info(body.get("id"), body.get("message"), NAME)

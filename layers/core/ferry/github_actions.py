@@ -1,0 +1,103 @@
+"""The GitHub Actions trigger: a workflow calls POST /api/v1/github-actions with its OIDC token.
+
+The token proves the repository, ref and commit the run is for (triggers/github_oidc.py); the
+repository is matched by GitHub's numeric id once known (recorded on the first verified run),
+else by owner/repo; its optional allow-lists of branches and workflows apply.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from ferry.domain.messages import SyncJob
+from ferry.domain.models import Repository, SyncOrigin
+from ferry.errors import Forbidden, GitError, Unprocessable
+from ferry.git import open_source
+from ferry.jobs import enqueue_sync_job
+from ferry.settings import get_settings
+from ferry.store.repositories import list_repositories, record_github_repository_id
+from ferry.triggers.github_oidc import (
+    ActionsClaims,
+    OidcVerifier,
+    check_policy,
+    full_name_from_url,
+    matches_repository,
+)
+
+
+@cache
+def _verifier(audience: str) -> OidcVerifier:
+    # One per process and audience: its key cache outlives single requests.
+    settings = get_settings()
+    return OidcVerifier(
+        settings.github_oidc_issuer, settings.github_oidc_jwks_url or None, audience
+    )
+
+
+def _parse_body(body: bytes) -> bool:
+    """`{"sync_repo": true}` syncs the whole repository; default: the run's own branch."""
+    if not body.strip():
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise Unprocessable('body must be JSON, e.g. {"sync_repo": true}') from exc
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("sync_repo", False), bool):
+        raise Unprocessable('body must be a JSON object like {"sync_repo": true}')
+    return bool(parsed.get("sync_repo", False))
+
+
+def _repositories_for(claims: ActionsClaims) -> list[Repository]:
+    return [
+        r
+        for r in list_repositories()
+        if matches_repository(
+            claims,
+            github_repository_id=r.github_repository_id,
+            full_name=r.github_repository or full_name_from_url(r.url),
+        )
+    ]
+
+
+def _tag_branches(repository: Repository, claims: ActionsClaims) -> list[str] | None:
+    finder = getattr(open_source(repository), "branches_containing", None)
+    if claims.tag is None or finder is None:
+        return None
+    try:
+        return list(finder(claims.sha))
+    except GitError:
+        return []
+
+
+def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
+    """Verify the run and queue its sync(s); returns the job ids."""
+    sync_repo = _parse_body(body)
+    claims = _verifier(audience.rstrip("/")).verify(token)
+    repositories = _repositories_for(claims)
+    if not repositories:
+        raise Forbidden(f"no Ferry repository is registered for {claims.repository}")
+    job_ids: list[str] = []
+    for repository in repositories:
+        tag_branches = _tag_branches(repository, claims)
+        check_policy(
+            claims,
+            allowed_branches=repository.actions_branches,
+            allowed_workflows=repository.actions_workflows,
+            tag_branches=tag_branches,
+        )
+        if repository.github_repository_id is None:
+            record_github_repository_id(repository.id, claims.repository_id)
+        base = {
+            "repository_id": repository.id,
+            "origin": SyncOrigin.GITHUB_ACTIONS,
+            "actor": f"github-actions:{claims.actor}" if claims.actor else "github-actions",
+        }
+        if sync_repo:
+            jobs = [SyncJob(**base)]
+        elif claims.branch is not None:
+            jobs = [SyncJob(**base, branch=claims.branch, commit=claims.sha)]
+        else:
+            jobs = [SyncJob(**base, branch=branch) for branch in tag_branches or []]
+        job_ids.extend(enqueue_sync_job(job) for job in jobs)
+    return job_ids

@@ -1,0 +1,93 @@
+"""Sync jobs' progress (queued → running → succeeded | failed), kept for a week."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from ferry.domain.messages import SyncJob
+from ferry.domain.models import utcnow
+from ferry.errors import Conflict
+from ferry.store.errors import translated
+from ferry.store.tables import JobRow
+
+RETENTION = timedelta(days=7)
+
+
+class JobStatus(BaseModel):
+    id: str
+    repository_id: str
+    origin: str
+    status: str
+    branch: str | None = None
+    commit: str | None = None
+    actor: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+def record_queued(job: SyncJob) -> bool:
+    """Record a new job; False when a job with this id exists already (a duplicate trigger)."""
+    now = utcnow()
+    row = JobRow(
+        id=job.job_id,
+        repository_id=job.repository_id,
+        origin=job.origin.value,
+        status="queued",
+        branch=job.branch,
+        commit=job.commit,
+        actor=job.actor,
+        created_at=now,
+        expires_at=now + RETENTION,
+    )
+    try:
+        with translated(f"job {job.job_id}"):
+            row.save(condition=JobRow.id.does_not_exist())
+    except Conflict:
+        return False
+    return True
+
+
+def forget_job(job_id: str) -> None:
+    with translated(f"job {job_id}"):
+        JobRow(id=job_id).delete()
+
+
+def record_running(job_id: str) -> None:
+    with translated(f"job {job_id}"):
+        JobRow(id=job_id).update(actions=[JobRow.status.set("running")])
+
+
+def record_finished(job_id: str, *, ok: bool, error: str | None, result: dict[str, Any]) -> None:
+    with translated(f"job {job_id}"):
+        JobRow(id=job_id).update(
+            actions=[
+                JobRow.status.set("succeeded" if ok else "failed"),
+                JobRow.error.set(error) if error else JobRow.error.remove(),
+                JobRow.result.set(json.dumps(result)),
+                JobRow.finished_at.set(utcnow()),
+            ]
+        )
+
+
+def get_job(job_id: str) -> JobStatus:
+    with translated(f"job {job_id}"):
+        row = JobRow.get(job_id, consistent_read=True)
+    return JobStatus(
+        id=row.id,
+        repository_id=row.repository_id,
+        origin=row.origin,
+        status=row.status,
+        branch=row.branch,
+        commit=row.commit,
+        actor=row.actor,
+        error=row.error,
+        result=json.loads(row.result) if row.result else None,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )

@@ -1,0 +1,1 @@
+"""What sets a repository sync off from outside: webhook deliveries and GitHub Actions tokens."""

@@ -196,3 +196,30 @@ def test_secrets_never_appear_in_logs_events_or_responses(
         lambda: "****" in api.get(f"/notifications/{target['id']}").json()["display_url"],
         what="a redacted notification URL",
     )
+
+
+def test_agent_session_carries_short_lived_credentials_scoped_to_its_queue(
+    stack: LocalStack, api: httpx.Client, unique: str
+) -> None:
+    agent = create_agent(api, f"host-{unique}")
+    session = httpx.get(
+        f"{stack.api_url}/api/v1/agent/session",
+        headers={"Authorization": f"Bearer {agent['token']}"},
+    ).json()
+
+    credentials = session["credentials"]
+    assert credentials["access_key_id"] and credentials["session_token"]
+    assert session["queue_url"].endswith(f"agent-{agent['id']}")
+    from ferry.agent_sessions import agent_policy
+
+    policy = agent_policy("arn:aws:sqs:us-east-1:123456789012:ferry-agent-x")
+    assert policy["Statement"][0]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:ferry-agent-x"
+    assert {a for s in policy["Statement"] for a in s["Action"]} == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
+    }

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     deploy_state_machine_arn: str = ""
     undeploy_state_machine_arn: str = ""
     agent_queue_prefix: str = "ferry-agent-"
+    # The role agents' sessions assume (scoped down per agent); empty: agents bring credentials.
+    agent_role_arn: str = ""
+    agent_session_seconds: int = 3600
 
     # The master secret for encryption at rest and the name index (see security/crypto.py).
     secret_key: str = Field(default="", repr=False)

@@ -117,14 +117,38 @@ class AgentCreated(AgentOut, AgentToken):
     pass
 
 
+class AwsCredentials(BaseModel):
+    """Short-lived credentials limited to the agent's own queue and to answering its tasks."""
+
+    access_key_id: str
+    secret_access_key: str = Field(repr=False)
+    session_token: str = Field(repr=False)
+    expiration: datetime
+
+
 class AgentSession(BaseModel):
-    """What an agent needs to take its jobs: its queue and, locally, the AWS endpoint."""
+    """What an agent needs to take its jobs: its queue, scoped credentials and, locally, the
+    AWS endpoint. Fetch it again before `credentials.expiration`."""
 
     agent_id: str
     name: str
     queue_url: str
     region: str
     aws_endpoint_url: str | None
+    credentials: AwsCredentials | None = Field(
+        description="None when the control plane has no agent role configured (the agent then "
+        "uses its own AWS credentials)."
+    )
+
+
+class HealthReport(BaseModel):
+    """An agent's report that an application's settled health changed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    application_id: str
+    health_status: HealthStatus
+    detail: str | None = None
 
 
 class ApplicationIn(BaseModel):

@@ -228,3 +228,42 @@ class ScriptedAgent:
                 "error_message": error,
             },
         )
+
+
+class JsonReceiver:
+    """A loopback HTTP server that records the JSON bodies POSTed to it (a notification
+    target reachable as `json://127.0.0.1:<port>/`)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.received: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                try:
+                    receiver.received.append(json.loads(self.rfile.read(length) or b"{}"))
+                except ValueError:
+                    receiver.received.append({"unparsed": True})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"json://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def titles(self) -> list[str]:
+        return [str(body.get("title", "")) for body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

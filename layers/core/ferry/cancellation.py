@@ -1,6 +1,11 @@
 """Cancelling the deploy in flight: stop its execution and write the terminal status ourselves
-(a stopped execution runs no more states). The agent, if it started, finds out at its next
-heartbeat (the task is gone) and stops compose."""
+(a stopped execution runs no more states).
+
+The request also stops being the application's current one, so nothing the old execution still
+does can change the application (its result would count as superseded). An agent already at work
+finds out at its next heartbeat, either because the task is gone (Step Functions) or because it
+asks whether its job is still current (GET /api/v1/agent/jobs/{request_id}), and stops compose.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,11 @@ def cancel_deploy(application_id: str, *, actor: str | None = None) -> str:
     with contextlib.suppress(Conflict):  # a newer deploy took over meanwhile: it stands
         update_application_status(
             application_id,
-            {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": CANCELLED},
+            {
+                "sync_status": ApplicationSyncStatus.OUT_OF_SYNC,
+                "last_sync_error": CANCELLED,
+                "current_request_id": None,
+            },
             if_request_id=request_id,
         )
     complete_event(application_id, request_id, EventStatus.FAILED, error=CANCELLED)

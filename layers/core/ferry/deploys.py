@@ -241,7 +241,8 @@ def notify_outcome(payload: dict[str, Any]) -> dict[str, Any]:
     Superseded and deleted deploys notify nobody; a failing target never fails the deploy (each
     send's outcome is recorded on its target).
     """
-    applied = payload.get("applied") or {}
+    # ApplyDeployResult's answer sits at $.applied.applied (its ResultSelector wraps it).
+    applied = (payload.get("applied") or {}).get("applied") or {}
     if not applied.get("applied"):
         return {"notified": 0}
     deploy_input = DeployInput.model_validate(payload)

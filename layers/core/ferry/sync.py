@@ -30,6 +30,7 @@ from ferry.domain.models import (
 )
 from ferry.errors import FerryError, GitError, NotFound
 from ferry.git import GitSource, open_source
+from ferry.notifications import notify_targets
 from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import list_repository_applications, update_application
 from ferry.store.events import add_event
@@ -93,6 +94,15 @@ def _record(
             **details,
         )
     )
+
+
+def _notify_sync_failure(application: Application, reason: str) -> None:
+    if application.notification_ids:
+        notify_targets(
+            application.notification_ids,
+            f"Ferry: {application.name} could not be synced",
+            f"Syncing {application.name} ({application.path} on {application.branch}): {reason}",
+        )
 
 
 def _needs_deploy(application: Application, compose_file: str) -> bool:
@@ -193,6 +203,7 @@ def sync_applications(
             for application in branch_apps:
                 _record(application, trigger, EventStatus.FAILED, error=report.error)
                 report.applications[application.id] = AppSyncResult.FAILED
+                _notify_sync_failure(application, report.error)
             continue
         report.commits[branch] = commit.sha
         for application in branch_apps:
@@ -206,6 +217,7 @@ def sync_applications(
                     application.id,
                     {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": str(exc)},
                 )
+                _notify_sync_failure(application, str(exc))
 
     if report.error is None:
         report.status = RepositorySyncStatus.SUCCESS

@@ -141,6 +141,11 @@ class AgentSession(BaseModel):
     )
 
 
+class JobState(BaseModel):
+    request_id: str
+    current: bool = Field(description="False once the deploy was cancelled or superseded.")
+
+
 class HealthReport(BaseModel):
     """An agent's report that an application's settled health changed."""
 

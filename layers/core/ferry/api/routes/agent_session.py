@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 
 from ferry.agent_sessions import agent_credentials
 from ferry.api.deps import CurrentAgent
-from ferry.api.schemas import AgentSession, AwsCredentials, HealthReport
+from ferry.api.schemas import AgentSession, AwsCredentials, HealthReport, JobState
 from ferry.errors import Forbidden
 from ferry.settings import get_settings
 from ferry.status import update_application_status
@@ -38,6 +38,16 @@ def heartbeat(agent: CurrentAgent) -> Response:
     """For agents: "still here" (an agent is listed offline after 90 s without one)."""
     touch_agent(agent.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/jobs/{request_id}")
+def job_state(request_id: str, application_id: str, agent: CurrentAgent) -> JobState:
+    """For agents, while they work: is this deploy still the application's current one? False
+    once it was cancelled or superseded: the agent then stops it."""
+    application = get_application(application_id)
+    if application.agent_id != agent.id:
+        raise Forbidden("that application is not assigned to this agent")
+    return JobState(request_id=request_id, current=application.current_request_id == request_id)
 
 
 @router.post("/health", status_code=status.HTTP_204_NO_CONTENT)

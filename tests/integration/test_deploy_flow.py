@@ -1,0 +1,206 @@
+"""The deploy state machine's newer rules: one deploy per application at a time, newer commits
+supersede older ones, cancellation, and notifications of every outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ferry.executions import describe_deploy
+from ferry.local.stack import LocalStack
+from tests.conftest import TEST_HEARTBEAT_SECONDS
+from tests.helpers import (
+    JsonReceiver,
+    ScriptedAgent,
+    agent_queue_url,
+    commit,
+    compose,
+    create_agent,
+    create_repository,
+    events,
+    finished_deployments,
+    push_webhook,
+    wait_for,
+    wait_for_idle_sync,
+    wait_for_status,
+)
+
+
+@pytest.fixture
+def receiver() -> Iterator[JsonReceiver]:
+    started = JsonReceiver()
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def deployed(
+    api: httpx.Client, git_repo: Path, unique: str, receiver: JsonReceiver
+) -> tuple[dict, dict, ScriptedAgent]:
+    """A deployed application (scripted agent) whose notifications go to `receiver`."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    target = api.post("/notifications", json={"name": f"n-{unique}", "url": receiver.url}).json()
+    application = api.post(
+        "/applications",
+        json={
+            "name": f"app-{unique}",
+            "repository_id": repository["id"],
+            "agent_id": agent["id"],
+            "path": "app/compose.yaml",
+            "notification_ids": [target["id"]],
+        },
+    ).json()
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced")
+    wait_for_idle_sync(repository["id"])
+    return repository, application, scripted
+
+
+def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, deployed: tuple[dict, dict, ScriptedAgent]
+) -> None:
+    repository, application, scripted = deployed
+    older = commit(git_repo, "app/compose.yaml", compose(greeting="older"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    running = scripted.take()  # the older deploy holds the slot, at the agent
+    assert running.job.commit == older
+    newer = commit(git_repo, "app/compose.yaml", compose(greeting="newer"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    wait_for(lambda: get_status(api, application["id"])["commit"] == newer, what="newer recorded")
+
+    with pytest.raises(AssertionError):
+        scripted.take(timeout=3)  # the newer one waits: one deploy per application at a time
+    scripted.succeed(running)  # the older answers late: superseded, its result is not applied
+    latest = scripted.take()
+    assert latest.job.commit == newer
+    scripted.succeed(latest)
+
+    done = wait_for_status(api, application["id"], "synced", commit=newer)
+    assert done["last_sync_error"] is None
+    by_request = {e["request_id"]: e for e in finished_deployments(api, application["id"])}
+    assert by_request[running.job.request_id]["error"] == "superseded by a newer deploy"
+    assert by_request[latest.job.request_id]["status"] == "succeeded"
+
+
+def deployed_agent_token(api: httpx.Client, agent_id: str) -> str:
+    return str(api.post(f"/agents/{agent_id}/token").json()["token"])
+
+
+def get_status(api: httpx.Client, application_id: str) -> dict[str, str]:
+    return dict(api.get(f"/applications/{application_id}").json())
+
+
+def test_cancel_stops_the_deploy_and_frees_the_slot(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, deployed: tuple[dict, dict, ScriptedAgent]
+) -> None:
+    repository, application, scripted = deployed
+    commit(git_repo, "app/compose.yaml", compose(greeting="to-cancel"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    running = scripted.take()
+
+    response = api.post(f"/applications/{application['id']}/cancel")
+
+    assert response.status_code == 200, response.text
+    cancelled = get_status(api, application["id"])
+    assert (cancelled["sync_status"], cancelled["last_sync_error"]) == ("out_of_sync", "cancelled")
+    # What the agent asks at its next heartbeat: no longer current, so it stops.
+    agent_token = deployed_agent_token(api, application["agent_id"])
+    state = httpx.get(
+        f"{stack.api_url}/api/v1/agent/jobs/{running.job.request_id}",
+        params={"application_id": application["id"]},
+        headers={"Authorization": f"Bearer {agent_token}"},
+    ).json()
+    assert state["current"] is False
+    assert api.post(f"/applications/{application['id']}/cancel").status_code == 409
+    # AWS also answers the task's heartbeat with TaskTimedOut; moto 5.2.5 keeps a stopped
+    # execution waiting, so here it ends by heartbeat timeout, superseded, changing nothing.
+    wait_for(
+        lambda: describe_deploy(running.job.request_id).status != "RUNNING",
+        timeout=TEST_HEARTBEAT_SECONDS + 30,
+        what="the old execution to end",
+    )
+    assert get_status(api, application["id"])["last_sync_error"] == "cancelled"
+
+    redeploy = api.post(f"/applications/{application['id']}/deploy")  # the slot is free again
+    assert redeploy.status_code == 202
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced")
+
+
+def test_every_outcome_notifies_the_targets_but_superseded_ones(
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    receiver: JsonReceiver,
+    deployed: tuple[dict, dict, ScriptedAgent],
+) -> None:
+    repository, application, scripted = deployed
+    wait_for(
+        lambda: any("deployed" in t for t in receiver.titles()), what="the first deploy's note"
+    )
+
+    commit(git_repo, "app/compose.yaml", compose(greeting="will-fail"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    scripted.fail(scripted.take(), "image pull failed")
+    wait_for(
+        lambda: any("failed to deploy" in t for t in receiver.titles()), what="the failure note"
+    )
+    assert any("image pull failed" in str(body.get("message")) for body in receiver.received)
+
+    commit(git_repo, "app/compose.yaml", compose(greeting="silent-agent"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    scripted.take()  # and never answers
+    wait_for(
+        lambda: any("without a result" in t for t in receiver.titles()),
+        timeout=TEST_HEARTBEAT_SECONDS + 30,
+        what="the no-result note",
+    )
+    target = api.get(f"/notifications/{application['notification_ids'][0]}").json()
+    assert target["last_status"] == "ok"
+
+
+def test_failing_target_never_fails_the_deploy(
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    deployed: tuple[dict, dict, ScriptedAgent],
+    receiver: JsonReceiver,
+) -> None:
+    repository, application, scripted = deployed
+    receiver.close()  # the target stops answering
+    head = commit(git_repo, "app/compose.yaml", compose(greeting="unheard"))
+    push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    scripted.succeed(scripted.take())
+
+    wait_for_status(api, application["id"], "synced", commit=head)
+    target_id = application["notification_ids"][0]
+    failed = wait_for(
+        lambda: (
+            (t := api.get(f"/notifications/{target_id}").json())["last_status"] == "failed" and t
+        ),
+        what="the failed send to be recorded",
+    )
+    assert failed["last_error"]
+
+
+def test_sync_failure_notifies_the_targets(
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    receiver: JsonReceiver,
+    deployed: tuple[dict, dict, ScriptedAgent],
+) -> None:
+    repository, application, _scripted = deployed
+    api.patch(f"/applications/{application['id']}", json={"path": "missing/compose.yaml"})
+    wait_for(
+        lambda: any("could not be synced" in t for t in receiver.titles()),
+        what="the sync failure note",
+    )
+    assert [e for e in events(api, application["id"]) if e["status"] == "failed"]
+    assert repository["id"]

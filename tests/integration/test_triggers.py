@@ -339,6 +339,13 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
     renamed = _actions_token(issuer, stack.api_url, head, repository_id="999")
     assert call(renamed).status_code == 403  # the id recorded on first use decides now
     assert call(_actions_token(issuer, stack.api_url, head), body=["x"]).status_code == 422
+    from ferry.domain.models import RepositorySyncStatus
+    from ferry.status import update_repository_status
+
+    update_repository_status(created["id"], RepositorySyncStatus.SYNCING)
+    busy = call(_actions_token(issuer, stack.api_url, head), body={"sync_repo": True})
+    assert busy.status_code == 409 and "in flight" in busy.json()["detail"]
+    update_repository_status(created["id"], RepositorySyncStatus.SUCCESS)
 
 
 def test_polling_schedule_deploys_new_commits_and_does_nothing_without_them(

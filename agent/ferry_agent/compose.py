@@ -3,13 +3,21 @@
 `docker compose` (v2) is used when the Docker CLI has it, else `docker-compose` (v1). Containers
 get the normalized project name and a `ferry.application-id` label (through an override file, so
 the user's compose file is deployed exactly as committed).
+
+Compose runs as a child process the agent can stop: a job whose deploy was cancelled (or that a
+stopping agent hands back) has its compose process terminated instead of left to finish behind
+the control plane's back. On Linux the child also gets SIGTERM when the agent dies, even by
+SIGKILL, so a crashed agent leaves no compose running into the job another agent process redoes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,10 +36,16 @@ COMMIT_LABEL = "ferry.commit"
 PROJECT_LABEL = "com.docker.compose.project"
 OVERRIDE_NAME = ".ferry.override.yaml"
 _OUTPUT_TAIL = 2000
+_POLL_SECONDS = 0.25
+_TERMINATE_WAIT_SECONDS = 10
 
 
 class DeployError(Exception):
     """A deploy step failed; the message is what the user sees as last_sync_error."""
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran; what it started was stopped."""
 
 
 @dataclass
@@ -56,6 +70,23 @@ def compose_command() -> list[str]:
     raise DeployError("neither `docker compose` nor `docker-compose` is installed on this host")
 
 
+def _tied_to_agent(arguments: list[str]) -> list[str]:
+    """The command, wrapped so the kernel sends it SIGTERM when the agent goes away (Linux,
+    util-linux `setpriv`). The signal is tied to the thread that starts the child; the agent
+    starts compose from its job pool, whose threads live as long as the agent does."""
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return [setpriv, "--pdeathsig", "TERM", "--", *arguments] if setpriv else arguments
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=_TERMINATE_WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
 def _tail(text: str) -> str:
     text = text.strip()
     return text if len(text) <= _OUTPUT_TAIL else "…" + text[-_OUTPUT_TAIL:]
@@ -67,6 +98,7 @@ class ComposeRunner:
         deployments_dir: Path,
         *,
         docker_host: str | None = None,
+        docker_host_name: str | None = None,
         timeout_seconds: int = 600,
         health_wait_seconds: int = 10,
         bind_allow_list: bool = False,
@@ -74,10 +106,14 @@ class ComposeRunner:
     ) -> None:
         self.deployments_dir = deployments_dir
         self.docker_host = docker_host
+        # What users know the daemon as (the ssh:// URL behind a local tunnel socket).
+        self.docker_host_name = docker_host_name or docker_host
         self.timeout_seconds = timeout_seconds
         self.health_wait_seconds = health_wait_seconds
         self.bind_allow_list = bind_allow_list
         self.policy_bypass = policy_bypass or {}
+        self._processes: set[subprocess.Popen[str]] = set()
+        self._processes_lock = threading.Lock()
 
     def policy_for(self, job: DeployJob) -> PolicyOptions:
         bypass = [
@@ -99,7 +135,7 @@ class ComposeRunner:
             )
             client.ping()
         except docker.errors.DockerException as exc:
-            where = self.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
+            where = self.docker_host_name or os.environ.get("DOCKER_HOST") or "the local socket"
             raise DeployError(f"Docker daemon not reachable at {where}: {exc}") from exc
         return client
 
@@ -143,28 +179,55 @@ class ComposeRunner:
         override_path.write_text(yaml.safe_dump(override, sort_keys=False))
         return compose_path, override_path
 
-    def _run(self, arguments: list[str], what: str) -> str:
+    def _run(self, arguments: list[str], what: str, cancel: threading.Event | None = None) -> str:
+        """Run one compose command; stopped (JobCancelled) as soon as `cancel` is set."""
         environment = dict(os.environ)
         if self.docker_host:
             environment["DOCKER_HOST"] = self.docker_host
+        deadline = time.monotonic() + self.timeout_seconds
+        process = subprocess.Popen(
+            _tied_to_agent(arguments),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            # Its own session: a Ctrl-C meant for the agent (which finishes the job) must not
+            # reach compose through the terminal's process group.
+            start_new_session=True,
+        )
+        with self._processes_lock:
+            self._processes.add(process)
         try:
-            completed = subprocess.run(
-                arguments,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout_seconds,
-                env=environment,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DeployError(f"{what} did not finish within {self.timeout_seconds} s") from exc
-        if completed.returncode != 0:
-            raise DeployError(f"{what} failed: {_tail(completed.stderr or completed.stdout)}")
-        return completed.stdout
+            while True:
+                try:
+                    stdout, stderr = process.communicate(timeout=_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancel is not None and cancel.is_set():
+                        _stop(process)
+                        raise JobCancelled(f"{what} stopped: the job was cancelled") from None
+                    if time.monotonic() > deadline:
+                        _stop(process)
+                        raise DeployError(
+                            f"{what} did not finish within {self.timeout_seconds} s"
+                        ) from None
+        finally:
+            with self._processes_lock:
+                self._processes.discard(process)
+        if process.returncode != 0:
+            raise DeployError(f"{what} failed: {_tail(stderr or stdout)}")
+        return stdout
 
-    def deploy(self, job: DeployJob) -> Snapshot:
-        """Bring the application's project to the job's compose file."""
-        client = self._docker()
+    def terminate_all(self) -> None:
+        """Stop every compose process still running (the agent is exiting at once)."""
+        with self._processes_lock:
+            running = list(self._processes)
+        for process in running:
+            process.terminate()
+
+    def deploy(self, job: DeployJob, cancel: threading.Event | None = None) -> Snapshot:
+        """Bring the application's project to the job's compose file (JobCancelled when `cancel`
+        is set meanwhile)."""
         compose_path, override_path = self.write_files(job)
         base = [
             *compose_command(),
@@ -177,28 +240,34 @@ class ComposeRunner:
             "-f",
             str(override_path),
         ]
-        self.pull(base, client, document_images(job.compose_file))
-        self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up")
-        return self.snapshot(client, job.project_name)
+        with contextlib.closing(self._docker()) as client:
+            self.pull(base, client, document_images(job.compose_file), cancel)
+            self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up", cancel)
+            return self.snapshot(client, job.project_name, cancel)
 
-    def pull(self, base: list[str], client: docker.DockerClient, images: list[str]) -> None:
+    def pull(
+        self,
+        base: list[str],
+        client: docker.DockerClient,
+        images: list[str],
+        cancel: threading.Event | None = None,
+    ) -> None:
         """Fetch every image before anything is replaced: a failed pull leaves the running
         version untouched. Images only this host has (built or imported locally, no registry
         knows them) are fine as long as they are here."""
         try:
-            self._run([*base, "pull"], "docker compose pull")
+            self._run([*base, "pull"], "docker compose pull", cancel)
         except DeployError as failure:
             missing = [image for image in images if not _image_present(client, image)]
             if missing:
                 raise DeployError(f"{failure} (missing here: {', '.join(missing)})") from failure
 
-    def remove(self, project_name: str) -> None:
+    def remove(self, project_name: str, cancel: threading.Event | None = None) -> None:
         """Tear the project down (`down --remove-orphans`) and delete its folder.
 
         Uses the files written at deploy time; without them (never deployed here, or the folder
         was lost) the project's containers are removed by their compose label instead.
         """
-        client = self._docker()
         folder = self.project_dir(project_name)
         overrides = sorted(folder.rglob(OVERRIDE_NAME)) if folder.exists() else []
         if overrides:
@@ -218,23 +287,31 @@ class ComposeRunner:
             for path in compose_files:
                 arguments += ["-f", str(path)]
             arguments += ["-f", str(override), "down", "--remove-orphans"]
-            self._run(arguments, "docker compose down")
+            self._run(arguments, "docker compose down", cancel)
         else:
-            for container in client.containers.list(
-                all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"}
-            ):
-                container.remove(force=True)
+            with contextlib.closing(self._docker()) as client:
+                for container in client.containers.list(
+                    all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"}
+                ):
+                    container.remove(force=True)
         if folder.exists():
             shutil.rmtree(folder)
 
-    def snapshot(self, client: docker.DockerClient, project_name: str) -> Snapshot:
+    def snapshot(
+        self,
+        client: docker.DockerClient,
+        project_name: str,
+        cancel: threading.Event | None = None,
+    ) -> Snapshot:
         """Containers of the project and their settled health (waits while checks start)."""
         deadline = time.monotonic() + self.health_wait_seconds
+        waiting = cancel or threading.Event()
         while True:
             snapshot = self._read(client, project_name)
             if snapshot.health is not HealthStatus.UNKNOWN or time.monotonic() >= deadline:
                 return snapshot
-            time.sleep(0.5)
+            if waiting.wait(0.5):
+                raise JobCancelled("stopped waiting for health checks: the job was cancelled")
 
     def _read(self, client: docker.DockerClient, project_name: str) -> Snapshot:
         containers = client.containers.list(
@@ -243,11 +320,8 @@ class ComposeRunner:
         states: list[ContainerState] = []
         digests: dict[str, str] = {}
         for container in containers:
-            attributes = container.attrs
-            state = attributes.get("State", {})
-            health = (state.get("Health") or {}).get("Status")
-            image_name = attributes.get("Config", {}).get("Image")
-            image_id = attributes.get("Image")
+            image_name = container.attrs.get("Config", {}).get("Image")
+            image_id = container.attrs.get("Image")
             digest = image_id
             try:
                 repo_digests = client.images.get(image_id).attrs.get("RepoDigests") or []
@@ -256,17 +330,22 @@ class ComposeRunner:
                 pass
             if image_name and digest:
                 digests[image_name] = digest
-            states.append(
-                ContainerState(
-                    name=container.name,
-                    service=container.labels.get("com.docker.compose.service"),
-                    state=state.get("Status", container.status),
-                    health=health,
-                    image=image_name,
-                    image_digest=digest,
-                )
-            )
+            states.append(container_state(container, digest))
         return Snapshot(health=settled_health(states), containers=states, image_digests=digests)
+
+
+def container_state(container: Any, image_digest: str | None = None) -> ContainerState:
+    """What Ferry records of one container (from the Docker SDK's inspected attributes)."""
+    attributes = container.attrs
+    state = attributes.get("State", {})
+    return ContainerState(
+        name=container.name,
+        service=container.labels.get("com.docker.compose.service"),
+        state=state.get("Status", container.status),
+        health=(state.get("Health") or {}).get("Status"),
+        image=attributes.get("Config", {}).get("Image"),
+        image_digest=image_digest,
+    )
 
 
 def document_images(compose_file: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""Agent configuration from the environment (or a .env-style file)."""
+"""Agent configuration from the environment (FERRY_* variables, plus DOCKER_HOST).
+
+One settings object, read once at start: nothing else in the agent reads `os.environ` for its
+own configuration.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,52 @@ class AgentConfig(BaseSettings):
     docker_host: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DOCKER_HOST", "FERRY_DOCKER_HOST"),
-        description="The Docker daemon; unset means the local socket.",
+        description="The Docker daemon: unset means the local socket; `ssh://user@host[:port]` "
+        "a remote daemon reached over SSH.",
+    )
+    docker_ssh_key: Path | None = Field(
+        default=None,
+        description="Private key for an ssh:// Docker host; unset means the SSH agent and the "
+        "default keys in ~/.ssh.",
+    )
+    docker_ssh_known_hosts: Path = Field(
+        default=Path("~/.ssh/known_hosts"),
+        description="known_hosts file holding the ssh:// Docker host's key.",
+    )
+    docker_ssh_accept_new_host_key: bool = Field(
+        default=False,
+        description="Record an unknown ssh:// Docker host's key on first connection (a changed "
+        "key is always refused).",
     )
     poll_wait_seconds: int = Field(default=20, ge=0, le=20)
+    max_parallel_jobs: int = Field(
+        default=4, ge=1, le=10, description="Jobs run at once (one per application at most)."
+    )
+    stop_grace_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="On SIGTERM, how long running jobs may take to finish before they are "
+        "stopped and handed back.",
+    )
     compose_timeout_seconds: int = Field(default=600, ge=10)
     health_wait_seconds: int = Field(
         default=10, ge=0, description="How long to wait for health checks to settle after up."
+    )
+    health_debounce_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Quiet time after an application's last Docker event before its health is "
+        "read and reported.",
+    )
+    health_resync_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How often every application's health is read again, events or not.",
+    )
+    credentials_refresh_margin_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="Fetch a new session this long before its AWS credentials expire.",
     )
     policy_bind_allow_list: bool = Field(
         default=False,

@@ -1,9 +1,26 @@
-"""The agent's view of the Ferry API: who am I, and where are my jobs."""
+"""The agent's view of the Ferry API: who am I, where are my jobs, and what my hosts' health is.
+
+Every call is authenticated with the agent token; the API applies what an agent says only to the
+agent's own applications.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from ferry.domain.models import HealthStatus
+
+
+class AwsCredentials(BaseModel):
+    """Short-lived credentials limited to the agent's own queue and to answering its tasks."""
+
+    access_key_id: str
+    secret_access_key: str = Field(repr=False)
+    session_token: str = Field(repr=False)
+    expiration: datetime
 
 
 class Session(BaseModel):
@@ -12,40 +29,87 @@ class Session(BaseModel):
     queue_url: str
     region: str
     aws_endpoint_url: str | None = None
+    credentials: AwsCredentials | None = None
 
 
 class ControlPlaneError(Exception):
     """The API refused us or could not be reached."""
 
 
-def send_heartbeat(api_url: str, token: str, timeout: float = 10.0) -> None:
-    """Tell the control plane this agent is alive (it is listed offline otherwise)."""
-    try:
-        response = httpx.post(
-            f"{api_url.rstrip('/')}/api/v1/agent/heartbeat",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise ControlPlaneError(f"cannot reach the Ferry API at {api_url}: {exc}") from exc
-    if response.status_code != 204:
-        raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
+class ReportRefused(ControlPlaneError):
+    """The API will not take a report about that application (not ours, or gone): retrying the
+    same report cannot help."""
 
 
-def fetch_session(api_url: str, token: str, timeout: float = 10.0) -> Session:
-    """Exchange the agent token for the agent's session (its queue and region)."""
-    try:
-        response = httpx.get(
-            f"{api_url.rstrip('/')}/api/v1/agent/session",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
+class ControlPlane:
+    """The agent's calls to the Ferry API, authenticated with its token."""
+
+    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = timeout
+
+    def _request(self, method: str, path: str, body: object = None) -> httpx.Response:
+        try:
+            return httpx.request(
+                method,
+                f"{self.api_url}/api/v1/agent/{path}",
+                headers=self._headers,
+                json=body,
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ControlPlaneError(f"cannot reach the Ferry API at {self.api_url}: {exc}") from exc
+
+    def session(self) -> Session:
+        """Exchange the agent token for the agent's session (queue, region, credentials)."""
+        response = self._request("GET", "session")
+        if response.status_code == 401:
+            raise ControlPlaneError("the Ferry API refused the agent token (401)")
+        if response.status_code != 200:
+            raise ControlPlaneError(
+                f"the Ferry API answered {response.status_code}: {response.text[:200]}"
+            )
+        return Session.model_validate(response.json())
+
+    def heartbeat(self) -> None:
+        """Tell the control plane this agent is alive (it is listed offline otherwise)."""
+        response = self._request("POST", "heartbeat")
+        if response.status_code != 204:
+            raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
+
+    def job_is_current(self, request_id: str, application_id: str) -> bool:
+        """Whether the deploy is still the application's current one (False once it was
+        cancelled or superseded). Step Functions refuses the
+        heartbeats of a stopped execution; asking also covers control planes that do not."""
+        response = self._request("GET", f"jobs/{request_id}?application_id={application_id}")
+        if response.status_code == 404:
+            # Unknown application: deleted meanwhile (its undeploy follows this job on the
+            # queue, so finishing is harmless), or a job from outside the control plane. Only
+            # an explicit "not current" stops a job.
+            return True
+        if response.status_code != 200:
+            raise ControlPlaneError(
+                f"job state of {request_id} answered {response.status_code}: {response.text[:200]}"
+            )
+        return bool(response.json().get("current"))
+
+    def report_health(
+        self, application_id: str, health: HealthStatus, detail: str | None = None
+    ) -> None:
+        """Report an application's settled health (ReportRefused: not this agent's, or gone)."""
+        response = self._request(
+            "POST",
+            "health",
+            {"application_id": application_id, "health_status": health.value, "detail": detail},
         )
-    except httpx.HTTPError as exc:
-        raise ControlPlaneError(f"cannot reach the Ferry API at {api_url}: {exc}") from exc
-    if response.status_code == 401:
-        raise ControlPlaneError("the Ferry API refused the agent token (401)")
-    if response.status_code != 200:
-        raise ControlPlaneError(
-            f"the Ferry API answered {response.status_code}: {response.text[:200]}"
-        )
-    return Session.model_validate(response.json())
+        if response.status_code in (403, 404):
+            raise ReportRefused(
+                f"health of {application_id} refused ({response.status_code}): "
+                f"{response.text[:200]}"
+            )
+        if response.status_code != 204:
+            raise ControlPlaneError(
+                f"health report for {application_id} answered {response.status_code}: "
+                f"{response.text[:200]}"
+            )

@@ -2,40 +2,62 @@
 
 ferry-agent                    take and run deploy jobs (configuration from FERRY_* variables)
 ferry-agent build-local-image  build the busybox image used where no registry is reachable
+
+The first SIGTERM or SIGINT stops taking jobs: running ones finish (within
+FERRY_STOP_GRACE_SECONDS), waiting ones are handed back to the queue, and the agent exits 0. A
+second one exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
 from types import FrameType
 
+import docker
 from pydantic import ValidationError
 
+from ferry_agent.aws_access import AwsAccess
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig
-from ferry_agent.control_plane import ControlPlaneError, Session, fetch_session, send_heartbeat
+from ferry_agent.control_plane import ControlPlane, ControlPlaneError, Session
+from ferry_agent.health import HealthWatcher
 from ferry_agent.images import ImageUnavailable, build_local_busybox
+from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
 from ferry_agent.worker import Worker
 
 log = logging.getLogger("ferry_agent")
 
 
-def _session_with_retry(config: AgentConfig, stop_after: float) -> Session:
+def _session_with_retry(control_plane: ControlPlane, stop_after: float) -> Session:
     deadline = time.monotonic() + stop_after
     delay = 0.5
     while True:
         try:
-            return fetch_session(config.api_url, config.agent_token)
+            return control_plane.session()
         except ControlPlaneError as exc:
             if "refused the agent token" in str(exc) or time.monotonic() > deadline:
                 raise
             log.warning("%s; retrying in %.0f s", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10)
+
+
+def _docker_host(config: AgentConfig) -> tuple[str | None, DockerSshTunnel | None]:
+    """Where the SDK and compose find the daemon; an ssh:// host goes through a local tunnel."""
+    if not config.docker_host or not config.docker_host.startswith("ssh://"):
+        return config.docker_host, None
+    tunnel = DockerSshTunnel(
+        config.docker_host,
+        key_path=config.docker_ssh_key,
+        known_hosts=config.docker_ssh_known_hosts,
+        accept_new_host_key=config.docker_ssh_accept_new_host_key,
+    )
+    return tunnel.start(), tunnel
 
 
 def run() -> None:
@@ -46,36 +68,78 @@ def run() -> None:
             f"FERRY_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["type"] == "missing"
         )
         sys.exit(f"ferry-agent: configuration incomplete: set {missing or exc}")
+    control_plane = ControlPlane(config.api_url, config.agent_token)
     try:
-        session = _session_with_retry(config, stop_after=120)
-    except ControlPlaneError as exc:
+        session = _session_with_retry(control_plane, stop_after=120)
+        docker_host, tunnel = _docker_host(config)
+    except (ControlPlaneError, SshTunnelError) as exc:
         sys.exit(f"ferry-agent: {exc}")
     config.deployments_dir.mkdir(parents=True, exist_ok=True)
+    aws = AwsAccess(
+        control_plane.session,
+        session,
+        refresh_margin_seconds=config.credentials_refresh_margin_seconds,
+        max_pool_connections=config.max_parallel_jobs + 4,
+    )
     runner = ComposeRunner(
         config.deployments_dir,
-        docker_host=config.docker_host,
+        docker_host=docker_host,
+        docker_host_name=config.docker_host,
         timeout_seconds=config.compose_timeout_seconds,
         health_wait_seconds=config.health_wait_seconds,
         bind_allow_list=config.policy_bind_allow_list,
         policy_bypass=config.policy_bypass,
     )
+    watcher = HealthWatcher(
+        lambda: (
+            docker.DockerClient(base_url=docker_host, use_ssh_client=False)
+            if docker_host
+            else docker.from_env()
+        ),
+        control_plane,
+        debounce_seconds=config.health_debounce_seconds,
+        resync_seconds=config.health_resync_seconds,
+    )
     worker = Worker(
-        session,
+        aws,
         runner,
+        max_parallel_jobs=config.max_parallel_jobs,
         poll_wait_seconds=config.poll_wait_seconds,
-        contact=lambda: send_heartbeat(config.api_url, config.agent_token),
+        stop_grace_seconds=config.stop_grace_seconds,
+        contact=control_plane.heartbeat,
+        observer=watcher,
+        job_is_current=lambda job: control_plane.job_is_current(job.request_id, job.application_id),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        if not worker.busy.is_set():
-            log.info("signal %d: stopping", signum)
-            sys.exit(0)
-        log.info("signal %d: finishing the current job, then stopping", signum)
-        worker.stopping.set()
+        if worker.stopping.is_set():
+            log.warning("signal %d again: exiting now", signum)
+            runner.terminate_all()
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info(
+            "signal %d: taking no new jobs; running ones get %g s to finish, waiting ones are "
+            "handed back",
+            signum,
+            config.stop_grace_seconds,
+        )
+        worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    worker.run_forever()
+    log.info("agent %s (%s)", session.name, session.agent_id)
+    aws.start()
+    watcher.start()
+    clean = worker.run_forever()
+    watcher.stop()
+    aws.stop()
+    if tunnel is not None:
+        tunnel.close()
+    log.info("stopped")
+    if not clean:
+        # A job thread is still inside compose; do not wait for it at interpreter exit.
+        logging.shutdown()
+        os._exit(1)
 
 
 def main() -> None:

@@ -1,8 +1,20 @@
-"""The agent's loop: long-poll the queue, deploy, heartbeat meanwhile, answer, then delete.
+"""The agent's scheduler: long-poll the queue, run jobs in parallel across applications and one at
+a time per application, keep every held job alive, answer, then delete.
 
-A message is deleted only after its task token was answered (or the execution is known to have
-ended), so a crash mid-deploy leaves the job to the state machine's heartbeat timeout: it ends
-`out_of_sync` with a reason instead of hanging.
+- A message is deleted only after its task token was answered (or its deploy is known to have
+  ended), so a crash mid-deploy leaves the job to the state machine's heartbeat timeout: it ends
+  `out_of_sync` with a reason instead of hanging.
+- Compose on one project is not re-entrant: two jobs of one application never overlap and run in
+  arrival order. Different applications run in parallel, up to `max_parallel_jobs`; no more
+  messages are taken than that, so nothing sits in this process that another could run.
+- One keeper thread heartbeats every held job's task and extends its message's visibility, also
+  while the job waits for its application's turn: it neither times out nor reappears elsewhere.
+- A heartbeat refused because the task ended (the control plane cancelled the deploy, or gave up
+  on it), or the control plane saying the deploy is no longer the application's current one,
+  stops the job: its compose process is terminated, nothing is answered, the message is deleted.
+- Stopping hands back what has not started (visibility 0: another agent process takes it at
+  once) and lets running jobs finish within a grace period; what still runs then is stopped and
+  handed back too.
 """
 
 from __future__ import annotations
@@ -11,10 +23,13 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
@@ -26,75 +41,221 @@ from ferry.domain.messages import (
     UndeployResult,
 )
 from ferry.domain.models import HealthStatus
-from ferry_agent.compose import ComposeRunner, DeployError
-from ferry_agent.control_plane import Session
+from ferry_agent.compose import DeployError, JobCancelled, Snapshot
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 log = logging.getLogger("ferry_agent")
 
 # Answers to an execution that already ended: the job is over either way.
-_ENDED_TASK_ERRORS = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
-
-
-class Heartbeat:
-    """Keeps a job alive while it runs: task heartbeats plus message visibility extensions."""
-
-    def __init__(
-        self, worker: Worker, task_token: str, receipt_handle: str, every_seconds: float
-    ) -> None:
-        self._worker = worker
-        self._task_token = task_token
-        self._receipt_handle = receipt_handle
-        self._every = max(1.0, every_seconds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every):
-            self._worker.beat(self._task_token, self._receipt_handle, self._every)
-
-
+_ENDED_TASK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+# The local cloud (moto) accepts heartbeats for a task token a moment after it sent the message:
+# a first heartbeat right after receipt can be refused as InvalidToken. Believe it after this.
+FIRST_CHECK_SECONDS = 3.0
 CONTACT_EVERY_SECONDS = 30.0
+# After the grace period, how long stopped jobs get to wind down before the agent exits anyway.
+WIND_DOWN_SECONDS = 20.0
+# A new message keeps the queue's visibility timeout (30 s by default) until its first
+# extension, which must come sooner than that whatever the job's heartbeat interval.
+FIRST_BEAT_SECONDS = 5.0
+
+
+class JobRunner(Protocol):
+    """Runs jobs on the Docker host (ComposeRunner); both stop early once `cancel` is set."""
+
+    def deploy(self, job: DeployJob, cancel: threading.Event) -> Snapshot: ...
+
+    def remove(self, project_name: str, cancel: threading.Event) -> None: ...
+
+
+class JobObserver(Protocol):
+    """Told when an application's job starts and ends (the health watcher holds off meanwhile)."""
+
+    def job_started(self, application_id: str) -> None: ...
+
+    def job_finished(
+        self, application_id: str, health: HealthStatus | None, removed: bool
+    ) -> None: ...
+
+
+class QueueAccess(Protocol):
+    """The agent's queue and the clients to use right now (AwsAccess)."""
+
+    @property
+    def queue_url(self) -> str: ...
+
+    def sqs(self) -> SQSClient: ...
+
+    def sfn(self) -> SFNClient: ...
+
+
+class CancelReason(StrEnum):
+    ENDED = "ended"  # the control plane ended the deploy (cancelled, or timed out)
+    STOPPING = "stopping"  # this agent is stopping and the grace period ran out
+
+
+@dataclass(eq=False)
+class HeldJob:
+    """A received message this process holds: waiting for its application's turn, or running."""
+
+    receipt_handle: str
+    task_token: str
+    job: DeployJob | UndeployJob
+    next_beat: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: CancelReason | None = None
+    started: bool = False
+    answering: bool = False  # past the point of no return: no more heartbeats, no cancel
+    # Deleted or handed back: its receipt handle must not be extended any more (a late
+    # extension would hide a handed-back message again).
+    released: bool = False
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def application_id(self) -> str:
+        return self.job.application_id
+
+    @property
+    def beat_every(self) -> float:
+        return max(1.0, self.job.heartbeat_seconds / 3)
+
+    @property
+    def visibility_seconds(self) -> int:
+        return int(self.beat_every * 3) + 30
+
+    def describe(self) -> str:
+        return f"{self.job.kind} {self.job.request_id} ({self.job.project_name})"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class Worker:
     def __init__(
         self,
-        session: Session,
-        runner: ComposeRunner,
+        aws: QueueAccess,
+        runner: JobRunner,
         *,
+        max_parallel_jobs: int = 4,
         poll_wait_seconds: int = 20,
+        stop_grace_seconds: float = 60,
         contact: Callable[[], None] | None = None,
+        observer: JobObserver | None = None,
+        retry_seconds: float = 5,
+        job_is_current: Callable[[DeployJob], bool] | None = None,
     ) -> None:
-        self.session = session
+        self.aws = aws
         self.runner = runner
+        self.max_parallel_jobs = max_parallel_jobs
         self.poll_wait_seconds = poll_wait_seconds
+        self.stop_grace_seconds = stop_grace_seconds
         self.contact = contact  # "still alive" to the control plane
-        self._last_contact = 0.0
-        client_options: dict[str, Any] = {"region_name": session.region}
-        if session.aws_endpoint_url:
-            client_options["endpoint_url"] = session.aws_endpoint_url
-        self.sqs = boto3.client("sqs", **client_options)
-        self.sfn = boto3.client("stepfunctions", **client_options)
+        self.observer = observer
+        self.retry_seconds = retry_seconds
+        self.job_is_current = job_is_current
         self.stopping = threading.Event()
-        self.busy = threading.Event()  # set while a job runs: a stop then waits for it
+        self._last_contact = 0.0
+        self._changed = threading.Condition()
+        self._held: list[HeldJob] = []
+        self._waiting: dict[str, deque[HeldJob]] = {}  # per application, in arrival order
+        self._active: set[str] = set()  # applications with a job running
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel_jobs, thread_name_prefix="job")
+        self._keeper_stop = threading.Event()
+        self._handed_back = threading.Event()
+        self._receiver: threading.Thread | None = None
 
-    def run_forever(self) -> None:
-        log.info("agent %s taking jobs from %s", self.session.name, self.session.queue_url)
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start receiving and keeping jobs alive (in background threads)."""
+        log.info(
+            "taking jobs from %s (up to %d at once)", self.aws.queue_url, self.max_parallel_jobs
+        )
+        self._receiver = threading.Thread(target=self._receive_loop, name="receive", daemon=True)
+        self._receiver.start()
+        threading.Thread(target=self._keep_alive_loop, name="keeper", daemon=True).start()
+
+    def run_forever(self) -> bool:
+        """Serve until `stop()`, then shut down; True when every job ended cleanly."""
+        self.start()
+        while not self.stopping.wait(1.0):
+            pass
+        return self.shutdown()
+
+    def stop(self) -> None:
+        """Take no new jobs (safe from a signal handler: it only sets an event)."""
+        self.stopping.set()
+
+    def shutdown(self) -> bool:
+        """Hand back waiting jobs, give running ones the grace period, then stop and hand back
+        what is left. True when no job was left running."""
+        self.stop()
+        with self._changed:
+            waiting = [held for queue in self._waiting.values() for held in queue]
+            self._waiting.clear()
+            for held in waiting:
+                self._held.remove(held)
+            self._changed.notify_all()
+        for held in waiting:
+            self._hand_back(held)
+        clean = self._wait_until_idle(self.stop_grace_seconds)
+        if not clean:
+            with self._changed:
+                overdue = [held for held in self._held if not held.answering]
+                for held in overdue:
+                    held.cancel_reason = CancelReason.STOPPING
+                    held.cancel.set()
+            log.warning(
+                "%d job(s) still running after %g s: stopping and handing them back",
+                len(overdue),
+                self.stop_grace_seconds,
+            )
+            clean = self._wait_until_idle(WIND_DOWN_SECONDS)
+        if self._handed_back.is_set() and self._receiver is not None:
+            # Our own long poll may still be open, and the queue would give it what was just
+            # handed back: let it return (at once, then) so that is handed back again rather
+            # than lost with this process until its visibility lapses.
+            self._receiver.join(timeout=self.poll_wait_seconds + 5)
+        self._keeper_stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return clean
+
+    def _wait_until_idle(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while self._held:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
         while not self.stopping.is_set():
             self.keep_in_contact()
+            room = self._wait_for_room(CONTACT_EVERY_SECONDS)
+            if room == 0:
+                continue
             try:
-                self.poll_once()
+                self.poll_once(room)
             except (BotoCoreError, ClientError) as exc:
-                log.warning("queue unavailable (%s); retrying in 5 s", exc)
-                self.stopping.wait(5)
+                log.warning("queue unavailable (%s); retrying in %g s", exc, self.retry_seconds)
+                self.stopping.wait(self.retry_seconds)
+
+    def _wait_for_room(self, timeout: float) -> int:
+        with self._changed:
+            self._changed.wait_for(
+                lambda: len(self._held) < self.max_parallel_jobs or self.stopping.is_set(),
+                timeout=timeout,
+            )
+            if self.stopping.is_set():
+                return 0
+            return max(0, self.max_parallel_jobs - len(self._held))
 
     def keep_in_contact(self) -> None:
         if self.contact is None or time.monotonic() - self._last_contact < CONTACT_EVERY_SECONDS:
@@ -105,62 +266,155 @@ class Worker:
         except Exception as exc:  # the control plane being away must not stop deploys
             log.warning("could not reach the control plane: %s", exc)
 
-    def poll_once(self) -> int:
-        """Receive at most one job and handle it; returns how many were handled."""
-        received = self.sqs.receive_message(
-            QueueUrl=self.session.queue_url,
-            MaxNumberOfMessages=1,
+    def poll_once(self, room: int = 1) -> int:
+        """One long poll for up to `room` messages (at most 10); returns how many came."""
+        received = self.aws.sqs().receive_message(
+            QueueUrl=self.aws.queue_url,
+            MaxNumberOfMessages=max(1, min(10, room)),
             WaitTimeSeconds=self.poll_wait_seconds,
         )
         messages = received.get("Messages", [])
         for message in messages:
-            self.busy.set()
-            try:
-                self.handle(message)
-            finally:
-                self.busy.clear()
+            self.accept(message)
         return len(messages)
 
-    def handle(self, message: Mapping[str, Any]) -> None:
-        receipt_handle = message["ReceiptHandle"]
+    def accept(self, message: Mapping[str, Any]) -> None:
+        """Queue a received message behind its application's earlier jobs (or hand it back when
+        stopping)."""
         try:
             deploy_message = DeployMessage.model_validate_json(message["Body"])
         except ValidationError as exc:
             self._reject_malformed(message, exc)
             return
-        job = deploy_message.job
-        if not self.task_is_alive(deploy_message.task_token):
-            # Its execution already ended (e.g. timed out while no agent ran): deploying now
-            # would change the host behind the control plane's back.
-            log.warning("dropping job %s: its deploy has already ended", job.request_id)
-            self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=receipt_handle)
-            return
-        result: DeployResult | UndeployResult
-        with Heartbeat(self, deploy_message.task_token, receipt_handle, job.heartbeat_seconds / 3):
-            if isinstance(job, UndeployJob):
-                log.info("removing %s", job.project_name)
-                result = self.undeploy(job)
-            else:
-                log.info(
-                    "deploying %s (%s) at %s",
-                    job.application_name,
-                    job.project_name,
-                    job.commit[:12],
-                )
-                result = self.deploy(job)
-        self.answer(deploy_message.task_token, result)
-        self.sqs.delete_message(QueueUrl=self.session.queue_url, ReceiptHandle=receipt_handle)
-        log.info("%s: %s", job.project_name, "done" if result.success else result.error_message)
+        held = HeldJob(
+            receipt_handle=message["ReceiptHandle"],
+            task_token=deploy_message.task_token,
+            job=deploy_message.job,
+            next_beat=0.0,
+        )
+        held.next_beat = time.monotonic() + min(held.beat_every, FIRST_BEAT_SECONDS)
+        with self._changed:
+            stopping = self.stopping.is_set()
+            if not stopping:
+                self._held.append(held)
+                self._waiting.setdefault(held.application_id, deque()).append(held)
+                self._dispatch(held.application_id)
+        if stopping:
+            self._hand_back(held)
 
-    def deploy(self, job: DeployJob) -> DeployResult:
+    def _dispatch(self, application_id: str) -> None:
+        """Start the application's next job unless one runs (call with the lock held)."""
+        if application_id in self._active or self.stopping.is_set():
+            return
+        queue = self._waiting.get(application_id)
+        if not queue:
+            return
+        held = queue.popleft()
+        if not queue:
+            del self._waiting[application_id]
+        held.started = True
+        self._active.add(application_id)
+        self._pool.submit(self._run, held)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _run(self, held: HeldJob) -> None:
         try:
-            snapshot = self.runner.deploy(job)
-        except DeployError as exc:
+            self._execute(held)
+        except Exception:
+            # Left undeleted: the message reappears once its visibility lapses and is retried
+            # (or dropped then, if its deploy ended meanwhile).
+            log.exception("%s: unexpected failure", held.describe())
+        finally:
+            with self._changed:
+                self._held.remove(held)
+                self._active.discard(held.application_id)
+                self._dispatch(held.application_id)
+                self._changed.notify_all()
+
+    def _execute(self, held: HeldJob) -> None:
+        job = held.job
+        if not self.task_is_alive(held.task_token):
+            # Its deploy already ended (e.g. timed out while no agent ran): running it now would
+            # change the host behind the control plane's back.
+            log.warning("dropping %s: its deploy has already ended", held.describe())
+            self._delete(held)
+            return
+        if not self._still_current(held):
+            log.warning(
+                "dropping %s: it is no longer the application's current deploy", held.describe()
+            )
+            self._give_up_task(held)
+            self._delete(held)
+            return
+        log.info("%s started", held.describe())
+        if self.observer is not None:
+            self.observer.job_started(job.application_id)
+        result: DeployResult | UndeployResult | None = None
+        try:
+            result = self._perform(held)
+        finally:
+            if self.observer is not None:
+                self.observer.job_finished(
+                    job.application_id,
+                    result.health if isinstance(result, DeployResult) else None,
+                    removed=isinstance(result, UndeployResult) and result.success,
+                )
+        with self._changed:
+            reason = held.cancel_reason if held.cancel.is_set() else None
+            # A job that completed is answered even when the agent began stopping meanwhile;
+            # one whose deploy ended has nobody left to answer.
+            held.answering = result is not None and reason is not CancelReason.ENDED
+        if result is None or not held.answering:
+            if reason is CancelReason.STOPPING:
+                log.warning("%s stopped: the agent is stopping; handing it back", held.describe())
+                self._hand_back(held)
+            else:
+                log.warning(
+                    "%s cancelled: its deploy ended; compose stopped, not answering",
+                    held.describe(),
+                )
+                self._delete(held)
+            return
+        self.answer(held.task_token, result)
+        self._delete(held)
+        log.info(
+            "%s finished: %s",
+            held.describe(),
+            "done" if result.success else result.error_message,
+        )
+
+    def _perform(self, held: HeldJob) -> DeployResult | UndeployResult | None:
+        """Run the job; None when it was cancelled on the way."""
+        job = held.job
+        try:
+            if isinstance(job, UndeployJob):
+                self.runner.remove(job.project_name, held.cancel)
+                return UndeployResult(
+                    request_id=job.request_id, application_id=job.application_id, success=True
+                )
+            log.info(
+                "deploying %s (%s) at %s", job.application_name, job.project_name, job.commit[:12]
+            )
+            snapshot = self.runner.deploy(job, held.cancel)
+        except JobCancelled:
+            return None
+        except Exception as exc:
+            if held.cancel.is_set():
+                return None
+            message = str(exc) if isinstance(exc, DeployError) else f"agent error: {exc!r}"
+            if isinstance(job, UndeployJob):
+                return UndeployResult(
+                    request_id=job.request_id,
+                    application_id=job.application_id,
+                    success=False,
+                    error_message=message,
+                )
             return DeployResult(
                 request_id=job.request_id,
                 application_id=job.application_id,
                 success=False,
-                error_message=str(exc),
+                error_message=message,
                 health=HealthStatus.UNHEALTHY,
             )
         return DeployResult(
@@ -172,49 +426,157 @@ class Worker:
             image_digests=snapshot.image_digests,
         )
 
-    def undeploy(self, job: UndeployJob) -> UndeployResult:
-        try:
-            self.runner.remove(job.project_name)
-        except DeployError as exc:
-            return UndeployResult(
-                request_id=job.request_id,
-                application_id=job.application_id,
-                success=False,
-                error_message=str(exc),
-            )
-        return UndeployResult(
-            request_id=job.request_id, application_id=job.application_id, success=True
-        )
+    # --- talking to the queue and the state machine -------------------------------------------
 
     def answer(self, task_token: str, result: DeployResult | UndeployResult) -> None:
         try:
-            self.sfn.send_task_success(taskToken=task_token, output=result.model_dump_json())
+            self.aws.sfn().send_task_success(taskToken=task_token, output=result.model_dump_json())
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = _error_code(exc)
             if code not in _ENDED_TASK_ERRORS:
                 raise
             log.warning("deploy %s had already ended (%s)", result.request_id, code)
 
     def task_is_alive(self, task_token: str) -> bool:
         """Whether the deploy still waits for us (a first heartbeat doubles as the check)."""
-        try:
-            self.sfn.send_task_heartbeat(taskToken=task_token)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in _ENDED_TASK_ERRORS:
-                return False
-            raise
-        return True
+        deadline = time.monotonic() + FIRST_CHECK_SECONDS
+        while True:
+            try:
+                self.aws.sfn().send_task_heartbeat(taskToken=task_token)
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code == "InvalidToken" and time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                if code in _ENDED_TASK_ERRORS:
+                    return False
+                raise
+            return True
 
-    def beat(self, task_token: str, receipt_handle: str, every_seconds: float) -> None:
+    def _keep_alive_loop(self) -> None:
+        while not self._keeper_stop.wait(self._until_next_beat()):
+            for held in self._due():
+                self.beat(held)
+
+    def _until_next_beat(self) -> float:
+        with self._changed:
+            beats = [held.next_beat for held in self._held if not held.answering]
+        if not beats:
+            return 1.0
+        return min(1.0, max(0.05, min(beats) - time.monotonic()))
+
+    def _due(self) -> list[HeldJob]:
+        now = time.monotonic()
+        with self._changed:
+            due = [
+                held
+                for held in self._held
+                if not held.answering and not held.cancel.is_set() and held.next_beat <= now
+            ]
+            for held in due:
+                held.next_beat = now + held.beat_every
+        return due
+
+    def beat(self, held: HeldJob) -> None:
+        """Keep one held job alive: a task heartbeat, then a visibility extension."""
         try:
-            self.sfn.send_task_heartbeat(taskToken=task_token)
-            self.sqs.change_message_visibility(
-                QueueUrl=self.session.queue_url,
-                ReceiptHandle=receipt_handle,
-                VisibilityTimeout=int(every_seconds * 3) + 30,
+            self.aws.sfn().send_task_heartbeat(taskToken=held.task_token)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in _ENDED_TASK_ERRORS:
+                self._task_ended(held, code)
+                return
+            log.warning("heartbeat for %s failed: %s", held.describe(), exc)
+        except BotoCoreError as exc:
+            log.warning("heartbeat for %s failed: %s", held.describe(), exc)
+        if not self._still_current(held):
+            self._give_up_task(held)
+            self._task_ended(held, "no longer current")
+            return
+        with held.guard:
+            if held.released:
+                return
+            try:
+                self.aws.sqs().change_message_visibility(
+                    QueueUrl=self.aws.queue_url,
+                    ReceiptHandle=held.receipt_handle,
+                    VisibilityTimeout=held.visibility_seconds,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("could not extend %s's message: %s", held.describe(), exc)
+
+    def _still_current(self, held: HeldJob) -> bool:
+        """Ask the control plane whether a deploy is still wanted (an answer we cannot get
+        keeps the job going: the control plane being away must not stop deploys)."""
+        if self.job_is_current is None or not isinstance(held.job, DeployJob):
+            return True
+        try:
+            return self.job_is_current(held.job)
+        except Exception as exc:
+            log.warning("could not ask whether %s is current: %s", held.describe(), exc)
+            return True
+
+    def _give_up_task(self, held: HeldJob) -> None:
+        """End the task of a deploy the control plane no longer wants, so its execution does
+        not wait out its timeout (its result would be ignored anyway)."""
+        try:
+            self.aws.sfn().send_task_failure(
+                taskToken=held.task_token,
+                error="Cancelled",
+                cause="the deploy is no longer the application's current one",
             )
         except (BotoCoreError, ClientError) as exc:
-            log.warning("heartbeat failed: %s", exc)
+            log.info("could not end %s's task (%s); it ends on its own", held.describe(), exc)
+
+    def _task_ended(self, held: HeldJob, code: str) -> None:
+        with self._changed:
+            if held.answering or held.cancel.is_set() or held not in self._held:
+                return
+            held.cancel_reason = CancelReason.ENDED
+            held.cancel.set()
+            dropped = not held.started
+            if dropped:
+                queue = self._waiting[held.application_id]
+                queue.remove(held)
+                if not queue:
+                    del self._waiting[held.application_id]
+                self._held.remove(held)
+                self._changed.notify_all()
+        if dropped:
+            log.warning("dropping waiting %s: its deploy ended (%s)", held.describe(), code)
+            self._delete(held)
+        else:
+            log.warning("%s: its deploy ended (%s); stopping it", held.describe(), code)
+
+    def _delete(self, held: HeldJob) -> None:
+        with held.guard:
+            if held.released:
+                return
+            held.released = True
+            try:
+                self.aws.sqs().delete_message(
+                    QueueUrl=self.aws.queue_url, ReceiptHandle=held.receipt_handle
+                )
+            except (BotoCoreError, ClientError) as exc:
+                # It reappears later; its deploy has ended by then, so it is dropped.
+                log.warning("could not delete %s's message: %s", held.describe(), exc)
+
+    def _hand_back(self, held: HeldJob) -> None:
+        with held.guard:
+            if held.released:
+                return
+            held.released = True
+            try:
+                self.aws.sqs().change_message_visibility(
+                    QueueUrl=self.aws.queue_url,
+                    ReceiptHandle=held.receipt_handle,
+                    VisibilityTimeout=0,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("could not hand back %s: %s", held.describe(), exc)
+                return
+        self._handed_back.set()
+        log.info("handed back %s", held.describe())
 
     def _reject_malformed(self, message: Mapping[str, Any], error: ValidationError) -> None:
         log.error("malformed job dropped: %s", error)
@@ -224,11 +586,14 @@ class Worker:
             task_token = None
         if isinstance(task_token, str):
             try:
-                self.sfn.send_task_failure(
+                self.aws.sfn().send_task_failure(
                     taskToken=task_token, error="MalformedJob", cause=str(error)[:500]
                 )
-            except ClientError as exc:
+            except (BotoCoreError, ClientError) as exc:
                 log.warning("could not fail the malformed job's task: %s", exc)
-        self.sqs.delete_message(
-            QueueUrl=self.session.queue_url, ReceiptHandle=message["ReceiptHandle"]
-        )
+        try:
+            self.aws.sqs().delete_message(
+                QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("could not delete the malformed job: %s", exc)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ferry.domain.models import Application, ApplicationSyncStatus
 from ferry.errors import FerryError
-from ferry.executions import describe_deploy
+from ferry.executions import ExecutionView, describe_deploy
 from ferry.local.cloud import LocalOptions
 from ferry.local.sample import head_commit
 from ferry.local.stack import LocalStack
@@ -27,6 +27,17 @@ def wait_for_terminal(application_id: str, timeout_seconds: float) -> Applicatio
             return application
         if time.monotonic() > deadline:
             return application
+        time.sleep(0.25)
+
+
+def _finished_execution(request_id: str, timeout_seconds: float = 15) -> ExecutionView:
+    """The deploy execution once it ended: the application's terminal status is written a few
+    states before the execution's end (Notify, Done), so it can still be RUNNING for a moment."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        execution = describe_deploy(request_id)
+        if execution.status != "RUNNING" or time.monotonic() > deadline:
+            return execution
         time.sleep(0.25)
 
 
@@ -66,7 +77,7 @@ def _summarize(
         say(f"  last error         {application.last_sync_error}")
     if application.current_request_id:
         try:
-            execution = describe_deploy(application.current_request_id)
+            execution = _finished_execution(application.current_request_id)
         except FerryError as exc:
             say(f"  deploy execution   unreadable: {exc}")
         else:

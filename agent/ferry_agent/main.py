@@ -148,6 +148,8 @@ def main() -> None:
         format="%(asctime)s ferry-agent %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # One line per API call would drown what the agent does; failures are logged by the agent.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="ferry-agent", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="run", choices=["run", "build-local-image"])
     arguments = parser.parse_args()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,15 +13,21 @@ from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
 
 
-def remove_deployed_projects(application_ids: set[str]) -> None:
-    """Remove containers (and compose default networks) of the given applications."""
+def remove_deployed_projects(
+    application_ids: set[str], *, deployed_from: Path | None = None
+) -> None:
+    """Remove containers (and compose default networks) of the given applications, or of every
+    project an agent deployed from its `deployed_from` deployments directory."""
     import docker
     import docker.errors
 
     client = docker.from_env()
     projects: set[str] = set()
     for container in client.containers.list(all=True, filters={"label": "ferry.application-id"}):
-        if container.labels.get("ferry.application-id") in application_ids:
+        working_dir = container.labels.get("com.docker.compose.project.working_dir", "")
+        if container.labels.get("ferry.application-id") in application_ids or (
+            deployed_from is not None and Path(working_dir).is_relative_to(deployed_from)
+        ):
             projects.add(container.labels.get("com.docker.compose.project", ""))
             container.remove(force=True)
     for project in projects - {""}:
@@ -32,11 +39,11 @@ def remove_deployed_projects(application_ids: set[str]) -> None:
 @pytest.fixture(scope="session")
 def local_agent(stack: LocalStack) -> Iterator[AgentProcess]:
     """The real `ferry-agent` process serving the stack's `local` agent."""
-    from ferry.store.applications import list_applications
-
     if stack.agent is None or not stack.agent.running:
         stack.start_local_agent()
     assert stack.agent is not None
     yield stack.agent
     stack.agent.stop()
-    remove_deployed_projects({a.id for a in list_applications()})
+    # By directory, not by asking the stack: other tiers' tests may have pointed the data layer
+    # elsewhere by the time session fixtures end.
+    remove_deployed_projects(set(), deployed_from=stack.agent.deployments_dir)

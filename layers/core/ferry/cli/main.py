@@ -86,25 +86,31 @@ def up(
 def _print_banner(stack: Any, state: Any, seconds: float) -> None:
     home = stack.home
     table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")  # ids, tokens and paths are copied: never cut them short
     table.add_row("API", f"{state.api_url}  (OpenAPI docs: {state.api_url}/docs)")
     table.add_row("token", state.token)
     table.add_row("config", str(home / "local.json"))
     table.add_row("AWS (moto)", stack.cloud.moto.url)
     table.add_row("agent", f"local  (log: {home / 'logs' / 'agent.log'})")
-    table.add_row("sample repo", str(state.sample_path))
+    table.add_row("sample repo", f"{state.sample_path}  ({state.sample_repository.id})")
     table.add_row("sample image", state.sample_image_note)
     table.add_row(
         "application",
         f"{state.sample_application.name}  ({state.sample_application.path} on "
         f"{state.sample_application.branch})",
     )
-    table.add_row(
-        "webhook",
-        f'curl -X POST -H "Authorization: Bearer $(cat {home / "sample-webhook.secret"})" '
-        f"{state.api_url}/api/v1/webhooks/repositories/{state.sample_repository.id}",
-    )
     console.print(f"[bold green]Ferry local stack is up[/bold green] in {seconds:.1f} s")
     console.print(table)
+    console.print("Commit to the sample repo, then tell Ferry (or use `ferry repo sync`):")
+    # soft_wrap: one line however narrow the terminal, so it can be copied and pasted as is.
+    console.print(
+        f'  curl -X POST -H "Authorization: Bearer $(cat {home / "sample-webhook.secret"})" '
+        f"{state.api_url}/api/v1/webhooks/repositories/{state.sample_repository.id}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     console.print("Ctrl-C stops it; everything is kept under", str(home))
 
 

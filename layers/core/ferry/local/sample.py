@@ -23,6 +23,8 @@ def sample_compose(image: str, greeting: str = "hello from ferry") -> str:
       - sh
       - -c
       - mkdir -p /www && echo '{greeting}' > /www/index.html && exec httpd -f -p 8080 -h /www
+    # httpd as PID 1 ignores SIGTERM: without this each redeploy waits Docker's 10 s stop timeout.
+    stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
       interval: 2s

@@ -14,6 +14,7 @@ import pytest
 
 from ferry.local.cloud import LocalOptions
 from ferry.local.stack import LocalStack
+from tests.helpers import JsonReceiver
 
 # Short enough to test timeouts, long enough for a real compose up on a slow machine.
 TEST_DEPLOY_TIMEOUT_SECONDS = 40
@@ -98,3 +99,11 @@ def git_repo(tmp_path: Path) -> Path:
     repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/main"))
     repo.close()
     return path
+
+
+@pytest.fixture
+def receiver() -> Iterator[JsonReceiver]:
+    """A loopback notification target (`receiver.url` is an apprise json:// URL)."""
+    started = JsonReceiver()
+    yield started
+    started.close()

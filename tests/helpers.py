@@ -267,3 +267,29 @@ class JsonReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def dispatch_definition(
+    *, queue_url: str | None, heartbeat_seconds: int, timeout_seconds: int
+) -> dict[str, Any]:
+    """A one-state machine doing what the deploy state machine's DispatchToAgent does: put
+    `{task_token, job}` on an agent's queue (`queue_url`, else `$.queue_url` from the input) and
+    wait for the answer. Agent tests use it to hand the agent jobs the control plane never would
+    (side by side for one application, for applications it does not know)."""
+    queue = {"QueueUrl": queue_url} if queue_url else {"QueueUrl.$": "$.queue_url"}
+    return {
+        "StartAt": "DispatchToAgent",
+        "States": {
+            "DispatchToAgent": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    **queue,
+                    "MessageBody": {"task_token.$": "$$.Task.Token", "job.$": "$.job"},
+                },
+                "HeartbeatSeconds": heartbeat_seconds,
+                "TimeoutSeconds": timeout_seconds,
+                "End": True,
+            }
+        },
+    }

@@ -1,6 +1,8 @@
 """`ferry-agent`: run the agent in the foreground (systemd-friendly).
 
-ferry-agent                    take and run deploy jobs (configuration from FERRY_* variables)
+ferry-agent [--config FILE]    take and run deploy jobs (configuration from FERRY_* variables,
+                               and from FILE or $FERRY_AGENT_CONFIG: KEY=value lines; the
+                               environment wins where both set a value)
 ferry-agent build-local-image  build the busybox image used where no registry is reachable
 
 The first SIGTERM or SIGINT stops taking jobs: running ones finish (within
@@ -16,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import docker
@@ -60,9 +63,18 @@ def _docker_host(config: AgentConfig) -> tuple[str | None, DockerSshTunnel | Non
     return tunnel.start(), tunnel
 
 
-def run() -> None:
+def load_config(config_file: Path | None) -> AgentConfig:
+    """The settings from the environment, over those in `config_file` (KEY=value lines)."""
+    if config_file is None:
+        return AgentConfig()
+    if not config_file.is_file():
+        sys.exit(f"ferry-agent: configuration file {config_file} not found")
+    return AgentConfig(_env_file=config_file)
+
+
+def run(config_file: Path | None = None) -> None:
     try:
-        config = AgentConfig()
+        config = load_config(config_file)
     except ValidationError as exc:
         missing = ", ".join(
             f"FERRY_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["type"] == "missing"
@@ -152,6 +164,12 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="ferry-agent", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="run", choices=["run", "build-local-image"])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("FERRY_AGENT_CONFIG") or None,
+        help="a file of KEY=value settings (the environment overrides it)",
+    )
     arguments = parser.parse_args()
     if arguments.command == "build-local-image":
         try:
@@ -159,7 +177,7 @@ def main() -> None:
         except ImageUnavailable as exc:
             sys.exit(f"ferry-agent: {exc}")
         return
-    run()
+    run(arguments.config)
 
 
 if __name__ == "__main__":

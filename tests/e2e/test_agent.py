@@ -9,7 +9,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,10 @@ import boto3
 import docker
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ferry.domain.messages import DeployJob
 from ferry.local.stack import LocalStack
-from tests.conftest import TEST_HEARTBEAT_SECONDS, running_in_ci
+from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.e2e.conftest import remove_deployed_projects
 from tests.helpers import (
     agent_queue_url,
@@ -38,16 +35,17 @@ from tests.helpers import (
     create_agent,
     create_application,
     create_repository,
+    dispatch_definition,
     get_application,
     push_webhook,
     wait_for,
     wait_for_status,
 )
+from tests.sshd import start_sshd, unavailable
 
 pytestmark = pytest.mark.docker
 
 IMAGE = "ferry-local/busybox:latest"
-SSHD = "/usr/sbin/sshd"
 
 # `up` waits for `gate` to be healthy, which it never is (its failing check is still in its start
 # period): compose runs until someone stops it. (busybox as PID 1 ignores SIGTERM: a short stop
@@ -303,22 +301,9 @@ def dispatch_machine(stack: LocalStack) -> str:
     """A state machine that does what DispatchToAgent does, with the job from its input: jobs
     reach the agent side by side, which the control plane's deploy slot never lets happen for one
     application."""
-    definition = {
-        "StartAt": "DispatchToAgent",
-        "States": {
-            "DispatchToAgent": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {
-                    "QueueUrl.$": "$.queue_url",
-                    "MessageBody": {"task_token.$": "$$.Task.Token", "job.$": "$.job"},
-                },
-                "HeartbeatSeconds": TEST_HEARTBEAT_SECONDS,
-                "TimeoutSeconds": 90,
-                "End": True,
-            }
-        },
-    }
+    definition = dispatch_definition(
+        queue_url=None, heartbeat_seconds=TEST_HEARTBEAT_SECONDS, timeout_seconds=90
+    )
     return str(
         boto3.client("stepfunctions").create_state_machine(
             name=f"e2e-agent-dispatch-{secrets.token_hex(3)}",
@@ -551,21 +536,6 @@ def test_agent_sigkill_mid_deploy_times_out_then_restarted_agent_serves(
 # --- a remote Docker host over SSH ---------------------------------------------------------------
 
 
-def _key_pair() -> tuple[str, str]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    return private, public
-
-
 @dataclass
 class Sshd:
     port: int
@@ -578,71 +548,27 @@ class Sshd:
         return f"ssh://root@127.0.0.1:{self.port}"
 
 
-def _banner(port: int, process: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                if connection.recv(64).startswith(b"SSH-2.0-"):
-                    return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """OpenSSH's sshd on a loopback port: key login as root only, every command logged (the
     forced command) before it runs, so the test sees the Docker traffic go through it."""
-    if not Path(SSHD).exists() or os.geteuid() != 0:
-        reason = f"{SSHD} missing or not root"
-        if running_in_ci():
-            pytest.fail(f"{reason}; CI must provide sshd (openssh-server) and run as root")
-        pytest.skip(f"{reason}; this test needs OpenSSH's sshd")
+    if os.geteuid() != 0:
+        unavailable("not root (the remote Docker host is reached as root)")
     directory = tmp_path_factory.mktemp("sshd")
-    host_private, host_public = _key_pair()
-    host_key = directory / "host_key"
-    host_key.write_text(host_private)
-    host_key.chmod(0o600)
-    private, public = _key_pair()
-    client_key = directory / "client_key"
-    client_key.write_text(private)
-    client_key.chmod(0o600)
     commands = directory / "commands.log"
-    wrapper = directory / "logged-command.sh"
-    wrapper.write_text(
-        f'#!/bin/sh\necho "$SSH_ORIGINAL_COMMAND" >> "{commands}"\n'
-        'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
+    started = start_sshd(
+        directory,
+        f'echo "$SSH_ORIGINAL_COMMAND" >> "{commands}"\nexec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n',
     )
-    wrapper.chmod(0o755)
-    authorized = directory / "authorized_keys"
-    authorized.write_text(f'command="{wrapper}",no-pty,no-port-forwarding {public}\n')
-    authorized.chmod(0o600)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = directory / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
-        f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {authorized}\n"
-        "AuthenticationMethods publickey\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n"
-        "StrictModes no\n"
-    )
-    errors = directory / "sshd.log"
-    with errors.open("wb") as stderr:
-        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=stderr)
-    if not _banner(port, process):
-        process.terminate()
-        pytest.fail(f"sshd did not start: {errors.read_text()[-500:]}")
-    known_hosts = directory / "known_hosts"
-    known_hosts.write_text(f"[127.0.0.1]:{port} {host_public}\n")
     try:
-        yield Sshd(port=port, key=client_key, known_hosts=known_hosts, commands=commands)
+        yield Sshd(
+            port=started.port,
+            key=started.client_key,
+            known_hosts=started.known_hosts,
+            commands=commands,
+        )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        started.stop()
 
 
 def test_agent_ssh_docker_host_deploys_through_sshd(

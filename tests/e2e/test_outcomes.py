@@ -63,13 +63,6 @@ def status_writes(monkeypatch: pytest.MonkeyPatch) -> StatusWrites:
 
 
 @pytest.fixture
-def receiver() -> Iterator[JsonReceiver]:
-    started = JsonReceiver()
-    yield started
-    started.close()
-
-
-@pytest.fixture
 def applications() -> Iterator[set[str]]:
     ids: set[str] = set()
     yield ids

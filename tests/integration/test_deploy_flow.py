@@ -3,7 +3,6 @@ supersede older ones, cancellation, and notifications of every outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,13 +26,6 @@ from tests.helpers import (
     wait_for_idle_sync,
     wait_for_status,
 )
-
-
-@pytest.fixture
-def receiver() -> Iterator[JsonReceiver]:
-    started = JsonReceiver()
-    yield started
-    started.close()
 
 
 @pytest.fixture

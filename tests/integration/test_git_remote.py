@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,13 +30,12 @@ from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredential
 from ferry.errors import GitError
 from ferry.git.providers import ProviderSource
 from ferry.git.remote import RemoteGitSource, parse_remote_url
-from tests.conftest import running_in_ci
+from tests.sshd import key_pair, start_sshd
 
 LOOPBACK = ["127.0.0.0/8"]
 COMPOSE = "apps/web/compose.yaml"
 V1 = "services:\n  web:\n    image: busybox:1.36\n"
 V2 = "services:\n  web:\n    image: busybox:1.37\n"
-SSHD = "/usr/sbin/sshd"
 USERNAME = "deploy"
 PASSWORD = "correct horse battery staple"
 TOKEN = "glpat-loopback-token"
@@ -388,22 +385,6 @@ def test_remote_git_source_https_loopback_without_allow_list_is_refused(
 # --- SSH through OpenSSH's sshd -----------------------------------------------------------------
 
 
-def key_pair() -> tuple[str, str]:
-    """(OpenSSH private key, authorized_keys public key line) of a new Ed25519 key."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    return private, public
-
-
 @dataclass
 class SshServer:
     port: int
@@ -432,100 +413,32 @@ def _login() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_banner(port: int, process: subprocess.Popen[bytes], deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                if conn.recv(64).startswith(b"SSH-2.0-"):
-                    return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def _unavailable(reason: str) -> None:
-    if running_in_ci():
-        pytest.fail(f"{reason}; CI must provide sshd (Debian package openssh-server)")
-    pytest.skip(f"{reason}; these tests need OpenSSH's sshd (apt-get install openssh-server)")
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """A real sshd on a free loopback port, for the current user only, key auth only."""
-    if not Path(SSHD).exists():
-        _unavailable(f"{SSHD} is not installed")
     directory = tmp_path_factory.mktemp("sshd")
-    host_private, host_public = key_pair()
-    host_key = directory / "host_ed25519_key"
-    host_key.write_text(host_private)
-    host_key.chmod(0o600)
-    private, public = key_pair()
     log = directory / "commands.log"
     marker = directory / "protocol-v0"
     # The forced command logs what the client asked for (and the protocol it asked in), and
     # drops GIT_PROTOCOL while the v0 marker exists, to play a server without protocol v2.
-    wrapper = directory / "git-command.sh"
-    wrapper.write_text(
-        "#!/bin/sh\n"
+    started = start_sshd(
+        directory,
         f'if [ -e "{marker}" ]; then unset GIT_PROTOCOL; fi\n'
         f'echo "${{GIT_PROTOCOL:-v0}} $SSH_ORIGINAL_COMMAND" >> "{log}"\n'
-        'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
+        'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n',
+        extra_config="AcceptEnv GIT_PROTOCOL\nLogLevel VERBOSE\n",
     )
-    wrapper.chmod(0o755)
-    authorized = directory / "authorized_keys"
-    authorized.write_text(f'command="{wrapper}",no-pty,no-port-forwarding {public}\n')
-    authorized.chmod(0o600)
-    if os.geteuid() == 0:
-        # sshd's privilege-separation directory; Debian creates it at boot, containers lack it.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    stderr_log = directory / "sshd.log"
-    for _attempt in range(3):
-        port = _free_port()
-        config = directory / "sshd_config"
-        config.write_text(
-            f"Port {port}\n"
-            "ListenAddress 127.0.0.1\n"
-            f"HostKey {host_key}\n"
-            f"PidFile {directory / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {authorized}\n"
-            "AuthenticationMethods publickey\n"
-            "PubkeyAuthentication yes\n"
-            "PasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\n"
-            "UsePAM no\n"
-            "StrictModes no\n"
-            "AcceptEnv GIT_PROTOCOL\n"
-            "LogLevel VERBOSE\n"
-        )
-        with open(stderr_log, "wb") as errors:
-            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=errors)
-        if _wait_for_banner(port, process, time.monotonic() + 10):
-            break
-        process.terminate()
-        process.wait(timeout=10)
-    else:
-        _unavailable(f"sshd did not start: {stderr_log.read_text()[-500:]}")
     server = SshServer(
-        port=port,
-        private_key=private,
-        host_public_key=host_public,
+        port=started.port,
+        private_key=started.client_private_key,
+        host_public_key=started.host_public_key,
         commands_log=log,
         v0_marker=marker,
     )
     try:
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        started.stop()
 
 
 def ssh_source(

@@ -34,7 +34,7 @@ from ferry_agent.compose import JobCancelled, Snapshot
 from ferry_agent.control_plane import AwsCredentials, ReportRefused, Session
 from ferry_agent.health import HealthWatcher
 from ferry_agent.worker import Worker
-from tests.helpers import wait_for
+from tests.helpers import dispatch_definition, wait_for
 
 HEARTBEAT_SECONDS = 3  # the keeper beats every second
 QUEUE_VISIBILITY_SECONDS = 2  # shorter than a held job waits in these tests
@@ -89,22 +89,9 @@ class StateMachine:
 
     def __init__(self, queue_url: str) -> None:
         self.sfn = boto3.client("stepfunctions")
-        definition = {
-            "StartAt": "DispatchToAgent",
-            "States": {
-                "DispatchToAgent": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                    "Parameters": {
-                        "QueueUrl": queue_url,
-                        "MessageBody": {"task_token.$": "$$.Task.Token", "job.$": "$.job"},
-                    },
-                    "HeartbeatSeconds": 60,
-                    "TimeoutSeconds": 300,
-                    "End": True,
-                }
-            },
-        }
+        definition = dispatch_definition(
+            queue_url=queue_url, heartbeat_seconds=60, timeout_seconds=300
+        )
         self.arn = self.sfn.create_state_machine(
             name="dispatch",
             definition=json.dumps(definition),

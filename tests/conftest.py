@@ -61,6 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             api_port=0,
             deploy_timeout_seconds=TEST_DEPLOY_TIMEOUT_SECONDS,
             deploy_heartbeat_seconds=TEST_HEARTBEAT_SECONDS,
+            run_schedules=False,  # tests fire schedules themselves (scheduler.fire_all)
         ),
         start_agent=False,
     )

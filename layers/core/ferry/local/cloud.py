@@ -48,6 +48,9 @@ class LocalOptions:
     api_port: int = 8080
     deploy_timeout_seconds: int = 900
     deploy_heartbeat_seconds: int = 60
+    # Fire the template's schedules on their own clock. Tests turn it off and fire them with
+    # `scheduler.fire_all()`, so a tick landing mid-test cannot change what the test sees.
+    run_schedules: bool = True
 
 
 class LocalCloud:
@@ -275,7 +278,8 @@ class LocalCloud:
         self.scheduler = Scheduler(
             [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules]
         )
-        self.scheduler.start()
+        if self.options.run_schedules:
+            self.scheduler.start()
 
     def _start_api(self) -> None:
         from ferry.api.app import create_app

@@ -36,7 +36,8 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def fire(self, function_name: str) -> None:
         """Invoke the scheduled function now, with an EventBridge Scheduler-like event."""

@@ -54,6 +54,7 @@ class InProcessLambdas:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self._original: Any = None
+        self._closed = False
 
     def register(self, function_name: str, spec: FunctionSpec) -> None:
         with self._lock:
@@ -70,6 +71,11 @@ class InProcessLambdas:
 
     def invoke(self, function: Any, event: Any) -> tuple[str, bool, str]:
         """Call the function's handler; the return shape is moto's (payload, errored, logs)."""
+        if self._closed:
+            # An execution that outlived its stack (moto's interpreter threads run on): answer
+            # as a function error instead of writing to tables that are gone.
+            stopped = {"errorMessage": "the local stack has stopped", "errorType": "StackStopped"}
+            return json.dumps(stopped), True, ""
         if isinstance(event, str | bytes):
             event = json.loads(event or "{}")
         context = LocalLambdaContext(
@@ -99,6 +105,7 @@ class InProcessLambdas:
 
     def install(self) -> None:
         """Replace moto's container invoke with an in-process call (idempotent)."""
+        self._closed = False
         if self._original is not None:
             return
         self._original = LambdaFunction._invoke_lambda
@@ -110,6 +117,7 @@ class InProcessLambdas:
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
-            self._original = None
+        """Stop running handlers. The patch itself stays: moto's own invoke would start Docker
+        containers for executions still running in this process, which nothing here wants; a
+        later stack's `install` replaces it."""
+        self._closed = True

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ferry.local.moto_server import free_port
+from tests.e2e.conftest import remove_deployed_projects
 from tests.helpers import wait_for
 
 FERRY = str(Path(sys.executable).parent / "ferry")
@@ -141,6 +142,41 @@ def test_up_keeps_data_across_restart_and_ends_interrupted_deploys(tmp_path: Pat
     assert [a["id"] for a in after["/agents"]] == [a["id"] for a in before["/agents"]]
     assert restored["sync_status"] == "out_of_sync"
     assert restored["last_sync_error"] == "interrupted by restart"
+
+
+@pytest.mark.docker
+def test_up_then_status_and_history_show_the_sample_deployed(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    process = subprocess.Popen(
+        [FERRY, "up", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_environment(),
+    )
+    cli = _environment(FERRY_HOME=str(home), COLUMNS="200")
+
+    def ferry(*arguments: str) -> str:
+        done = subprocess.run(
+            [FERRY, *arguments], capture_output=True, text=True, timeout=60, env=cli
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    try:
+        wait_for(lambda: (home / "local.json").exists(), timeout=60, what="local.json")
+        wait_for(
+            lambda: "synced" in ferry("status"), timeout=90, what="`ferry status` to say synced"
+        )
+        status = ferry("status")
+        history = ferry("app", "history", "hello")
+    finally:
+        _stop(process)
+        remove_deployed_projects(set(), deployed_from=home / "deployments")
+    [row] = [line for line in status.splitlines() if "hello" in line]
+    assert "synced" in row and "healthy" in row and "local" in row and "main" in row
+    assert "deployment" in history and "commit_sync" in history
+    assert "succeeded" in history and "application_created" in history
 
 
 def _port_open(port: int) -> bool:

@@ -3,23 +3,55 @@
 The queue is FIFO with one message group per repository (one sync of a repository in flight at
 a time, in order); the job id is the deduplication id, so a repeated trigger within SQS's
 five-minute window is dropped by SQS itself.
+
+Duplicates. A job's id comes from its business event (SyncJob.business_key):
+- the same delivery (a provider's redelivery) is the same job for as long as jobs are kept;
+- the same repository + branch + commit without a delivery id is the same job only while that
+  job is queued or running. Once it has finished, naming the commit again (a rollback re-run, a
+  sender without delivery ids) is a new sync: its id is derived from the finished job's, so
+  concurrent repeats still agree on one id and exactly one of them is queued.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ferry import aws
 from ferry.domain.messages import SyncJob
-from ferry.errors import TransientError
+from ferry.errors import NotFound, TransientError
 from ferry.settings import get_settings
-from ferry.store.jobs import forget_job, record_queued
+from ferry.store.jobs import JobStatus, forget_job, get_job, record_queued
+
+# A commit named again after its sync finished gets the next id in a chain; the chain is as long
+# as the number of finished syncs of that commit still kept (a week), so this is a safety net.
+MAX_REPEATS = 200
+_IN_FLIGHT = ("queued", "running")
+
+
+def _repeat_id(finished: JobStatus) -> str:
+    """The id of the sync that repeats a finished one (the same for every concurrent caller)."""
+    marker = (finished.finished_at or finished.created_at).isoformat()
+    return f"job_{hashlib.sha256(f'{finished.id}:{marker}'.encode()).hexdigest()[:16]}"
 
 
 def enqueue_sync_job(job: SyncJob) -> str:
     """Record and queue a sync job; returns its job id (the existing one for a duplicate)."""
-    if not record_queued(job):
-        return job.job_id  # the same event was queued before: nothing new to do
+    for _attempt in range(MAX_REPEATS):
+        if record_queued(job):
+            break
+        if job.delivery_id or not job.commit:
+            return job.job_id  # the same delivery was queued before: nothing new to do
+        try:
+            earlier = get_job(job.job_id)
+        except NotFound:
+            continue  # forgotten meanwhile (its send failed): record it again
+        if earlier.status in _IN_FLIGHT:
+            return job.job_id  # the same commit is being synced right now
+        job = job.model_copy(update={"job_id": _repeat_id(earlier)})
+    else:
+        raise TransientError(f"could not queue sync job: {MAX_REPEATS} repeats of {job.job_id}")
     try:
         aws.sqs().send_message(
             QueueUrl=get_settings().sync_queue_url,

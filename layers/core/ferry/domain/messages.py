@@ -22,7 +22,8 @@ class SyncJob(BaseModel):
 
     A job that names a business event (a delivery id, or a repository + branch + commit) gets an
     id derived from it, so a repeated trigger is the same job: SQS deduplicates it and the sync
-    worker's idempotency returns the first run's result instead of syncing again.
+    worker's idempotency returns the first run's result instead of syncing again. A commit named
+    again after its job finished is a new job (see `ferry.jobs.enqueue_sync_job`).
     """
 
     job_id: str = ""

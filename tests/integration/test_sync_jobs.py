@@ -1,0 +1,85 @@
+"""Which triggers are the same sync job: a commit named without a delivery id is one job while
+that job is in flight, and a new one once it has finished (a rollback re-run deploys again);
+however many there are, the application deploys that commit once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ferry.local.stack import LocalStack
+from tests.helpers import (
+    ScriptedAgent,
+    agent_queue_url,
+    commit,
+    compose,
+    create_agent,
+    create_application,
+    create_repository,
+    push_webhook,
+    wait_for,
+    wait_for_idle_sync,
+    wait_for_status,
+)
+
+
+def _job_finished(api: httpx.Client, job_id: str) -> bool:
+    return bool(api.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed"))
+
+
+def test_commit_named_again_after_its_sync_finished_is_synced_again(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    first = commit(git_repo, "app/compose.yaml", compose(greeting="a"))
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    )
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced", commit=first)
+    wait_for_idle_sync(repository["id"])
+    second = commit(git_repo, "app/compose.yaml", compose(greeting="b"))
+
+    def name(sha: str) -> str:
+        # A generic sender naming the commit, without a delivery id.
+        response = push_webhook(
+            stack.api_url,
+            repository["id"],
+            repository["webhook_secret"],
+            {"ref": "refs/heads/main", "commit": sha},
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        concurrent = set(pool.map(lambda _n: name(second), range(10)))
+    # Repeats arriving while a job is queued or running join it; the sync itself is over in a
+    # moment, so later repeats are jobs of their own, which find the commit already recorded.
+    assert len(concurrent) < 10
+    scripted.succeed(scripted.take())
+    with pytest.raises(AssertionError):
+        scripted.take(timeout=3)  # one deploy of the commit, whatever the number of jobs
+    wait_for_status(api, application["id"], "synced", commit=second)
+    for job_id in concurrent:
+        wait_for(lambda job_id=job_id: _job_finished(api, job_id), what=f"{job_id} to finish")
+    wait_for_idle_sync(repository["id"])
+
+    rollback = name(first)  # e.g. re-running the workflow of the earlier commit
+    message = scripted.take()
+    assert message.job.commit == first
+    scripted.succeed(message)
+    wait_for_status(api, application["id"], "synced", commit=first)
+    wait_for(lambda: _job_finished(api, rollback), what="the rollback sync to finish")
+    wait_for_idle_sync(repository["id"])
+
+    again = name(second)  # the commit of finished jobs, named again: a new job, a new deploy
+    assert again not in concurrent
+    message = scripted.take()
+    assert message.job.commit == second
+    scripted.succeed(message)
+    wait_for_status(api, application["id"], "synced", commit=second)

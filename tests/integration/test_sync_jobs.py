@@ -65,8 +65,10 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
     with pytest.raises(AssertionError):
         scripted.take(timeout=3)  # one deploy of the commit, whatever the number of jobs
     wait_for_status(api, application["id"], "synced", commit=second)
-    for job_id in concurrent:
-        wait_for(lambda job_id=job_id: _job_finished(api, job_id), what=f"{job_id} to finish")
+    wait_for(
+        lambda: all(_job_finished(api, job_id) for job_id in concurrent),
+        what="every forward job to finish",
+    )
     wait_for_idle_sync(repository["id"])
 
     rollback = name(first)  # e.g. re-running the workflow of the earlier commit

@@ -102,6 +102,11 @@ def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
         elif claims.branch is not None:
             jobs = [SyncJob(**base, branch=claims.branch, commit=claims.sha)]
         else:
-            jobs = [SyncJob(**base, branch=branch) for branch in tag_branches or []]
+            if not tag_branches:
+                raise Unprocessable(
+                    f"tag {claims.tag} ({claims.sha[:12]}) is on no branch of "
+                    f"{claims.repository} that Ferry can find; nothing to sync"
+                )
+            jobs = [SyncJob(**base, branch=branch) for branch in tag_branches]
         job_ids.extend(enqueue_sync_job(job) for job in jobs)
     return job_ids

@@ -578,6 +578,30 @@ def test_command_with_wrong_token_exits_1_with_one_error_line(ferry: Ferry) -> N
     assert "FERRY_TOKEN" in line
 
 
+def test_admin_token_create_prints_a_token_the_api_accepts(
+    ferry: Ferry, stack: LocalStack, unique: str
+) -> None:
+    # The command writes the tokens table directly: it needs the stack's FERRY_ settings, which
+    # `environment` leaves out of the CLI's environment.
+    settings: dict[str, str | None] = {
+        k: v for k, v in os.environ.items() if k.startswith("FERRY_")
+    }
+    out = ok(ferry("admin", "token", "create", "--name", f"ci-{unique}", env=settings))
+    token = out.strip()
+    assert re.fullmatch(r"tok_\w+\.\S+", token), out
+    repositories = f"{stack.api_url}/api/v1/repositories"
+
+    accepted = httpx.get(repositories, headers={"Authorization": f"Bearer {token}"})
+    garbage = httpx.get(repositories, headers={"Authorization": "Bearer tok_garbage.nope"})
+    tampered = httpx.get(repositories, headers={"Authorization": f"Bearer {token}x"})
+
+    assert accepted.status_code == 200, accepted.text
+    assert isinstance(accepted.json(), list)
+    assert (garbage.status_code, tampered.status_code) == (401, 401)
+    listed = as_json(ferry("repo", "list", "--json", env={"FERRY_TOKEN": token}))
+    assert {r["id"] for r in listed} == {r["id"] for r in accepted.json()}
+
+
 def test_command_unreachable_api_exits_1_with_one_error_line(ferry: Ferry) -> None:
     line = one_error_line(ferry("agent", "list", env={"FERRY_API_URL": "http://127.0.0.1:9"}))
     assert "cannot reach" in line

@@ -11,11 +11,23 @@ import boto3
 import httpx
 import pytest
 
+from ferry.domain.models import CredentialKind, RepositoryCredentials
 from ferry.local.stack import LocalStack
 from ferry.rotation import reencrypt_everything
 from ferry.security.crypto import generate_key, get_keyring
 from ferry.settings import get_settings
-from tests.helpers import commit, compose, create_agent, wait_for
+from ferry.store.applications import get_application as get_stored_application
+from ferry.store.repositories import get_credentials, get_webhook_secret
+from tests.helpers import (
+    ScriptedAgent,
+    agent_queue_url,
+    commit,
+    compose,
+    create_agent,
+    wait_for,
+    wait_for_idle_sync,
+    wait_for_status,
+)
 
 
 def _raw(table: str, key: dict[str, str]) -> dict[str, Any]:
@@ -94,9 +106,25 @@ def test_encryption_sensitive_attributes_are_not_stored_in_clear(stored: dict[st
 
 
 def test_rotate_key_reencrypts_everything_and_keeps_names_unique(
-    stack: LocalStack, api: httpx.Client, stored: dict[str, Any]
+    stack: LocalStack, api: httpx.Client, git_repo: Path, stored: dict[str, Any]
 ) -> None:
     settings = get_settings()
+    repository_id, application_id = stored["repository"]["id"], stored["application"]["id"]
+    # A second deploy of a changed file, so that the application has a previous compose file.
+    first_compose = compose(greeting=f"plain-{stored['unique']}")
+    scripted = ScriptedAgent(agent_queue_url(stored["application"]["agent_id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application_id, "synced")
+    wait_for_idle_sync(repository_id)
+    second_compose = compose(greeting=f"second-{stored['unique']}")
+    head = commit(git_repo, "app/compose.yaml", second_compose)
+    assert api.post(f"/repositories/{repository_id}/sync").status_code == 202
+    deploy = scripted.take()
+    assert deploy.job.commit == head
+    scripted.succeed(deploy)
+    wait_for_status(api, application_id, "synced", commit=head)
+    wait_for_idle_sync(repository_id)
+    assert get_stored_application(application_id).previous_compose_file == first_compose
     old_secret, new_secret = settings.secret_key, generate_key()
 
     def use_keys(current: str, previous: str) -> None:
@@ -113,8 +141,8 @@ def test_rotate_key_reencrypts_everything_and_keeps_names_unique(
 
     new_kid = get_keyring().current.kid
     for table, fields in (
-        (settings.applications_table, ("name", "compose_file")),
-        (settings.repositories_table, ("webhook_secret",)),
+        (settings.applications_table, ("name", "compose_file", "previous_compose_file")),
+        (settings.repositories_table, ("webhook_secret", "credentials")),
         (settings.notification_targets_table, ("url",)),
     ):
         for item in _all_raw(table):
@@ -125,6 +153,15 @@ def test_rotate_key_reencrypts_everything_and_keeps_names_unique(
     assert second.guards_moved == 0
     application = api.get(f"/applications/{stored['application']['id']}").json()
     assert application["name"] == f"Secret Name {stored['unique']}"
+    readable = get_stored_application(application_id)
+    assert (readable.compose_file, readable.previous_compose_file) == (
+        second_compose,
+        first_compose,
+    )
+    assert get_credentials(repository_id) == RepositoryCredentials(
+        kind=CredentialKind.BASIC, username="ci", secret=f"pw-{stored['unique']}"
+    )
+    assert get_webhook_secret(repository_id) == stored["repository"]["webhook_secret"]
     clash = api.post(
         "/applications",
         json={

@@ -191,6 +191,46 @@ def test_application_patch_branch_queues_sync_and_agent_move_is_refused(
     assert api.patch(f"/applications/{application['id']}", json={"path": "/abs"}).status_code == 400
 
 
+STATUS_FIELDS = (
+    "sync_status",
+    "health_status",
+    "commit",
+    "commit_message",
+    "last_synced_at",
+    "last_sync_error",
+)
+
+
+def test_application_patch_ignores_status_fields(
+    api: httpx.Client, deployed: tuple[dict, dict, ScriptedAgent], unique: str
+) -> None:
+    _repository, application, _ = deployed
+    before = get_application(api, application["id"])
+    assert (before["sync_status"], before["health_status"]) == ("synced", "healthy")
+    status_changes = {
+        "sync_status": "failed",
+        "health_status": "unhealthy",
+        "commit": "f" * 40,
+        "commit_message": "forged",
+        "last_synced_at": "2000-01-01T00:00:00Z",
+        "last_sync_error": "forged error",
+    }
+
+    only_status = api.patch(f"/applications/{application['id']}", json=status_changes)
+    with_rename = api.patch(
+        f"/applications/{application['id']}", json={**status_changes, "name": f"renamed-{unique}"}
+    )
+
+    assert only_status.status_code == 200, only_status.text
+    assert with_rename.status_code == 200, with_rename.text
+    assert only_status.json()["job_id"] is None
+    assert with_rename.json()["name"] == f"renamed-{unique}"
+    stored = get_application(api, application["id"])
+    assert stored["name"] == f"renamed-{unique}"
+    for answered in (only_status.json(), with_rename.json(), stored):
+        assert {k: answered[k] for k in STATUS_FIELDS} == {k: before[k] for k in STATUS_FIELDS}
+
+
 def test_application_delete_removes_it_after_agent_tears_it_down(
     api: httpx.Client, deployed: tuple[dict, dict, ScriptedAgent]
 ) -> None:

@@ -223,7 +223,7 @@ def test_duplicate_deliveries_deploy_each_commit_once(
         headers = same if number % 2 else _github(secret, body, delivery=f"distinct-{number}")
         return httpx.post(url, content=body, headers=headers, timeout=30)
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(deliver, range(20)))
 
     assert {a.status_code for a in answers} == {202}

@@ -1,6 +1,14 @@
 """Polling (the EventBridge schedule's job): queue a sync for every polling repository that is
 due. A repository whose syncs keep failing is polled less often (doubling, up to 32 times), so a
-broken repository is not retried every tick; its next success resets the pace."""
+broken repository is not retried every tick; its next success resets the pace.
+
+The same tick ends syncs that can no longer finish: a repository `syncing` for longer than
+`sync_stalled_after_seconds` (the sync queue's visibility timeout times maxReceiveCount, plus a
+margin) had its job die on every receive, so the job went to the dead-letter queue and nothing
+would ever end the sync. It is marked `failed` (any repository, whatever its sync type), which
+also lets polling and manual syncs run again. Applications are left alone: their deploys end in
+their own executions.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,11 @@ from aws_lambda_powertools import Logger
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, RepositorySyncStatus, SyncOrigin, SyncType, utcnow
-from ferry.errors import FerryError
+from ferry.errors import Conflict, FerryError
 from ferry.jobs import enqueue_sync_job
-from ferry.store.repositories import list_repositories, mark_polled
+from ferry.settings import get_settings
+from ferry.status import update_repository_status
+from ferry.store.repositories import list_repositories, mark_polled, syncing_since
 
 logger = Logger(child=True)
 
@@ -27,15 +37,57 @@ def next_poll_at(repository: Repository) -> datetime | None:
     return repository.polled_at + timedelta(seconds=repository.polling_interval_seconds * factor)
 
 
+def sync_stalled(repository: Repository, now: datetime, stalled_after_seconds: int) -> bool:
+    """True when the repository has been `syncing` for longer than `stalled_after_seconds`."""
+    if repository.sync_status is not RepositorySyncStatus.SYNCING:
+        return False
+    return now - syncing_since(repository) > timedelta(seconds=stalled_after_seconds)
+
+
+def stalled_sync_error(stalled_after_seconds: int) -> str:
+    return (
+        f"sync did not finish within {stalled_after_seconds} s "
+        "(its job went to the dead-letter queue)"
+    )
+
+
+def end_stalled_sync(repository: Repository, stalled_after_seconds: int) -> bool:
+    """Mark a stalled sync `failed` (announced on the feed); False when the repository moved on
+    meanwhile (a new attempt started, or the sync ended) or could not be written."""
+    since = syncing_since(repository)
+    try:
+        update_repository_status(
+            repository.id,
+            RepositorySyncStatus.FAILED,
+            error=stalled_sync_error(stalled_after_seconds),
+            if_syncing_since=since,
+        )
+    except Conflict:
+        logger.info("stalled sync moved on meanwhile", extra={"repository_id": repository.id})
+        return False
+    except FerryError:
+        logger.exception("stalled sync not ended", extra={"repository_id": repository.id})
+        return False
+    logger.warning(
+        "stalled sync ended failed",
+        extra={"repository_id": repository.id, "syncing_since": since.isoformat()},
+    )
+    return True
+
+
 def poll_due_repositories(now: datetime | None = None) -> list[str]:
-    """Queue a polling sync for each due repository; returns their ids."""
+    """Queue a polling sync for each due repository; returns their ids. Stalled syncs of any
+    repository are ended `failed` on the way (a polling one is polled again next tick)."""
     now = now or utcnow()
+    stalled_after = get_settings().sync_stalled_after_seconds
     queued: list[str] = []
     for repository in list_repositories():
+        if repository.sync_status is RepositorySyncStatus.SYNCING:
+            if sync_stalled(repository, now, stalled_after):
+                end_stalled_sync(repository, stalled_after)
+            continue  # one sync in flight per repository
         if repository.sync_type is not SyncType.POLLING:
             continue
-        if repository.sync_status is RepositorySyncStatus.SYNCING:
-            continue  # one sync in flight per repository
         due = next_poll_at(repository)
         if due is not None and due > now:
             continue

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     deploy_timeout_seconds: int = Field(default=900, ge=1)
     deploy_heartbeat_seconds: int = Field(default=60, ge=1)
+    # A repository `syncing` for longer than this is ended `failed` by the poller: its job can no
+    # longer be running (the sync queue's visibility timeout times maxReceiveCount, 720 s * 5,
+    # plus a margin), so it went to the dead-letter queue. template.yaml sets it for the poller.
+    sync_stalled_after_seconds: int = Field(default=3900, ge=60)
 
     # How long DELETE /applications/{id} waits for the agent before answering 202.
     removal_wait_seconds: float = 20

@@ -68,7 +68,18 @@ def update_repository_status(
     *,
     error: str | None = None,
     synced_at: datetime | None = None,
+    if_syncing_since: datetime | None = None,
 ) -> None:
-    """Layer-1 status write (syncing, success, failed), announced on the live feed."""
-    set_repository_sync_status(repository_id, status, error=error, synced_at=synced_at)
+    """Layer-1 status write (syncing, success, failed), announced on the live feed.
+
+    `if_syncing_since`: only if the repository is still in the sync attempt that started then
+    (Conflict otherwise, and nothing is announced: nothing changed).
+    """
+    set_repository_sync_status(
+        repository_id,
+        status,
+        error=error,
+        synced_at=synced_at,
+        if_syncing_since=if_syncing_since,
+    )
     announce(repository_path(repository_id), "repository.status")

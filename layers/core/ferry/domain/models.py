@@ -111,6 +111,7 @@ class Repository(BaseModel):
     sync_status: RepositorySyncStatus = RepositorySyncStatus.UNKNOWN
     last_sync_error: str | None = None
     last_synced_at: datetime | None = None
+    sync_started_at: datetime | None = None  # the latest attempt's move to `syncing`
     polled_at: datetime | None = None
     failures: int = 0
     github_repository_id: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import (
@@ -16,7 +17,7 @@ from ferry.domain.models import (
     new_id,
     utcnow,
 )
-from ferry.errors import NotFound
+from ferry.errors import Conflict, NotFound
 from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
 from ferry.store.tables import RepositoryRow, row_values
@@ -91,12 +92,18 @@ def get_credentials(repository_id: str) -> RepositoryCredentials | None:
     return RepositoryCredentials.model_validate_json(row.credentials) if row.credentials else None
 
 
-def _update(repository_id: str, actions: list[Action]) -> Repository:
+def _update(
+    repository_id: str, actions: list[Action], *, condition: Condition | None = None
+) -> Repository:
+    """Update an existing row (NotFound otherwise); a failed extra `condition` is a Conflict."""
     row = RepositoryRow(id=repository_id)
-    with translated(f"repository {repository_id}", on_condition=NotFound):
+    exists = RepositoryRow.id.exists()
+    with translated(
+        f"repository {repository_id}", on_condition=NotFound if condition is None else Conflict
+    ):
         row.update(
             actions=[*actions, RepositoryRow.updated_at.set(utcnow())],
-            condition=RepositoryRow.id.exists(),
+            condition=exists if condition is None else exists & condition,
         )
     return _to_domain(row)
 
@@ -150,16 +157,31 @@ def delete_repository(repository_id: str) -> None:
         RepositoryRow(id=repository_id).delete(condition=RepositoryRow.id.exists())
 
 
+def syncing_since(repository: Repository) -> datetime:
+    """When the repository's current sync attempt began (meaningful while it is `syncing`).
+    Rows from before `sync_started_at` was kept fall back to their last write."""
+    return repository.sync_started_at or repository.updated_at
+
+
 def set_repository_sync_status(
     repository_id: str,
     status: RepositorySyncStatus,
     *,
     error: str | None = None,
     synced_at: datetime | None = None,
+    if_syncing_since: datetime | None = None,
 ) -> None:
-    """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept)."""
+    """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept).
+
+    `syncing` also notes when (`sync_started_at`). `if_syncing_since` makes the write conditional
+    on the repository still being in the sync attempt that started then (Conflict otherwise), so
+    ending a stalled sync never overwrites a newer attempt or its result. Rows written before
+    `sync_started_at` existed are matched on `updated_at` instead (see `syncing_since`).
+    """
     actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
-    if status is RepositorySyncStatus.SUCCESS:
+    if status is RepositorySyncStatus.SYNCING:
+        actions.append(RepositoryRow.sync_started_at.set(utcnow()))
+    elif status is RepositorySyncStatus.SUCCESS:
         actions.append(RepositoryRow.last_sync_error.remove())
         actions.append(RepositoryRow.failures.set(0))
     elif status is RepositorySyncStatus.FAILED:
@@ -168,4 +190,12 @@ def set_repository_sync_status(
         actions.append(RepositoryRow.last_sync_error.set(error))
     if synced_at is not None:
         actions.append(RepositoryRow.last_synced_at.set(synced_at))
-    _update(repository_id, actions)
+    condition: Condition | None = None
+    if if_syncing_since is not None:
+        legacy = RepositoryRow.sync_started_at.does_not_exist() & (
+            RepositoryRow.updated_at == if_syncing_since
+        )
+        condition = (RepositoryRow.sync_status == RepositorySyncStatus.SYNCING.value) & (
+            (RepositoryRow.sync_started_at == if_syncing_since) | legacy
+        )
+    _update(repository_id, actions, condition=condition)

@@ -55,6 +55,9 @@ class RepositoryRow(Model):
     sync_status = UnicodeAttribute(default="unknown")
     last_sync_error = UnicodeAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
+    # When the latest sync attempt marked the repository `syncing` (the poller's clock for
+    # ending a sync whose job died); kept after the sync ends.
+    sync_started_at = UTCDateTimeAttribute(null=True)
     polled_at = UTCDateTimeAttribute(null=True)
     failures = NumberAttribute(default=0)  # consecutive failed syncs: polling backs off
     # GitHub Actions: the repository's numeric id, recorded on the first verified run, and the

@@ -85,3 +85,24 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
     assert message.job.commit == second
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=second)
+
+
+def test_concurrent_manual_syncs_queue_one_and_refuse_the_rest(
+    api: httpx.Client, git_repo: Path
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    wait_for_idle_sync(repository["id"])
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(
+            pool.map(lambda _n: api.post(f"/repositories/{repository['id']}/sync"), range(10))
+        )
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] + [409] * 9, [a.text for a in answers]
+    assert all("in flight" in a.json()["detail"] for a in answers if a.status_code == 409)
+    [accepted] = [a for a in answers if a.status_code == 202]
+    wait_for(lambda: _job_finished(api, accepted.json()["job_id"]), what="the sync to finish")
+    wait_for_idle_sync(repository["id"])
+    assert api.post(f"/repositories/{repository['id']}/sync").status_code == 202  # free again

@@ -11,10 +11,11 @@ import json
 from functools import cache
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Repository, RepositorySyncStatus, SyncOrigin
-from ferry.errors import Conflict, Forbidden, GitError, Unprocessable
+from ferry.domain.models import Repository, SyncOrigin
+from ferry.errors import Forbidden, GitError, Unprocessable
 from ferry.git import open_source
 from ferry.jobs import enqueue_sync_job
+from ferry.repositories import start_whole_sync
 from ferry.settings import get_settings
 from ferry.store.repositories import list_repositories, record_github_repository_id
 from ferry.triggers.github_oidc import (
@@ -94,12 +95,9 @@ def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
             "actor": f"github-actions:{claims.actor}" if claims.actor else "github-actions",
         }
         if sync_repo:
-            if repository.sync_status is RepositorySyncStatus.SYNCING:
-                raise Conflict(
-                    "a sync of this repository is in flight; try again when it has finished"
-                )
-            jobs = [SyncJob(**base)]
-        elif claims.branch is not None:
+            job_ids.append(start_whole_sync(SyncJob(**base)))
+            continue
+        if claims.branch is not None:
             jobs = [SyncJob(**base, branch=claims.branch, commit=claims.sha)]
         else:
             if not tag_branches:

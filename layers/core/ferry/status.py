@@ -69,11 +69,13 @@ def update_repository_status(
     error: str | None = None,
     synced_at: datetime | None = None,
     if_syncing_since: datetime | None = None,
+    if_not_syncing: bool = False,
 ) -> None:
     """Layer-1 status write (syncing, success, failed), announced on the live feed.
 
     `if_syncing_since`: only if the repository is still in the sync attempt that started then
-    (Conflict otherwise, and nothing is announced: nothing changed).
+    (Conflict otherwise, and nothing is announced: nothing changed). `if_not_syncing`: only if
+    no sync is in flight (Conflict otherwise).
     """
     set_repository_sync_status(
         repository_id,
@@ -81,5 +83,6 @@ def update_repository_status(
         error=error,
         synced_at=synced_at,
         if_syncing_since=if_syncing_since,
+        if_not_syncing=if_not_syncing,
     )
     announce(repository_path(repository_id), "repository.status")

@@ -170,6 +170,7 @@ def set_repository_sync_status(
     error: str | None = None,
     synced_at: datetime | None = None,
     if_syncing_since: datetime | None = None,
+    if_not_syncing: bool = False,
 ) -> None:
     """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept).
 
@@ -177,6 +178,7 @@ def set_repository_sync_status(
     on the repository still being in the sync attempt that started then (Conflict otherwise), so
     ending a stalled sync never overwrites a newer attempt or its result. Rows written before
     `sync_started_at` existed are matched on `updated_at` instead (see `syncing_since`).
+    `if_not_syncing` claims the repository for a new sync (Conflict when one is in flight).
     """
     actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
     if status is RepositorySyncStatus.SYNCING:
@@ -198,4 +200,6 @@ def set_repository_sync_status(
         condition = (RepositoryRow.sync_status == RepositorySyncStatus.SYNCING.value) & (
             (RepositoryRow.sync_started_at == if_syncing_since) | legacy
         )
+    elif if_not_syncing:
+        condition = RepositoryRow.sync_status != RepositorySyncStatus.SYNCING.value
     _update(repository_id, actions, condition=condition)

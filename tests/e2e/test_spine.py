@@ -50,6 +50,7 @@ def deployed(
         api, name=f"e2e {unique}", repository_id=repository["id"], agent_id=stack.state.agent_id
     )
     wait_for_status(api, application["id"], "synced", commit=head, timeout=90)
+    finished_deployments(api, application["id"])  # its event is completed a moment after
     return repository, application, git_repo
 
 

@@ -27,6 +27,7 @@ from tests.helpers import (
     create_application,
     create_repository,
     events,
+    finished_deployments,
     wait_for_idle_sync,
     wait_for_status,
 )
@@ -47,6 +48,7 @@ def deployed(api: httpx.Client, git_repo: Path, unique: str) -> Deployed:
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced")
     wait_for_idle_sync(repository["id"])
+    finished_deployments(api, application["id"])  # its event is completed a moment after
     return repository, application, scripted
 
 

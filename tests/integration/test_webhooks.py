@@ -31,6 +31,11 @@ def _setup(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict, 
         lambda: api.get(f"/repositories/{repository['id']}").json()["sync_status"] == "success",
         what="first sync",
     )
+    # ...and so has the deploy it started (its event is written by the execution, a moment later).
+    wait_for(
+        lambda: any(e["type"] == "deployment" for e in events(api, application["id"])),
+        what="the first deploy's event",
+    )
     return repository, application, head
 
 

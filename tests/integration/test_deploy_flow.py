@@ -55,7 +55,11 @@ def deployed(
 
 
 def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
-    stack: LocalStack, api: httpx.Client, git_repo: Path, deployed: tuple[dict, dict, ScriptedAgent]
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    deployed: tuple[dict, dict, ScriptedAgent],
+    receiver: JsonReceiver,
 ) -> None:
     repository, application, scripted = deployed
     older = commit(git_repo, "app/compose.yaml", compose(greeting="older"))
@@ -78,6 +82,12 @@ def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
     by_request = {e["request_id"]: e for e in finished_deployments(api, application["id"])}
     assert by_request[running.job.request_id]["error"] == "superseded by a newer deploy"
     assert by_request[latest.job.request_id]["status"] == "succeeded"
+    # The superseded deploy tells nobody: one note for the first deploy, one for the newest.
+    wait_for(
+        lambda: [t for t in receiver.titles() if "deployed" in t] and len(receiver.titles()) >= 2,
+        what="the newest deploy's note",
+    )
+    assert not [t for t in receiver.titles() if "failed" in t or "without a result" in t]
 
 
 def deployed_agent_token(api: httpx.Client, agent_id: str) -> str:
@@ -89,7 +99,11 @@ def get_status(api: httpx.Client, application_id: str) -> dict[str, str]:
 
 
 def test_cancel_stops_the_deploy_and_frees_the_slot(
-    stack: LocalStack, api: httpx.Client, git_repo: Path, deployed: tuple[dict, dict, ScriptedAgent]
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    deployed: tuple[dict, dict, ScriptedAgent],
+    receiver: JsonReceiver,
 ) -> None:
     repository, application, scripted = deployed
     commit(git_repo, "app/compose.yaml", compose(greeting="to-cancel"))
@@ -101,6 +115,11 @@ def test_cancel_stops_the_deploy_and_frees_the_slot(
     assert response.status_code == 200, response.text
     cancelled = get_status(api, application["id"])
     assert (cancelled["sync_status"], cancelled["last_sync_error"]) == ("out_of_sync", "cancelled")
+    note = wait_for(
+        lambda: next((b for b in receiver.received if "without a result" in b["title"]), None),
+        what="the cancelled deploy's note",
+    )
+    assert "cancelled" in note["message"]
     # What the agent asks at its next heartbeat: no longer current, so it stops.
     agent_token = deployed_agent_token(api, application["agent_id"])
     state = httpx.get(

@@ -14,9 +14,12 @@ import contextlib
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ferry import aws
-from ferry.domain.models import ApplicationSyncStatus, EventStatus
+from ferry.deploys import deploy_message
+from ferry.domain.models import Application, ApplicationSyncStatus, EventStatus
+from ferry.domain.outcomes import OutcomeKind
 from ferry.errors import Conflict, TransientError
 from ferry.executions import deploy_execution_arn
+from ferry.notifications import notify_targets
 from ferry.status import update_application_status
 from ferry.store.applications import get_application, release_deploy_slot
 from ferry.store.events import complete_event
@@ -41,8 +44,9 @@ def cancel_deploy(application_id: str, *, actor: str | None = None) -> str:
         pass  # started from a queue that never reached Step Functions: still end it below
     except (BotoCoreError, ClientError) as exc:
         raise TransientError(f"could not stop the deploy: {exc}") from exc
+    cancelled: Application | None = None
     with contextlib.suppress(Conflict):  # a newer deploy took over meanwhile: it stands
-        update_application_status(
+        cancelled = update_application_status(
             application_id,
             {
                 "sync_status": ApplicationSyncStatus.OUT_OF_SYNC,
@@ -53,4 +57,17 @@ def cancel_deploy(application_id: str, *, actor: str | None = None) -> str:
         )
     complete_event(application_id, request_id, EventStatus.FAILED, error=CANCELLED)
     release_deploy_slot(application_id, request_id)
+    if cancelled is not None and cancelled.notification_ids:
+        # DESIGN.md: a cancelled deploy is a transport error, told as "finished without a
+        # result" (the stopped execution's own Notify never runs).
+        title, body = deploy_message(
+            cancelled,
+            application.commit or "",
+            {
+                "outcome": OutcomeKind.NO_RESULT.value,
+                "last_sync_error": CANCELLED,
+                "health_status": cancelled.health_status.value,
+            },
+        )
+        notify_targets(cancelled.notification_ids, title, body)
     return request_id

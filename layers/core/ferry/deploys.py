@@ -101,11 +101,17 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
     Conflict when a newer request has replaced this one (the execution then records nothing).
     """
     deploy_input = DeployInput.model_validate(payload)
-    application = update_application_status(
-        deploy_input.application_id,
-        {"sync_status": ApplicationSyncStatus.SYNCING, "last_sync_error": None},
-        if_request_id=deploy_input.request_id,
-    )
+    application = get_application(deploy_input.application_id)
+    if not (
+        application.current_request_id == deploy_input.request_id
+        and application.sync_status is ApplicationSyncStatus.SYNCING
+    ):
+        # Marked once: a Lambda retry after this write finds it done and writes nothing more.
+        application = update_application_status(
+            deploy_input.application_id,
+            {"sync_status": ApplicationSyncStatus.SYNCING, "last_sync_error": None},
+            if_request_id=deploy_input.request_id,
+        )
     if application.compose_file is None:
         raise PermanentError(f"application {application.id} has no compose file recorded")
     # A Lambda retry may run this twice; the history keeps one running entry per request.

@@ -32,7 +32,7 @@ from ferry.errors import FerryError, GitError, NotFound
 from ferry.git import GitSource, open_source
 from ferry.notifications import notify_targets
 from ferry.status import update_application_status, update_repository_status
-from ferry.store.applications import list_repository_applications, update_application
+from ferry.store.applications import list_repository_applications
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
@@ -145,7 +145,7 @@ def _sync_application(
 
     request_id = deploy_request_id(application.id, commit.sha, trigger.trigger_id)
     changed = compose_file != application.compose_file
-    recorded = update_application(
+    recorded = update_application_status(
         application.id,
         {
             "compose_file": compose_file,

@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 import ferry.status
+from ferry.executions import describe_deploy
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
+from ferry.store.applications import get_application
 from ferry.store.changes import changes_after, latest_change
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.e2e.conftest import remove_deployed_projects
@@ -197,6 +199,14 @@ def test_deploy_outcome_statuses_one_change_per_write_and_notification(
     assert done["commit"] == application["head"]
     if error is None:
         assert done["last_sync_error"] is None and done["last_synced_at"]
+        # The agent's answer, as the execution received it: container states and digests.
+        request_id = get_application(application["id"]).current_request_id
+        assert request_id is not None
+        output = describe_deploy(request_id).output or {}
+        [container] = output["result"]["containers"]
+        assert (container["service"], container["state"]) == ("web", "running")
+        assert "sha256:" in output["result"]["image_digests"][IMAGE]
+        assert container["image_digest"] == output["result"]["image_digests"][IMAGE]
     else:
         assert error in done["last_sync_error"]
     note = _note(receiver, title)

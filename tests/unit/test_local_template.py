@@ -97,6 +97,8 @@ def test_build_plan_deploy_state_machine_definition_and_substitutions(plan: Loca
         "ApplyDeployResultFunctionArn",
         "NotifyFunctionArn",
         "ApplicationsTableName",
+        "CountersTableName",
+        "ChangesTableName",
     }
     assert machine.substitutions["MarkInProgressFunctionArn"] == {
         "Fn::GetAtt": ["MarkInProgressFunction", "Arn"]

@@ -180,7 +180,7 @@ class ChangeRow(Model):
     kind = UnicodeAttribute()
     ok = BooleanAttribute(default=True)
     detail = UnicodeAttribute(null=True)
-    at = UTCDateTimeAttribute()
+    at = UTCDateTimeAttribute(null=True)  # absent on the deploy state machine's own announcement
     expires_at = TTLAttribute(null=True)
 
 

@@ -202,6 +202,12 @@ def test_deploy_outcome_statuses_one_change_per_write_and_notification(
         # The agent's answer, as the execution received it: container states and digests.
         request_id = get_application(application["id"]).current_request_id
         assert request_id is not None
+        # The status is written a few states before the execution ends (Notify, Done).
+        wait_for(
+            lambda: describe_deploy(request_id).status != "RUNNING",
+            timeout=20,
+            what="the deploy execution to end",
+        )
         output = describe_deploy(request_id).output or {}
         [container] = output["result"]["containers"]
         assert (container["service"], container["state"]) == ("web", "running")

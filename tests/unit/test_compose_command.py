@@ -1,0 +1,43 @@
+"""Which compose CLI the agent runs: the v2 plugin when `docker compose` answers, else v1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ferry_agent.compose import DeployError, compose_command
+
+
+def _program(directory: Path, name: str, script: str) -> Path:
+    path = directory / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", str(directory))
+    return directory
+
+
+def test_compose_v2_plugin_preferred_when_it_answers(bin_dir: Path) -> None:
+    docker = _program(bin_dir, "docker", '[ "$1 $2" = "compose version" ] && exit 0; exit 1')
+    _program(bin_dir, "docker-compose", "exit 0")
+
+    assert compose_command() == [str(docker), "compose"]
+
+
+def test_compose_v1_used_when_the_plugin_is_missing(bin_dir: Path) -> None:
+    _program(bin_dir, "docker", "echo \"docker: 'compose' is not a docker command\" >&2; exit 1")
+    legacy = _program(bin_dir, "docker-compose", "exit 0")
+
+    assert compose_command() == [str(legacy)]
+
+
+def test_compose_neither_installed_says_so(bin_dir: Path) -> None:
+    with pytest.raises(DeployError, match="neither `docker compose` nor `docker-compose`"):
+        compose_command()

@@ -10,14 +10,13 @@ from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredential
 from ferry.errors import GitError
 from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
-    ApiClient,
     ProviderNotFound,
+    ProviderRepository,
     basic_authorization,
     check_branch,
     check_sha,
     clean_path,
     commit_info,
-    refuse_ssh_key,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -36,7 +35,7 @@ def azure_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
     return {"Authorization": basic_authorization(username, credentials.secret)}
 
 
-class AzureDevOpsSource:
+class AzureDevOpsSource(ProviderRepository):
     """One Azure Repos repository under `{organization URL}/{project}/_apis/git/repositories/
     {repo}`; the organization URL is `https://dev.azure.com/{org}` in the cloud and the collection
     URL on Azure DevOps Server.
@@ -56,28 +55,18 @@ class AzureDevOpsSource:
         allow: AllowSpec = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
-        refuse_ssh_key(credentials, NAME)
         self.full_name = f"{project}/{repo}"
-        self._api = ApiClient(
+        super().__init__(
             provider=NAME,
             base_url=(
                 f"{organization_url.rstrip('/')}/{quote(project, safe='')}"
                 f"/_apis/git/repositories/{quote(repo, safe='')}"
             ),
             headers={"Accept": "application/json", **azure_headers(credentials)},
+            credentials=credentials,
             allow=allow,
             timeout=timeout,
-            authenticated=credentials is not None,
         )
-
-    @property
-    def api_url(self) -> str:
-        """The API URL of the repository itself (every request goes below it)."""
-        return self._api.base_url
-
-    def close(self) -> None:
-        """Release the HTTP connections."""
-        self._api.close()
 
     def latest_commit(self, branch: str) -> CommitInfo:
         """The head of a branch (`GET /refs?filter=heads/{branch}`, a prefix filter, so the exact

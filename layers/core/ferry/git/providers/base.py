@@ -359,3 +359,66 @@ class ApiClient:
         if status >= 500:
             raise TransientError(f"{self.provider} failed (HTTP {status}: {message}); try again")
         raise GitError(f"{self.provider} refused the request (HTTP {status}: {message})")
+
+
+class ProviderRepository:
+    """What every provider's source shares: one API client below the repository's own URL (SSH
+    keys refused: these are REST APIs)."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        credentials: RepositoryCredentials | None,
+        allow: AllowSpec,
+        timeout: float,
+    ) -> None:
+        refuse_ssh_key(credentials, provider)
+        self._api = ApiClient(
+            provider=provider,
+            base_url=base_url,
+            headers=headers,
+            allow=allow,
+            timeout=timeout,
+            authenticated=credentials is not None,
+        )
+
+    @property
+    def api_url(self) -> str:
+        """The API URL of the repository itself (every request goes below it)."""
+        return self._api.base_url
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._api.close()
+
+
+class HeadComparingRepository(ProviderRepository):
+    """Providers with no "branches containing this commit" call (GitHub, Gitea): list the branch
+    heads, then compare each head with the commit, one request per branch."""
+
+    def commit(self, sha: str) -> CommitInfo:
+        raise NotImplementedError
+
+    def _branch_heads(self) -> dict[str, str]:
+        """Branch name → head commit SHA, every branch."""
+        raise NotImplementedError
+
+    def _head_contains(self, head: str, sha: str) -> bool:
+        """Whether the history of `head` includes `sha`."""
+        raise NotImplementedError
+
+    def list_branches(self) -> list[str]:
+        """Every branch name (`GET /branches`, paginated)."""
+        return sorted(self._branch_heads())
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """Branches whose history includes the commit (see the class docstring for the cost)."""
+        self.commit(sha)
+        return sorted(
+            name
+            for name, head in self._branch_heads().items()
+            if head == sha or self._head_contains(head, sha)
+        )

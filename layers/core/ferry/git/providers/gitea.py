@@ -8,7 +8,7 @@ from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredential
 from ferry.errors import GitError
 from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
-    ApiClient,
+    HeadComparingRepository,
     ProviderNotFound,
     basic_authorization,
     check_branch,
@@ -16,7 +16,6 @@ from ferry.git.providers.base import (
     clean_path,
     commit_info,
     decode_text,
-    refuse_ssh_key,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -36,7 +35,7 @@ def gitea_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
     return {"Authorization": f"token {credentials.secret}"}
 
 
-class GiteaSource:
+class GiteaSource(HeadComparingRepository):
     """One Gitea or Forgejo repository.
 
     `branches_containing` lists the branch heads, then asks
@@ -56,25 +55,15 @@ class GiteaSource:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         name: str = NAME,
     ) -> None:
-        refuse_ssh_key(credentials, name)
         self.full_name = f"{owner}/{repo}"
-        self._api = ApiClient(
+        super().__init__(
             provider=name,
             base_url=f"{api_base.rstrip('/')}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}",
             headers=gitea_headers(credentials),
+            credentials=credentials,
             allow=allow,
             timeout=timeout,
-            authenticated=credentials is not None,
         )
-
-    @property
-    def api_url(self) -> str:
-        """The API URL of the repository itself (every request goes below it)."""
-        return self._api.base_url
-
-    def close(self) -> None:
-        """Release the HTTP connections."""
-        self._api.close()
 
     def latest_commit(self, branch: str) -> CommitInfo:
         """The head commit of a branch (`GET /branches/{branch}`)."""
@@ -112,10 +101,6 @@ class GiteaSource:
         )
         return decode_text(response.content, path)
 
-    def list_branches(self) -> list[str]:
-        """Every branch name (`GET /branches`, paginated by Link headers)."""
-        return sorted(self._branch_heads())
-
     def list_tree(self, sha: str, path: str = "") -> list[str]:
         """File paths at a commit (`GET /git/trees/{sha}?recursive=true`, paged by `page` until
         `total_count` entries have come)."""
@@ -148,15 +133,6 @@ class GiteaSource:
                 break
             page += 1
         return sorted(name for name in files if not prefix or name.startswith(f"{prefix}/"))
-
-    def branches_containing(self, sha: str) -> list[str]:
-        """Branches whose history includes the commit (see the class docstring)."""
-        self.commit(sha)
-        contained = []
-        for name, head in self._branch_heads().items():
-            if head == sha or self._head_contains(head, sha):
-                contained.append(name)
-        return sorted(contained)
 
     def _head_contains(self, head: str, sha: str) -> bool:
         try:

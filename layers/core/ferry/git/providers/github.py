@@ -9,7 +9,7 @@ from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredential
 from ferry.errors import GitError
 from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
-    ApiClient,
+    HeadComparingRepository,
     basic_authorization,
     check_branch,
     check_sha,
@@ -17,7 +17,6 @@ from ferry.git.providers.base import (
     commit_info,
     decode_base64_text,
     decode_text,
-    refuse_ssh_key,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -44,7 +43,7 @@ def github_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
     return headers
 
 
-class GitHubSource:
+class GitHubSource(HeadComparingRepository):
     """One GitHub repository, read through the REST API.
 
     `branches_containing` lists the branches with their heads, then asks
@@ -65,25 +64,15 @@ class GitHubSource:
         allow: AllowSpec = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
-        refuse_ssh_key(credentials, NAME)
         self.full_name = f"{owner}/{repo}"
-        self._api = ApiClient(
+        super().__init__(
             provider=NAME,
             base_url=f"{api_base.rstrip('/')}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}",
             headers=github_headers(credentials),
+            credentials=credentials,
             allow=allow,
             timeout=timeout,
-            authenticated=credentials is not None,
         )
-
-    @property
-    def api_url(self) -> str:
-        """The API URL of the repository itself (every request goes below it)."""
-        return self._api.base_url
-
-    def close(self) -> None:
-        """Release the HTTP connections."""
-        self._api.close()
 
     def latest_commit(self, branch: str) -> CommitInfo:
         """The head commit of a branch (`GET /commits/heads/{branch}`)."""
@@ -121,10 +110,6 @@ class GitHubSource:
         raw = self._api.get(url, missing=missing, params={"ref": sha}, headers={"Accept": _RAW})
         return decode_text(raw.content, path)
 
-    def list_branches(self) -> list[str]:
-        """Every branch name (`GET /branches`, paginated by Link headers)."""
-        return sorted(self._branch_heads())
-
     def list_tree(self, sha: str, path: str = "") -> list[str]:
         """File paths at a commit (`GET /git/trees/{sha}?recursive=1`). When GitHub truncates a
         large recursive listing, the tree is walked one directory at a time instead."""
@@ -138,15 +123,6 @@ class GitHubSource:
         else:
             files = [entry["path"] for entry in entries if entry.get("type") == "blob"]
         return sorted(name for name in files if _under(name, prefix))
-
-    def branches_containing(self, sha: str) -> list[str]:
-        """Branches whose history includes the commit (see the class docstring for the cost)."""
-        self.commit(sha)
-        contained = []
-        for name, head in self._branch_heads().items():
-            if head == sha or self._head_contains(head, sha):
-                contained.append(name)
-        return sorted(contained)
 
     def _head_contains(self, head: str, sha: str) -> bool:
         response = self._api.get(

@@ -9,14 +9,13 @@ from ferry.domain.models import CommitInfo, RepositoryCredentials
 from ferry.errors import GitError
 from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
-    ApiClient,
     ProviderNotFound,
+    ProviderRepository,
     check_branch,
     check_sha,
     clean_path,
     commit_info,
     decode_text,
-    refuse_ssh_key,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -32,7 +31,7 @@ def gitlab_headers(credentials: RepositoryCredentials | None) -> dict[str, str]:
     return {} if credentials is None else {"PRIVATE-TOKEN": credentials.secret}
 
 
-class GitLabSource:
+class GitLabSource(ProviderRepository):
     """One GitLab project, addressed by its URL-encoded full path (`group/sub/project`).
 
     `branches_containing` is GitLab's own answer: `GET /repository/commits/{sha}/refs?type=branch`.
@@ -47,25 +46,15 @@ class GitLabSource:
         allow: AllowSpec = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
-        refuse_ssh_key(credentials, NAME)
         self.project_path = project_path
-        self._api = ApiClient(
+        super().__init__(
             provider=NAME,
             base_url=f"{api_base.rstrip('/')}/projects/{quote(project_path, safe='')}",
             headers=gitlab_headers(credentials),
+            credentials=credentials,
             allow=allow,
             timeout=timeout,
-            authenticated=credentials is not None,
         )
-
-    @property
-    def api_url(self) -> str:
-        """The API URL of the repository itself (every request goes below it)."""
-        return self._api.base_url
-
-    def close(self) -> None:
-        """Release the HTTP connections."""
-        self._api.close()
 
     def latest_commit(self, branch: str) -> CommitInfo:
         """The head commit of a branch (`GET /repository/branches/{branch}`)."""

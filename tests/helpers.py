@@ -293,3 +293,19 @@ def dispatch_definition(
             }
         },
     }
+
+
+def deployed_once(
+    api: httpx.Client, repository_id: str, unique: str, *, commit: str | None = None
+) -> tuple[dict[str, Any], ScriptedAgent]:
+    """A new agent `host-<unique>` and an application `app-<unique>` on the repository, deployed
+    once by a scripted agent (at `commit` when given), with the repository's sync settled."""
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository_id, agent_id=agent["id"]
+    )
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced", commit=commit)
+    wait_for_idle_sync(repository_id)
+    return application, scripted

@@ -10,12 +10,9 @@ import httpx
 
 from ferry.local.stack import LocalStack
 from tests.helpers import (
-    ScriptedAgent,
-    agent_queue_url,
     commit,
     compose,
-    create_agent,
-    create_application,
+    deployed_once,
     wait_for_idle_sync,
     wait_for_status,
 )
@@ -53,14 +50,7 @@ def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
         "/repositories",
         json={"url": f"file://{git_repo}", "sync_type": "manual", "github_repository": full_name},
     ).json()
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=created["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced", commit=first)
-    wait_for_idle_sync(created["id"])
+    application, scripted = deployed_once(api, created["id"], unique, commit=first)
     url = f"{stack.api_url}/api/v1/github-actions"
 
     released = commit(git_repo, "app/compose.yaml", compose(greeting="v1"))

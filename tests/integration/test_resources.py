@@ -18,11 +18,10 @@ from tests.helpers import (
     create_agent,
     create_application,
     create_repository,
+    deployed_once,
     events,
     get_application,
     wait_for,
-    wait_for_idle_sync,
-    wait_for_status,
 )
 
 
@@ -30,14 +29,7 @@ from tests.helpers import (
 def deployed(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict, ScriptedAgent]:
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced")
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique)
     return repository, application, scripted
 
 

@@ -12,13 +12,10 @@ import pytest
 
 from ferry.local.stack import LocalStack
 from tests.helpers import (
-    ScriptedAgent,
-    agent_queue_url,
     commit,
     compose,
-    create_agent,
-    create_application,
     create_repository,
+    deployed_once,
     push_webhook,
     wait_for,
     wait_for_idle_sync,
@@ -35,14 +32,7 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
 ) -> None:
     first = commit(git_repo, "app/compose.yaml", compose(greeting="a"))
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced", commit=first)
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique, commit=first)
     second = commit(git_repo, "app/compose.yaml", compose(greeting="b"))
 
     def name(sha: str) -> str:

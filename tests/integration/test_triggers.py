@@ -27,12 +27,11 @@ from ferry.settings import get_settings
 from ferry.store.repositories import get_repository
 from tests.helpers import (
     ScriptedAgent,
-    agent_queue_url,
     commit,
     compose,
     create_agent,
-    create_application,
     create_repository,
+    deployed_once,
     events,
     finished_deployments,
     wait_for,
@@ -47,14 +46,7 @@ def deployed(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict
     """A webhook repository whose application is deployed (scripted agent) at the first commit."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced")
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique)
     return repository, application, scripted
 
 
@@ -305,14 +297,7 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
             "actions_branches": ["main"],
         },
     ).json()
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=created["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced", commit=first)
-    wait_for_idle_sync(created["id"])
+    application, scripted = deployed_once(api, created["id"], unique, commit=first)
     head = commit(git_repo, "app/compose.yaml", compose(greeting="actions"))
     url = f"{stack.api_url}/api/v1/github-actions"
 
@@ -354,14 +339,7 @@ def test_polling_schedule_deploys_new_commits_and_does_nothing_without_them(
 ) -> None:
     first = commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="polling")
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced", commit=first)
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique, commit=first)
     head = commit(git_repo, "app/compose.yaml", compose(greeting="polled"))
 
     assert stack.cloud.scheduler is not None

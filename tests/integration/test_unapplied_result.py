@@ -15,15 +15,11 @@ from ferry.errors import PermanentError
 from ferry.executions import describe_deploy
 from ferry.store.changes import changes_after, latest_change
 from tests.helpers import (
-    ScriptedAgent,
-    agent_queue_url,
     commit,
     compose,
-    create_agent,
-    create_application,
     create_repository,
+    deployed_once,
     wait_for,
-    wait_for_idle_sync,
     wait_for_status,
 )
 
@@ -35,14 +31,7 @@ def test_result_that_cannot_be_applied_still_ends_out_of_sync_and_is_announced(
 ) -> None:
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced")
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique)
 
     def broken(_payload: dict[str, Any]) -> dict[str, Any]:
         raise PermanentError("the results table is gone")

@@ -23,9 +23,8 @@ from tests.helpers import (
     agent_queue_url,
     commit,
     compose,
-    create_agent,
-    create_application,
     create_repository,
+    deployed_once,
     events,
     finished_deployments,
     wait_for_idle_sync,
@@ -40,14 +39,7 @@ def deployed(api: httpx.Client, git_repo: Path, unique: str) -> Deployed:
     """A webhook repository whose application is deployed (scripted agent) at the first commit."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
-    scripted.succeed(scripted.take())
-    wait_for_status(api, application["id"], "synced")
-    wait_for_idle_sync(repository["id"])
+    application, scripted = deployed_once(api, repository["id"], unique)
     finished_deployments(api, application["id"])  # its event is completed a moment after
     return repository, application, scripted
 

@@ -6,11 +6,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
+
+
+def application_containers(application_id: str, *, running_only: bool = False) -> list[Any]:
+    """The containers Ferry deployed for an application (by its `ferry.application-id` label)."""
+    import docker
+
+    return list(
+        docker.from_env().containers.list(
+            all=not running_only, filters={"label": f"ferry.application-id={application_id}"}
+        )
+    )
 
 
 def remove_deployed_projects(

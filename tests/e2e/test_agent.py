@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import docker
 import httpx
 import pytest
 
 from ferry.domain.messages import DeployJob
 from ferry.local.stack import LocalStack
 from tests.conftest import TEST_HEARTBEAT_SECONDS
-from tests.e2e.conftest import remove_deployed_projects
+from tests.e2e.conftest import application_containers, remove_deployed_projects
 from tests.helpers import (
     agent_queue_url,
     commit,
@@ -91,14 +90,6 @@ def settling(greeting: str, check_after_seconds: int = 3) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _containers(application_id: str) -> list[Any]:
-    return list(
-        docker.from_env().containers.list(
-            all=True, filters={"label": f"ferry.application-id={application_id}"}
-        )
-    )
 
 
 def _compose_processes(project: str) -> list[int]:
@@ -379,7 +370,7 @@ def test_agent_jobs_parallel_across_applications_serial_within_one(
     assert a1_start and a1_end and a2_start and a2_end and b1_start and b1_end, times
     assert b1_start < a1_end and a1_start < b1_end  # two applications at once
     assert a2_start >= a1_end  # one application's jobs one after the other
-    [container] = _containers(a1.application_id)
+    [container] = application_containers(a1.application_id)
     assert container.labels["ferry.commit"] == a2.commit  # the later job's state stands
     wait_for(lambda: _queue_empty(queue_url), timeout=10, what="every message deleted")
 
@@ -418,7 +409,9 @@ def test_agent_deploy_cancelled_stops_compose_and_deletes_message_unanswered(
         timeout=10,
         what="the message to be deleted",
     )
-    assert "web" not in {c.labels["com.docker.compose.service"] for c in _containers(app.id)}
+    assert "web" not in {
+        c.labels["com.docker.compose.service"] for c in application_containers(app.id)
+    }
 
 
 def test_agent_policy_violation_refused_out_of_sync_unhealthy_nothing_started(
@@ -433,7 +426,7 @@ def test_agent_policy_violation_refused_out_of_sync_unhealthy_nothing_started(
     assert "refused by the security policy" in done["last_sync_error"]
     assert "privileged" in done["last_sync_error"]
     assert done["health_status"] == "unhealthy"
-    assert _containers(app.id) == []
+    assert application_containers(app.id) == []
     assert not (agent.deployments / app.project).exists()
 
 
@@ -445,7 +438,7 @@ def test_agent_container_stopped_and_started_health_reported_by_watcher(
     app = new_app(compose(greeting="watched"), agent.id)
     wait_for_status(api, app.id, "synced", commit=app.head, timeout=60)
     wait_for(_health(api, app.id, "healthy"), timeout=20, what="healthy after the deploy")
-    [container] = _containers(app.id)
+    [container] = application_containers(app.id)
 
     container.stop(timeout=1)
 
@@ -529,7 +522,9 @@ def test_agent_sigkill_mid_deploy_times_out_then_restarted_agent_serves(
     )
     later = _push(stack, app, compose(greeting="after the crash"), "after the crash")
     wait_for_status(api, app.id, "synced", commit=later, timeout=90)
-    [container] = _containers(app.id)  # the crashed deploy's `gate` is gone with the orphans
+    [container] = application_containers(
+        app.id
+    )  # the crashed deploy's `gate` is gone with the orphans
     assert container.labels["ferry.commit"] == later
 
 
@@ -592,7 +587,7 @@ def test_agent_ssh_docker_host_deploys_through_sshd(
         wait_for(_health(api, app.id, "healthy"), timeout=20, what="healthy")
 
     assert done["last_sync_error"] is None
-    [container] = _containers(app.id)
+    [container] = application_containers(app.id)
     assert container.status == "running"
     assert _logged(remote.log, f"connected to the Docker host {sshd.docker_host} over SSH")
     assert "docker system dial-stdio" in sshd.commands.read_text().splitlines()
@@ -623,4 +618,4 @@ def test_agent_ssh_docker_host_unknown_host_key_refused(
     assert f"Docker daemon not reachable at {sshd.docker_host}" in done["last_sync_error"]
     assert _logged(remote.log, f"is not in {strangers}")
     assert (sshd.commands.read_text() if sshd.commands.exists() else "") == before
-    assert _containers(app.id) == []
+    assert application_containers(app.id) == []

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
 import httpx
 import pytest
 
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
+from tests.e2e.conftest import application_containers
 from tests.helpers import (
     commit,
     compose,
@@ -24,10 +24,10 @@ pytestmark = pytest.mark.docker
 
 
 def _running(application_id: str) -> list[tuple[str, str]]:
-    containers = docker.from_env().containers.list(
-        filters={"label": f"ferry.application-id={application_id}"}
-    )
-    return [(c.id, c.labels.get("ferry.commit", "")) for c in containers]
+    return [
+        (c.id, c.labels.get("ferry.commit", ""))
+        for c in application_containers(application_id, running_only=True)
+    ]
 
 
 def test_failed_pull_keeps_the_running_version_and_reports_the_pull_error(

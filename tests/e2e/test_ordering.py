@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
 import httpx
 import pytest
 
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
+from tests.e2e.conftest import application_containers
 from tests.helpers import (
     commit,
     compose,
@@ -27,10 +27,7 @@ TRIALS = 20
 
 
 def _container_commits(application_id: str) -> list[str]:
-    containers = docker.from_env().containers.list(
-        all=True, filters={"label": f"ferry.application-id={application_id}"}
-    )
-    return [c.labels.get("ferry.commit", "") for c in containers]
+    return [c.labels.get("ferry.commit", "") for c in application_containers(application_id)]
 
 
 def test_back_to_back_pushes_end_at_the_newer_commit_every_time(

@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import httpx
 import pytest
 
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
 from ferry.store.repositories import get_repository
-from tests.e2e.conftest import remove_deployed_projects
+from tests.e2e.conftest import application_containers, remove_deployed_projects
 from tests.helpers import (
     commit,
     compose,
@@ -37,10 +36,10 @@ __all__ = ["issuer"]  # the fixture, from the integration tier
 
 
 def _deployed_commit(application_id: str) -> set[str]:
-    containers = docker.from_env().containers.list(
-        filters={"label": f"ferry.application-id={application_id}"}
-    )
-    return {c.labels.get("ferry.commit", "") for c in containers}
+    return {
+        c.labels.get("ferry.commit", "")
+        for c in application_containers(application_id, running_only=True)
+    }
 
 
 Deployed = tuple[dict[str, Any], dict[str, Any]]

@@ -15,6 +15,7 @@ import pytest
 from ferry.local.cloud import LocalOptions
 from ferry.local.stack import LocalStack
 from tests.helpers import JsonReceiver
+from tests.oidc_issuer import Issuer
 
 # Short enough to test timeouts, long enough for a real compose up on a slow machine.
 TEST_DEPLOY_TIMEOUT_SECONDS = 40
@@ -108,3 +109,17 @@ def receiver() -> Iterator[JsonReceiver]:
     started = JsonReceiver()
     yield started
     started.close()
+
+
+@pytest.fixture
+def actions_issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
+    """A loopback OIDC issuer the stack's GitHub Actions route trusts for this test."""
+    from ferry import github_actions
+    from ferry.settings import get_settings
+
+    started = Issuer()
+    monkeypatch.setattr(get_settings(), "github_oidc_issuer", started.url)
+    github_actions._verifier.cache_clear()
+    yield started
+    started.close()
+    github_actions._verifier.cache_clear()

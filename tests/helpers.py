@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -309,3 +311,26 @@ def deployed_once(
     wait_for_status(api, application["id"], "synced", commit=commit)
     wait_for_idle_sync(repository_id)
     return application, scripted
+
+
+def github_push_headers(
+    secret: str, body: bytes, event: str = "push", delivery: str | None = None
+) -> dict[str, str]:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or f"d-{time.monotonic_ns()}",
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "Content-Type": "application/json",
+    }
+
+
+def github_push_body(sha: str, ref: str = "refs/heads/main") -> bytes:
+    return json.dumps(
+        {
+            "ref": ref,
+            "after": sha,
+            "head_commit": {"id": sha},
+            "repository": {"full_name": "octo-org/stack"},
+        }
+    ).encode()

@@ -23,16 +23,15 @@ from tests.helpers import (
     compose,
     create_application,
     events,
+    github_push_body,
+    github_push_headers,
     wait_for,
     wait_for_idle_sync,
     wait_for_status,
 )
-from tests.integration.test_github_oidc_jwks import Issuer
-from tests.integration.test_triggers import _actions_token, _github, _push_body, issuer
+from tests.oidc_issuer import Issuer, actions_token
 
 pytestmark = pytest.mark.docker
-
-__all__ = ["issuer"]  # the fixture, from the integration tier
 
 
 def _deployed_commit(application_id: str) -> set[str]:
@@ -89,12 +88,12 @@ def test_github_webhook_push_reaches_the_host(
 ) -> None:
     repository, application = deployed(sync_type="webhook")
     head = commit(git_repo, "app/compose.yaml", compose(greeting="webhook"))
-    body = _push_body(head)
+    body = github_push_body(head)
 
     response = httpx.post(
         f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}",
         content=body,
-        headers=_github(repository["webhook_secret"], body),
+        headers=github_push_headers(repository["webhook_secret"], body),
     )
 
     assert response.status_code == 202, response.text
@@ -107,15 +106,15 @@ def test_github_actions_callback_reaches_the_host(
     api: httpx.Client,
     git_repo: Path,
     deployed: Callable[..., Deployed],
-    issuer: Issuer,
+    actions_issuer: Issuer,
     unique: str,
 ) -> None:
     repository, application = deployed(
         sync_type="manual", github_repository=f"octo-org/stack-{unique}"
     )
     head = commit(git_repo, "app/compose.yaml", compose(greeting="actions"))
-    token = _actions_token(
-        issuer,
+    token = actions_token(
+        actions_issuer,
         stack.api_url,
         head,
         repository=f"octo-org/stack-{unique}",

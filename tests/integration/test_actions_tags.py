@@ -16,10 +16,7 @@ from tests.helpers import (
     wait_for_idle_sync,
     wait_for_status,
 )
-from tests.integration.test_github_oidc_jwks import Issuer
-from tests.integration.test_triggers import _actions_token, issuer
-
-__all__ = ["issuer"]  # the fixture
+from tests.oidc_issuer import Issuer, actions_token
 
 
 def _git(repo: Path, *arguments: str) -> str:
@@ -28,9 +25,9 @@ def _git(repo: Path, *arguments: str) -> str:
     ).stdout.strip()
 
 
-def _tag_token(issuer: Issuer, audience: str, full_name: str, tag: str, sha: str) -> str:
-    return _actions_token(
-        issuer,
+def _tag_token(actions_issuer: Issuer, audience: str, full_name: str, tag: str, sha: str) -> str:
+    return actions_token(
+        actions_issuer,
         audience,
         sha,
         ref=f"refs/tags/{tag}",
@@ -42,7 +39,7 @@ def _tag_token(issuer: Issuer, audience: str, full_name: str, tag: str, sha: str
 
 
 def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
-    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str, issuer: Issuer
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str, actions_issuer: Issuer
 ) -> None:
     full_name = f"octo-org/tags-{unique}"
     first = commit(git_repo, "app/compose.yaml", compose())
@@ -55,7 +52,7 @@ def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
 
     released = commit(git_repo, "app/compose.yaml", compose(greeting="v1"))
     _git(git_repo, "tag", "v1")
-    token = _tag_token(issuer, stack.api_url, full_name, "v1", released)
+    token = _tag_token(actions_issuer, stack.api_url, full_name, "v1", released)
     on_main = httpx.post(url, headers={"Authorization": f"Bearer {token}"})
     assert on_main.status_code == 202, on_main.text
     assert len(on_main.json()["job_ids"]) == 1
@@ -71,7 +68,7 @@ def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
     _git(git_repo, "tag", "stray")
     _git(git_repo, "checkout", "-q", "main")
     _git(git_repo, "branch", "-q", "-D", f"topic-{unique}")
-    token = _tag_token(issuer, stack.api_url, full_name, "stray", stray)
+    token = _tag_token(actions_issuer, stack.api_url, full_name, "stray", stray)
 
     refused = httpx.post(url, headers={"Authorization": f"Bearer {token}"})
 

@@ -3,88 +3,21 @@ fetched through the SSRF-checked client, with 127.0.0.0/8 allowed explicitly."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from ferry.errors import PermanentError, TransientError
 from ferry.triggers.github_oidc import OidcVerifier, http_json_fetcher
+from tests.oidc_issuer import DISCOVERY_PATH, FIRST_KEY, JWKS_PATH, ROTATED_KEY, Issuer, public_jwk
 
 AUDIENCE = "https://ferry.example.com"
 LOOPBACK = ["127.0.0.0/8"]
 SHA = "9f2c4e1b7a3d5c6e8f0a1b2c3d4e5f6a7b8c9d0e"
-JWKS_PATH = "/.well-known/jwks"
-DISCOVERY_PATH = "/.well-known/openid-configuration"
-
-FIRST_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-ROTATED_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return jwk | {"kid": kid, "use": "sig", "alg": "RS256"}
-
-
-class Issuer:
-    """A loopback OIDC issuer in a thread: serves discovery and JWKS, counts requests per path."""
-
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.keys = [public_jwk(FIRST_KEY, "first")]
-        issuer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                issuer.requests[self.path] += 1
-                if self.path == DISCOVERY_PATH:
-                    document: object = {
-                        "issuer": issuer.url,
-                        "jwks_uri": issuer.url + JWKS_PATH,
-                        "response_types_supported": ["id_token"],
-                        "id_token_signing_alg_values_supported": ["RS256"],
-                    }
-                elif self.path == JWKS_PATH:
-                    document = {"keys": issuer.keys}
-                else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = json.dumps(document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -17,13 +15,10 @@ from urllib.parse import urlencode
 
 import boto3
 import httpx
-import jwt
 import pytest
 
-from ferry import github_actions
 from ferry.local.stack import LocalStack
 from ferry.polling import next_poll_at, poll_due_repositories
-from ferry.settings import get_settings
 from ferry.store.repositories import get_repository
 from tests.helpers import (
     ScriptedAgent,
@@ -34,11 +29,13 @@ from tests.helpers import (
     deployed_once,
     events,
     finished_deployments,
+    github_push_body,
+    github_push_headers,
     wait_for,
     wait_for_idle_sync,
     wait_for_status,
 )
-from tests.integration.test_github_oidc_jwks import FIRST_KEY, Issuer
+from tests.oidc_issuer import Issuer, actions_token
 
 
 @pytest.fixture
@@ -50,29 +47,6 @@ def deployed(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, dict
     return repository, application, scripted
 
 
-def _github(
-    secret: str, body: bytes, event: str = "push", delivery: str | None = None
-) -> dict[str, str]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or f"d-{time.monotonic_ns()}",
-        "X-Hub-Signature-256": f"sha256={signature}",
-        "Content-Type": "application/json",
-    }
-
-
-def _push_body(sha: str, ref: str = "refs/heads/main") -> bytes:
-    return json.dumps(
-        {
-            "ref": ref,
-            "after": sha,
-            "head_commit": {"id": sha},
-            "repository": {"full_name": "octo-org/stack"},
-        }
-    ).encode()
-
-
 def _webhook_url(stack: LocalStack, repository: dict[str, Any]) -> str:
     return f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}"
 
@@ -82,12 +56,12 @@ def test_github_push_deploys_the_pushed_commit(
 ) -> None:
     repository, application, scripted = deployed
     head = commit(git_repo, "app/compose.yaml", compose(greeting="pushed"))
-    body = _push_body(head)
+    body = github_push_body(head)
 
     response = httpx.post(
         _webhook_url(stack, repository),
         content=body,
-        headers=_github(repository["webhook_secret"], body),
+        headers=github_push_headers(repository["webhook_secret"], body),
     )
 
     assert response.status_code == 202, response.text
@@ -111,8 +85,8 @@ def test_github_form_encoded_push_is_read(
 ) -> None:
     repository, _application, scripted = deployed
     head = commit(git_repo, "app/compose.yaml", compose(greeting="form"))
-    body = urlencode({"payload": _push_body(head).decode()}).encode()
-    headers = _github(repository["webhook_secret"], body) | {
+    body = urlencode({"payload": github_push_body(head).decode()}).encode()
+    headers = github_push_headers(repository["webhook_secret"], body) | {
         "Content-Type": "application/x-www-form-urlencoded"
     }
 
@@ -130,9 +104,13 @@ def test_github_ping_and_other_events_answer_200_and_are_logged(
     ping = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
     issue = json.dumps({"action": "opened", "issue": {"number": 1}}).encode()
 
-    pong = httpx.post(url, content=ping, headers=_github(secret, ping, "ping"))
-    ignored = httpx.post(url, content=issue, headers=_github(secret, issue, "issues", "issue-1"))
-    refused = httpx.post(url, content=issue, headers=_github("wrong", issue, "push", "bad-1"))
+    pong = httpx.post(url, content=ping, headers=github_push_headers(secret, ping, "ping"))
+    ignored = httpx.post(
+        url, content=issue, headers=github_push_headers(secret, issue, "issues", "issue-1")
+    )
+    refused = httpx.post(
+        url, content=issue, headers=github_push_headers("wrong", issue, "push", "bad-1")
+    )
 
     assert (pong.status_code, ignored.status_code, refused.status_code) == (200, 200, 401)
     assert "ignored" in ignored.json()
@@ -189,12 +167,12 @@ def test_github_tag_push_syncs_the_branches_containing_it(
 ) -> None:
     repository, _application, scripted = deployed
     head = commit(git_repo, "app/compose.yaml", compose(greeting="tagged"))
-    body = _push_body(head, "refs/tags/v1.0.0")
+    body = github_push_body(head, "refs/tags/v1.0.0")
 
     response = httpx.post(
         _webhook_url(stack, repository),
         content=body,
-        headers=_github(repository["webhook_secret"], body),
+        headers=github_push_headers(repository["webhook_secret"], body),
     )
 
     assert response.status_code == 202, response.text
@@ -207,13 +185,15 @@ def test_duplicate_deliveries_deploy_each_commit_once(
 ) -> None:
     repository, application, scripted = deployed
     head = commit(git_repo, "app/compose.yaml", compose(greeting="once"))
-    body = _push_body(head)
+    body = github_push_body(head)
     url, secret = _webhook_url(stack, repository), repository["webhook_secret"]
-    same = _github(secret, body, delivery="redelivered-1")
+    same = github_push_headers(secret, body, delivery="redelivered-1")
 
     def deliver(number: int) -> httpx.Response:
         # Half are redeliveries of one delivery, half are distinct deliveries of the same push.
-        headers = same if number % 2 else _github(secret, body, delivery=f"distinct-{number}")
+        headers = (
+            same if number % 2 else github_push_headers(secret, body, delivery=f"distinct-{number}")
+        )
         return httpx.post(url, content=body, headers=headers, timeout=30)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -251,41 +231,8 @@ def test_duplicate_deliveries_deploy_each_commit_once(
     ].count("succeeded") == 1
 
 
-@pytest.fixture
-def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
-    started = Issuer()
-    monkeypatch.setattr(get_settings(), "github_oidc_issuer", started.url)
-    github_actions._verifier.cache_clear()
-    yield started
-    started.close()
-    github_actions._verifier.cache_clear()
-
-
-def _actions_token(issuer: Issuer, audience: str, sha: str, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": "repo:octo-org/stack:ref:refs/heads/main",
-        "aud": audience,
-        "ref": "refs/heads/main",
-        "ref_type": "branch",
-        "sha": sha,
-        "repository": "octo-org/stack",
-        "repository_id": "712345678",
-        "repository_owner": "octo-org",
-        "actor": "mona",
-        "event_name": "push",
-        "workflow_ref": "octo-org/stack/.github/workflows/deploy.yml@refs/heads/main",
-        "job_workflow_ref": "octo-org/stack/.github/workflows/deploy.yml@refs/heads/main",
-        "iss": issuer.url,
-        "nbf": now - 5,
-        "iat": now - 5,
-        "exp": now + 300,
-    } | overrides
-    return jwt.encode(claims, FIRST_KEY, algorithm="RS256", headers={"kid": "first"})
-
-
 def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
-    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str, issuer: Issuer
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str, actions_issuer: Issuer
 ) -> None:
     first = commit(git_repo, "app/compose.yaml", compose())
     created = api.post(
@@ -304,7 +251,7 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
     def call(token: str, body: object = None) -> httpx.Response:
         return httpx.post(url, headers={"Authorization": f"Bearer {token}"}, json=body)
 
-    accepted = call(_actions_token(issuer, stack.api_url, head))
+    accepted = call(actions_token(actions_issuer, stack.api_url, head))
     assert accepted.status_code == 202, accepted.text
     message = scripted.take()
     assert message.job.commit == head
@@ -313,23 +260,28 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
     assert get_repository(created["id"]).github_repository_id == "712345678"
     assert [e["source"] for e in events(api, application["id"])][:2] == ["github_actions"] * 2
 
-    assert call(_actions_token(issuer, "https://github.com/octo-org", head)).status_code == 401
+    assert (
+        call(actions_token(actions_issuer, "https://github.com/octo-org", head)).status_code == 401
+    )
     assert call("not-a-jwt").status_code == 401
     assert (
-        call(_actions_token(issuer, stack.api_url, head, event_name="pull_request")).status_code
+        call(
+            actions_token(actions_issuer, stack.api_url, head, event_name="pull_request")
+        ).status_code
         == 403
     )
     assert (
-        call(_actions_token(issuer, stack.api_url, head, ref="refs/heads/dev")).status_code == 403
+        call(actions_token(actions_issuer, stack.api_url, head, ref="refs/heads/dev")).status_code
+        == 403
     )
-    renamed = _actions_token(issuer, stack.api_url, head, repository_id="999")
+    renamed = actions_token(actions_issuer, stack.api_url, head, repository_id="999")
     assert call(renamed).status_code == 403  # the id recorded on first use decides now
-    assert call(_actions_token(issuer, stack.api_url, head), body=["x"]).status_code == 422
+    assert call(actions_token(actions_issuer, stack.api_url, head), body=["x"]).status_code == 422
     from ferry.domain.models import RepositorySyncStatus
     from ferry.status import update_repository_status
 
     update_repository_status(created["id"], RepositorySyncStatus.SYNCING)
-    busy = call(_actions_token(issuer, stack.api_url, head), body={"sync_repo": True})
+    busy = call(actions_token(actions_issuer, stack.api_url, head), body={"sync_repo": True})
     assert busy.status_code == 409 and "in flight" in busy.json()["detail"]
     update_repository_status(created["id"], RepositorySyncStatus.SUCCESS)
 

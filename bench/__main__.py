@@ -26,7 +26,7 @@ def main() -> None:
     import boto3
     import httpx
 
-    from ferry.domain.messages import DeployJob, DeployMessage
+    from ferry.domain.messages import DeployMessage, DeployRequest
     from ferry.local.cloud import LocalCloud, LocalOptions
     from ferry.local.sample import commit_file, create_sample_repository
     from ferry.store.tokens import create_api_token
@@ -65,8 +65,8 @@ def main() -> None:
                 ):
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
                     deploy = DeployMessage.model_validate_json(message["Body"])
-                    job = deploy.job
-                    assert isinstance(job, DeployJob)
+                    job = deploy.request
+                    assert isinstance(job, DeployRequest)
                     sfn.send_task_success(
                         taskToken=deploy.task_token,
                         output=json.dumps(

@@ -114,8 +114,8 @@ def receiver() -> Iterator[JsonReceiver]:
 @pytest.fixture
 def actions_issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
     """A loopback OIDC issuer the stack's GitHub Actions route trusts for this test."""
-    from ferry import github_actions
     from ferry.settings import get_settings
+    from ferry.sync import github_actions
 
     started = Issuer()
     monkeypatch.setattr(get_settings(), "github_oidc_issuer", started.url)

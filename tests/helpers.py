@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import boto3
 import httpx
 
-from ferry.domain.messages import DeployJob, DeployMessage, UndeployJob
+from ferry.domain.messages import DeployMessage, DeployRequest, UndeployRequest
 from ferry.local.sample import commit_file
 
 T = TypeVar("T")
@@ -23,10 +23,10 @@ J = TypeVar("J")
 
 @dataclass(frozen=True)
 class Taken(Generic[J]):
-    """A job a scripted agent took off its queue, with the task token to answer."""
+    """A deploy request a scripted agent took off its queue, with the task token to answer."""
 
     task_token: str
-    job: J
+    request: J
 
 
 def wait_for(probe: Callable[[], T | None], *, timeout: float = 30, what: str = "condition") -> T:
@@ -193,21 +193,21 @@ class ScriptedAgent:
 
         return wait_for(receive, timeout=timeout, what="a job")
 
-    def take(self, timeout: float = 20) -> Taken[DeployJob]:
+    def take(self, timeout: float = 20) -> Taken[DeployRequest]:
         message = self._take(timeout)
-        assert isinstance(message.job, DeployJob), message
-        return Taken(task_token=message.task_token, job=message.job)
+        assert isinstance(message.request, DeployRequest), message
+        return Taken(task_token=message.task_token, request=message.request)
 
-    def take_removal(self, timeout: float = 20) -> Taken[UndeployJob]:
+    def take_removal(self, timeout: float = 20) -> Taken[UndeployRequest]:
         message = self._take(timeout)
-        assert isinstance(message.job, UndeployJob), message
-        return Taken(task_token=message.task_token, job=message.job)
+        assert isinstance(message.request, UndeployRequest), message
+        return Taken(task_token=message.task_token, request=message.request)
 
     def answer(self, message: Taken[Any], output: dict[str, Any]) -> None:
         self.sfn.send_task_success(taskToken=message.task_token, output=json.dumps(output))
 
-    def succeed(self, message: Taken[DeployJob], health: str = "healthy") -> None:
-        job = message.job
+    def succeed(self, message: Taken[DeployRequest], health: str = "healthy") -> None:
+        job = message.request
         self.answer(
             message,
             {
@@ -220,7 +220,7 @@ class ScriptedAgent:
         )
 
     def fail(self, message: Taken[Any], error: str) -> None:
-        job = message.job
+        job = message.request
         self.answer(
             message,
             {
@@ -275,7 +275,7 @@ def dispatch_definition(
     *, queue_url: str | None, heartbeat_seconds: int, timeout_seconds: int
 ) -> dict[str, Any]:
     """A one-state machine doing what the deploy state machine's DispatchToAgent does: put
-    `{task_token, job}` on an agent's queue (`queue_url`, else `$.queue_url` from the input) and
+    `{task_token, request}` on an agent's queue (`queue_url`, else `$.queue_url` from the input) and
     wait for the answer. Agent tests use it to hand the agent jobs the control plane never would
     (side by side for one application, for applications it does not know)."""
     queue = {"QueueUrl": queue_url} if queue_url else {"QueueUrl.$": "$.queue_url"}
@@ -287,7 +287,7 @@ def dispatch_definition(
                 "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                 "Parameters": {
                     **queue,
-                    "MessageBody": {"task_token.$": "$$.Task.Token", "job.$": "$.job"},
+                    "MessageBody": {"task_token.$": "$$.Task.Token", "request.$": "$.request"},
                 },
                 "HeartbeatSeconds": heartbeat_seconds,
                 "TimeoutSeconds": timeout_seconds,

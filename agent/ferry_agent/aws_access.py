@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 from pydantic import ValidationError
 
-from ferry_agent.control_plane import ControlPlaneError, Session
+from ferry.domain.messages import AgentSession
+from ferry_agent.control_plane import ControlPlaneError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -51,8 +52,8 @@ class AwsAccess:
 
     def __init__(
         self,
-        fetch_session: Callable[[], Session],
-        session: Session,
+        fetch_session: Callable[[], AgentSession],
+        session: AgentSession,
         *,
         refresh_margin_seconds: float = 300,
         max_pool_connections: int = 10,
@@ -71,7 +72,7 @@ class AwsAccess:
         self._thread: threading.Thread | None = None
         self._session, self._sqs, self._sfn = self._build(session)
 
-    def _build(self, session: Session) -> tuple[Session, SQSClient, SFNClient]:
+    def _build(self, session: AgentSession) -> tuple[AgentSession, SQSClient, SFNClient]:
         options: dict[str, Any] = {"region_name": session.region}
         if session.credentials is not None:
             options.update(
@@ -89,7 +90,7 @@ class AwsAccess:
         )
 
     @property
-    def session(self) -> Session:
+    def session(self) -> AgentSession:
         with self._lock:
             return self._session
 

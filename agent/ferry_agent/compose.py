@@ -27,7 +27,7 @@ import docker
 import docker.errors
 import yaml
 
-from ferry.domain.messages import ContainerState, DeployJob
+from ferry.domain.messages import ContainerState, DeployRequest
 from ferry.domain.models import HealthStatus
 from ferry_agent.policy import PolicyOptions, PolicyViolation, check_application_name, enforce
 
@@ -115,7 +115,7 @@ class ComposeRunner:
         self._processes: set[subprocess.Popen[str]] = set()
         self._processes_lock = threading.Lock()
 
-    def policy_for(self, job: DeployJob) -> PolicyOptions:
+    def policy_for(self, job: DeployRequest) -> PolicyOptions:
         bypass = [
             *self.policy_bypass.get(job.application_id, []),
             *self.policy_bypass.get(job.application_name, []),
@@ -142,7 +142,7 @@ class ComposeRunner:
     def project_dir(self, project_name: str) -> Path:
         return self.deployments_dir / project_name
 
-    def write_files(self, job: DeployJob) -> tuple[Path, Path]:
+    def write_files(self, job: DeployRequest) -> tuple[Path, Path]:
         """Check the compose file against the security policy, then write it (at its repository
         path) and our label override. Nothing is written for a refused file."""
         relative = PurePosixPath(job.compose_path)
@@ -225,7 +225,7 @@ class ComposeRunner:
         for process in running:
             process.terminate()
 
-    def deploy(self, job: DeployJob, cancel: threading.Event | None = None) -> Snapshot:
+    def deploy(self, job: DeployRequest, cancel: threading.Event | None = None) -> Snapshot:
         """Bring the application's project to the job's compose file (JobCancelled when `cancel`
         is set meanwhile)."""
         compose_path, override_path = self.write_files(job)

@@ -1,4 +1,5 @@
-"""The agent's view of the Ferry API: who am I, where are my jobs, and what my hosts' health is.
+"""The agent's view of the Ferry API: who am I, where are my deploy requests, and what my
+applications' health is.
 
 Every call is authenticated with the agent token; the API applies what an agent says only to the
 agent's own applications.
@@ -6,30 +7,10 @@ agent's own applications.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import httpx
-from pydantic import BaseModel, Field
 
+from ferry.domain.messages import AgentSession, HealthReport, RequestState
 from ferry.domain.models import HealthStatus
-
-
-class AwsCredentials(BaseModel):
-    """Short-lived credentials limited to the agent's own queue and to answering its tasks."""
-
-    access_key_id: str
-    secret_access_key: str = Field(repr=False)
-    session_token: str = Field(repr=False)
-    expiration: datetime
-
-
-class Session(BaseModel):
-    agent_id: str
-    name: str
-    queue_url: str
-    region: str
-    aws_endpoint_url: str | None = None
-    credentials: AwsCredentials | None = None
 
 
 class ControlPlaneError(Exception):
@@ -61,7 +42,7 @@ class ControlPlane:
         except httpx.HTTPError as exc:
             raise ControlPlaneError(f"cannot reach the Ferry API at {self.api_url}: {exc}") from exc
 
-    def session(self) -> Session:
+    def session(self) -> AgentSession:
         """Exchange the agent token for the agent's session (queue, region, credentials)."""
         response = self._request("GET", "session")
         if response.status_code == 401:
@@ -70,7 +51,7 @@ class ControlPlane:
             raise ControlPlaneError(
                 f"the Ferry API answered {response.status_code}: {response.text[:200]}"
             )
-        return Session.model_validate(response.json())
+        return AgentSession.model_validate(response.json())
 
     def heartbeat(self) -> None:
         """Tell the control plane this agent is alive (it is listed offline otherwise)."""
@@ -78,31 +59,29 @@ class ControlPlane:
         if response.status_code != 204:
             raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
 
-    def job_is_current(self, request_id: str, application_id: str) -> bool:
+    def request_is_current(self, request_id: str, application_id: str) -> bool:
         """Whether the deploy is still the application's current one (False once it was
         cancelled or superseded). Step Functions refuses the
         heartbeats of a stopped execution; asking also covers control planes that do not."""
-        response = self._request("GET", f"jobs/{request_id}?application_id={application_id}")
+        response = self._request("GET", f"requests/{request_id}?application_id={application_id}")
         if response.status_code == 404:
-            # Unknown application: deleted meanwhile (its undeploy follows this job on the
-            # queue, so finishing is harmless), or a job from outside the control plane. Only
-            # an explicit "not current" stops a job.
+            # Unknown application: deleted meanwhile (its undeploy follows this request on the
+            # queue, so finishing is harmless), or a request from outside the control plane. Only
+            # an explicit "not current" stops a request.
             return True
         if response.status_code != 200:
             raise ControlPlaneError(
-                f"job state of {request_id} answered {response.status_code}: {response.text[:200]}"
+                f"state of request {request_id} answered {response.status_code}: "
+                f"{response.text[:200]}"
             )
-        return bool(response.json().get("current"))
+        return RequestState.model_validate(response.json()).current
 
     def report_health(
         self, application_id: str, health: HealthStatus, detail: str | None = None
     ) -> None:
         """Report an application's settled health (ReportRefused: not this agent's, or gone)."""
-        response = self._request(
-            "POST",
-            "health",
-            {"application_id": application_id, "health_status": health.value, "detail": detail},
-        )
+        report = HealthReport(application_id=application_id, health_status=health, detail=detail)
+        response = self._request("POST", "health", report.model_dump(mode="json"))
         if response.status_code in (403, 404):
             raise ReportRefused(
                 f"health of {application_id} refused ({response.status_code}): "

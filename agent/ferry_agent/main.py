@@ -24,10 +24,11 @@ from types import FrameType
 import docker
 from pydantic import ValidationError
 
+from ferry.domain.messages import AgentSession
 from ferry_agent.aws_access import AwsAccess
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig
-from ferry_agent.control_plane import ControlPlane, ControlPlaneError, Session
+from ferry_agent.control_plane import ControlPlane, ControlPlaneError
 from ferry_agent.health import HealthWatcher
 from ferry_agent.images import ImageUnavailable, build_local_busybox
 from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
@@ -36,7 +37,7 @@ from ferry_agent.worker import Worker
 log = logging.getLogger("ferry_agent")
 
 
-def _session_with_retry(control_plane: ControlPlane, stop_after: float) -> Session:
+def _session_with_retry(control_plane: ControlPlane, stop_after: float) -> AgentSession:
     deadline = time.monotonic() + stop_after
     delay = 0.5
     while True:
@@ -120,7 +121,9 @@ def run(config_file: Path | None = None) -> None:
         stop_grace_seconds=config.stop_grace_seconds,
         contact=control_plane.heartbeat,
         observer=watcher,
-        job_is_current=lambda job: control_plane.job_is_current(job.request_id, job.application_id),
+        request_is_current=lambda job: control_plane.request_is_current(
+            job.request_id, job.application_id
+        ),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -34,10 +34,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from ferry.domain.messages import (
-    DeployJob,
     DeployMessage,
+    DeployRequest,
     DeployResult,
-    UndeployJob,
+    UndeployRequest,
     UndeployResult,
 )
 from ferry.domain.models import HealthStatus
@@ -65,7 +65,7 @@ FIRST_BEAT_SECONDS = 5.0
 class JobRunner(Protocol):
     """Runs jobs on the Docker host (ComposeRunner); both stop early once `cancel` is set."""
 
-    def deploy(self, job: DeployJob, cancel: threading.Event) -> Snapshot: ...
+    def deploy(self, job: DeployRequest, cancel: threading.Event) -> Snapshot: ...
 
     def remove(self, project_name: str, cancel: threading.Event) -> None: ...
 
@@ -102,7 +102,7 @@ class HeldJob:
 
     receipt_handle: str
     task_token: str
-    job: DeployJob | UndeployJob
+    job: DeployRequest | UndeployRequest
     next_beat: float
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: CancelReason | None = None
@@ -145,7 +145,7 @@ class Worker:
         contact: Callable[[], None] | None = None,
         observer: JobObserver | None = None,
         retry_seconds: float = 5,
-        job_is_current: Callable[[DeployJob], bool] | None = None,
+        request_is_current: Callable[[DeployRequest], bool] | None = None,
     ) -> None:
         self.aws = aws
         self.runner = runner
@@ -155,7 +155,7 @@ class Worker:
         self.contact = contact  # "still alive" to the control plane
         self.observer = observer
         self.retry_seconds = retry_seconds
-        self.job_is_current = job_is_current
+        self.request_is_current = request_is_current
         self.stopping = threading.Event()
         self._last_contact = 0.0
         self._changed = threading.Condition()
@@ -289,7 +289,7 @@ class Worker:
         held = HeldJob(
             receipt_handle=message["ReceiptHandle"],
             task_token=deploy_message.task_token,
-            job=deploy_message.job,
+            job=deploy_message.request,
             next_beat=0.0,
         )
         held.next_beat = time.monotonic() + min(held.beat_every, FIRST_BEAT_SECONDS)
@@ -388,7 +388,7 @@ class Worker:
         """Run the job; None when it was cancelled on the way."""
         job = held.job
         try:
-            if isinstance(job, UndeployJob):
+            if isinstance(job, UndeployRequest):
                 self.runner.remove(job.project_name, held.cancel)
                 return UndeployResult(
                     request_id=job.request_id, application_id=job.application_id, success=True
@@ -403,7 +403,7 @@ class Worker:
             if held.cancel.is_set():
                 return None
             message = str(exc) if isinstance(exc, DeployError) else f"agent error: {exc!r}"
-            if isinstance(job, UndeployJob):
+            if isinstance(job, UndeployRequest):
                 return UndeployResult(
                     request_id=job.request_id,
                     application_id=job.application_id,
@@ -508,10 +508,10 @@ class Worker:
     def _still_current(self, held: HeldJob) -> bool:
         """Ask the control plane whether a deploy is still wanted (an answer we cannot get
         keeps the job going: the control plane being away must not stop deploys)."""
-        if self.job_is_current is None or not isinstance(held.job, DeployJob):
+        if self.request_is_current is None or not isinstance(held.job, DeployRequest):
             return True
         try:
-            return self.job_is_current(held.job)
+            return self.request_is_current(held.job)
         except Exception as exc:
             log.warning("could not ask whether %s is current: %s", held.describe(), exc)
             return True

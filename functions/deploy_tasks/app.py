@@ -10,29 +10,30 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry import deploys, removal
+from ferry.deploy import notify as notify_module
+from ferry.deploy import progress, removal, result, slot
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def mark_in_progress(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return deploys.mark_in_progress(event)
+    return progress.mark_in_progress(event)
 
 
 @logger.inject_lambda_context
 def acquire_deploy_slot(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return deploys.acquire_slot(event)
+    return slot.acquire_slot(event)
 
 
 @logger.inject_lambda_context
 def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return deploys.notify_outcome(event)
+    return notify_module.notify_outcome(event)
 
 
 @logger.inject_lambda_context
 def apply_deploy_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return deploys.apply_deploy_result(event)
+    return result.apply_deploy_result(event)
 
 
 @logger.inject_lambda_context

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry.polling import poll_due_repositories
+from ferry.sync.polling import poll_due_repositories
 
 logger = Logger()
 

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ferry.domain.messages import SyncJob
 from ferry.settings import get_settings
-from ferry.sync import run_sync_job
+from ferry.sync.run import run_sync_job
 
 logger = Logger()
 # A failed record holds back only its own repository's later records; other repositories go on.

@@ -23,7 +23,7 @@ import boto3
 import httpx
 import pytest
 
-from ferry.domain.messages import DeployJob
+from ferry.domain.messages import DeployRequest
 from ferry.local.stack import LocalStack
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.e2e.conftest import application_containers, remove_deployed_projects
@@ -304,12 +304,12 @@ def dispatch_machine(stack: LocalStack) -> str:
     )
 
 
-def _dispatch(machine: str, queue_url: str, job: DeployJob) -> str:
+def _dispatch(machine: str, queue_url: str, job: DeployRequest) -> str:
     return str(
         boto3.client("stepfunctions").start_execution(
             stateMachineArn=machine,
             name=job.request_id,
-            input=json.dumps({"queue_url": queue_url, "job": job.model_dump()}),
+            input=json.dumps({"queue_url": queue_url, "request": job.model_dump()}),
         )["executionArn"]
     )
 
@@ -335,8 +335,8 @@ def test_agent_jobs_parallel_across_applications_serial_within_one(
 ) -> None:
     queue_url = agent_queue_url(agent.id)
 
-    def job(application: str, number: int) -> DeployJob:
-        return DeployJob(
+    def job(application: str, number: int) -> DeployRequest:
+        return DeployRequest(
             request_id=f"par-{unique}-{application}{number}",
             application_id=f"app_par{unique}{application}",
             application_name=f"par {unique} {application}",

@@ -2,7 +2,7 @@
 moto: DESIGN.md's statuses, exactly one change on the live feed per status write, the matching
 notification at a local JSON receiver (an apprise `json://` target), nothing left `syncing`.
 
-Status writes are counted by spying on the one chokepoint's row write (`ferry.status` →
+Status writes are counted by spying on the one chokepoint's row write (`ferry.deploy.status` →
 `update_application`): the in-process Lambda handlers run in this process, so every write any of
 them makes passes the spy, which only counts and calls through.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-import ferry.status
-from ferry.executions import describe_deploy
+import ferry.deploy.status
+from ferry.aws.executions import describe_deploy
 from ferry.local.agent_process import AgentProcess
 from ferry.local.stack import LocalStack
 from ferry.store.applications import get_application
@@ -49,14 +49,14 @@ class StatusWrites:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        write = ferry.status.update_application  # type: ignore[attr-defined]
+        write = ferry.deploy.status.update_application  # type: ignore[attr-defined]
 
         def counted(application_id: str, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.counts[application_id] += 1
             return write(application_id, *args, **kwargs)
 
-        monkeypatch.setattr(ferry.status, "update_application", counted)
+        monkeypatch.setattr(ferry.deploy.status, "update_application", counted)
 
 
 @pytest.fixture

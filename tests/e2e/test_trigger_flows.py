@@ -98,7 +98,7 @@ def test_github_webhook_push_reaches_the_host(
 
     assert response.status_code == 202, response.text
     mine = _assert_deployed(api, repository, application, head)
-    assert {e["source"] for e in mine} == {"repository_webhook"}
+    assert {e["trigger"] for e in mine} == {"webhook"}
 
 
 def test_github_actions_callback_reaches_the_host(
@@ -128,7 +128,7 @@ def test_github_actions_callback_reaches_the_host(
 
     assert response.status_code == 202, response.text
     mine = _assert_deployed(api, repository, application, head)
-    assert {e["source"] for e in mine} == {"github_actions"}
+    assert {e["trigger"] for e in mine} == {"github_actions"}
 
 
 def test_polling_schedule_reaches_the_host(
@@ -141,7 +141,7 @@ def test_polling_schedule_reaches_the_host(
     stack.cloud.scheduler.fire_all()  # the template's schedule, as EventBridge would fire it
 
     mine = _assert_deployed(api, repository, application, head)
-    assert {e["source"] for e in mine} == {"repository_polling"}
+    assert {e["trigger"] for e in mine} == {"polling"}
 
 
 def test_manual_sync_reaches_the_host(
@@ -154,4 +154,4 @@ def test_manual_sync_reaches_the_host(
 
     assert response.status_code == 202, response.text
     mine = _assert_deployed(api, repository, application, head)
-    assert {e["source"] for e in mine} == {"manual"}
+    assert {e["trigger"] for e in mine} == {"manual"}

@@ -57,7 +57,7 @@ def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
     assert on_main.status_code == 202, on_main.text
     assert len(on_main.json()["job_ids"]) == 1
     message = scripted.take()
-    assert message.job.commit == released
+    assert message.request.commit == released
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=released)
     wait_for_idle_sync(created["id"])

@@ -37,7 +37,7 @@ def test_agent_health_and_job_routes_refuse_other_agents_applications(
     assert httpx.post(f"{base}/health", json=unknown, headers=as_agent(owner)).status_code == 404
     assert httpx.post(f"{base}/health", json=report).status_code == 401
 
-    job = f"{base}/jobs/req-1"
+    job = f"{base}/requests/req-1"
     params = {"application_id": application["id"]}
     assert httpx.get(job, params=params, headers=as_agent(stranger)).status_code == 403
     mine = httpx.get(job, params=params, headers=as_agent(owner))

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import httpx
 
-from ferry.aws_keys import rotate_secrets_manager_key
+from ferry.manage.key_rotation import rotate_secrets_manager_key
 from ferry.security.crypto import MasterKey, get_keyring
 from ferry.settings import get_settings
 from tests.helpers import commit, compose, create_agent, create_application, create_repository

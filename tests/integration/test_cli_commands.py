@@ -344,7 +344,7 @@ def test_app_history_after_create_shows_application_created_sync(
 
     def created_sync() -> dict[str, Any] | None:
         page = as_json(ferry("app", "history", application["id"], "--json"))
-        return next((e for e in page["items"] if e["source"] == "application_created"), None)
+        return next((e for e in page["items"] if e["trigger"] == "application_created"), None)
 
     event = wait_for(created_sync, what="the application_created sync event")
     table = ok(ferry("app", "history", f"hist-{unique}"))
@@ -424,7 +424,7 @@ def test_app_rm_agent_removes_it_reports_removed(
         scripted.answer(
             removal,
             {
-                "request_id": removal.job.request_id,
+                "request_id": removal.request.request_id,
                 "application_id": application["id"],
                 "success": True,
             },

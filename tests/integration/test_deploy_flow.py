@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ferry.executions import describe_deploy
+from ferry.aws.executions import describe_deploy
 from ferry.local.stack import LocalStack
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.helpers import (
@@ -65,7 +65,7 @@ def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
     older = commit(git_repo, "app/compose.yaml", compose(greeting="older"))
     push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
     running = scripted.take()  # the older deploy holds the slot, at the agent
-    assert running.job.commit == older
+    assert running.request.commit == older
     newer = commit(git_repo, "app/compose.yaml", compose(greeting="newer"))
     push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
     wait_for(lambda: get_status(api, application["id"])["commit"] == newer, what="newer recorded")
@@ -74,14 +74,14 @@ def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
         scripted.take(timeout=3)  # the newer one waits: one deploy per application at a time
     scripted.succeed(running)  # the older answers late: superseded, its result is not applied
     latest = scripted.take()
-    assert latest.job.commit == newer
+    assert latest.request.commit == newer
     scripted.succeed(latest)
 
     done = wait_for_status(api, application["id"], "synced", commit=newer)
     assert done["last_sync_error"] is None
     by_request = {e["request_id"]: e for e in finished_deployments(api, application["id"])}
-    assert by_request[running.job.request_id]["error"] == "superseded by a newer deploy"
-    assert by_request[latest.job.request_id]["status"] == "succeeded"
+    assert by_request[running.request.request_id]["error"] == "superseded by a newer deploy"
+    assert by_request[latest.request.request_id]["status"] == "succeeded"
     # The superseded deploy tells nobody: one note for the first deploy, one for the newest.
     wait_for(
         lambda: [t for t in receiver.titles() if "deployed" in t] and len(receiver.titles()) >= 2,
@@ -123,7 +123,7 @@ def test_cancel_stops_the_deploy_and_frees_the_slot(
     # What the agent asks at its next heartbeat: no longer current, so it stops.
     agent_token = deployed_agent_token(api, application["agent_id"])
     state = httpx.get(
-        f"{stack.api_url}/api/v1/agent/jobs/{running.job.request_id}",
+        f"{stack.api_url}/api/v1/agent/requests/{running.request.request_id}",
         params={"application_id": application["id"]},
         headers={"Authorization": f"Bearer {agent_token}"},
     ).json()
@@ -132,7 +132,7 @@ def test_cancel_stops_the_deploy_and_frees_the_slot(
     # AWS also answers the task's heartbeat with TaskTimedOut; moto 5.2.5 keeps a stopped
     # execution waiting, so here it ends by heartbeat timeout, superseded, changing nothing.
     wait_for(
-        lambda: describe_deploy(running.job.request_id).status != "RUNNING",
+        lambda: describe_deploy(running.request.request_id).status != "RUNNING",
         timeout=TEST_HEARTBEAT_SECONDS + 30,
         what="the old execution to end",
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import httpx
 
-from ferry.executions import ExecutionView, describe_deploy
+from ferry.aws.executions import ExecutionView, describe_deploy
 from ferry.local.stack import LocalStack
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.helpers import (
@@ -59,9 +59,9 @@ def test_deploy_success_ends_synced_with_agent_health(
 ) -> None:
     application, agent, head = _deploying(api, git_repo, unique)
     message = agent.take()
-    assert message.job.compose_file == compose()
-    assert message.job.project_name == f"app-{unique}"
-    assert message.job.commit == head
+    assert message.request.compose_file == compose()
+    assert message.request.project_name == f"app-{unique}"
+    assert message.request.commit == head
     syncing = get_application(api, application["id"])
     assert syncing["sync_status"] == "syncing"
 
@@ -74,12 +74,12 @@ def test_deploy_success_ends_synced_with_agent_health(
         None,
     )
     assert done["last_synced_at"] is not None
-    view = _execution(message.job.request_id)
+    view = _execution(message.request.request_id)
     assert view.status == "SUCCEEDED"
     assert view.path == FULL_PATH
     deployment = finished_deployments(api, application["id"])
     assert [(e["status"], e["request_id"]) for e in deployment] == [
-        ("succeeded", message.job.request_id)
+        ("succeeded", message.request.request_id)
     ]
 
 
@@ -134,7 +134,7 @@ def test_deploy_without_agent_answer_ends_out_of_sync_after_heartbeat_timeout(
     )
     assert "agent stopped responding" in done["last_sync_error"]
     assert done["health_status"] == "unknown"
-    view = _execution(message.job.request_id)
+    view = _execution(message.request.request_id)
     assert view.path == FULL_PATH
 
 

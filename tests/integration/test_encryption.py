@@ -13,11 +13,11 @@ import pytest
 
 from ferry.domain.models import CredentialKind, RepositoryCredentials
 from ferry.local.stack import LocalStack
-from ferry.rotation import reencrypt_everything
 from ferry.security.crypto import generate_key, get_keyring
 from ferry.settings import get_settings
 from ferry.store.applications import get_application as get_stored_application
 from ferry.store.repositories import get_credentials, get_webhook_secret
+from ferry.store.rotation import reencrypt_everything
 from tests.helpers import (
     ScriptedAgent,
     agent_queue_url,
@@ -120,7 +120,7 @@ def test_rotate_key_reencrypts_everything_and_keeps_names_unique(
     head = commit(git_repo, "app/compose.yaml", second_compose)
     assert api.post(f"/repositories/{repository_id}/sync").status_code == 202
     deploy = scripted.take()
-    assert deploy.job.commit == head
+    assert deploy.request.commit == head
     scripted.succeed(deploy)
     wait_for_status(api, application_id, "synced", commit=head)
     wait_for_idle_sync(repository_id)

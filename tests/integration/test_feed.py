@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ferry.domain.models import ApplicationEvent, EventStatus, EventType, SyncOrigin
+from ferry.deploy.status import update_application_status
+from ferry.domain.models import ApplicationEvent, EventStatus, EventType, Trigger
 from ferry.errors import NotFound
 from ferry.local.stack import LocalStack
-from ferry.status import update_application_status
 from ferry.store import events as event_store
 from ferry.store.changes import changes_after, latest_change
 from tests.helpers import (
@@ -131,7 +131,7 @@ def test_event_result_completes_only_its_running_event_once(application: dict[st
             ApplicationEvent(
                 application_id=app_id,
                 type=EventType.DEPLOYMENT,
-                source=SyncOrigin.MANUAL,
+                trigger=Trigger.MANUAL,
                 status=EventStatus.RUNNING,
                 request_id=request,
             )
@@ -156,7 +156,7 @@ def test_event_history_keeps_the_newest_window(
             ApplicationEvent(
                 application_id=application["id"],
                 type=EventType.COMMIT_SYNC,
-                source=SyncOrigin.MANUAL,
+                trigger=Trigger.MANUAL,
                 status=EventStatus.NO_CHANGE,
                 message=f"event {number}",
             )
@@ -173,7 +173,7 @@ def test_events_endpoint_pages_newest_first(api: httpx.Client, application: dict
             ApplicationEvent(
                 application_id=application["id"],
                 type=EventType.COMMIT_SYNC,
-                source=SyncOrigin.MANUAL,
+                trigger=Trigger.MANUAL,
                 status=EventStatus.NO_CHANGE,
                 message=f"page {number}",
             )
@@ -194,7 +194,7 @@ def test_events_concurrent_adds_get_distinct_numbers(application: dict[str, str]
             ApplicationEvent(
                 application_id=application["id"],
                 type=EventType.COMMIT_SYNC,
-                source=SyncOrigin.MANUAL,
+                trigger=Trigger.MANUAL,
                 status=EventStatus.NO_CHANGE,
                 message=f"c{number}",
             )

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError
-from ferry.git.providers import ProviderSource
 from ferry.git.remote import RemoteGitSource, parse_remote_url
+from ferry.git.source import ProviderSource
 from tests.sshd import key_pair, start_sshd
 
 LOOPBACK = ["127.0.0.0/8"]

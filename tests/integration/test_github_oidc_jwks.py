@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ferry.errors import PermanentError, TransientError
-from ferry.triggers.github_oidc import OidcVerifier, http_json_fetcher
+from ferry.sync.github_oidc import OidcVerifier, http_json_fetcher
 from tests.oidc_issuer import DISCOVERY_PATH, FIRST_KEY, JWKS_PATH, ROTATED_KEY, Issuer, public_jwk
 
 AUDIENCE = "https://ferry.example.com"

@@ -89,7 +89,7 @@ def test_poller_failed_record_is_retried_then_dead_lettered(stack: LocalStack) -
     sqs.send_message(
         QueueUrl=queue,
         MessageBody=json.dumps(
-            {"repository_id": "repo_gone", "origin": "manual", "job_id": "job_gone"}
+            {"repository_id": "repo_gone", "trigger": "manual", "job_id": "job_gone"}
         ),
         MessageGroupId="g2",
         MessageDeduplicationId="2",

@@ -79,7 +79,7 @@ def test_repository_manual_sync_answers_202_and_records_manual_events(
     assert response.status_code == 202
     assert response.json()["job_id"].startswith("job_")
     manual = wait_for(
-        lambda: [e for e in events(api, application["id"]) if e["source"] == "manual"],
+        lambda: [e for e in events(api, application["id"]) if e["trigger"] == "manual"],
         what="a manual sync event",
     )
     assert manual[0]["status"] == "no_change"
@@ -144,14 +144,14 @@ def test_application_redeploy_sends_stored_compose_again(
 
     assert response.status_code == 202
     message = scripted.take()
-    assert message.job.request_id == response.json()["request_id"]
-    assert (message.job.commit, message.job.compose_file) == (current["commit"], compose())
+    assert message.request.request_id == response.json()["request_id"]
+    assert (message.request.commit, message.request.compose_file) == (current["commit"], compose())
     scripted.succeed(message)
     wait_for(
         lambda: [
             e
             for e in events(api, application["id"])
-            if e["request_id"] == message.job.request_id and e["status"] == "succeeded"
+            if e["request_id"] == message.request.request_id and e["status"] == "succeeded"
         ],
         what="the redeploy's event",
     )
@@ -230,11 +230,11 @@ def test_application_delete_removes_it_after_agent_tears_it_down(
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(api.delete, f"/applications/{application['id']}")
         removal = scripted.take_removal()
-        assert removal.job.project_name == application["project_name"]
+        assert removal.request.project_name == application["project_name"]
         scripted.answer(
             removal,
             {
-                "request_id": removal.job.request_id,
+                "request_id": removal.request.request_id,
                 "application_id": application["id"],
                 "success": True,
             },

@@ -210,7 +210,7 @@ def test_agent_session_carries_short_lived_credentials_scoped_to_its_queue(
     credentials = session["credentials"]
     assert credentials["access_key_id"] and credentials["session_token"]
     assert session["queue_url"].endswith(f"agent-{agent['id']}")
-    from ferry.agent_sessions import agent_policy
+    from ferry.manage.agent_sessions import agent_policy
 
     policy = agent_policy("arn:aws:sqs:us-east-1:123456789012:ferry-agent-x")
     assert policy["Statement"][0]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:ferry-agent-x"

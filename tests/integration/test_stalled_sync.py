@@ -11,16 +11,17 @@ import httpx
 import pytest
 from pynamodb.expressions.update import Action
 
+from ferry.deploy.status import update_application_status
 from ferry.domain.models import ApplicationSyncStatus, Repository, RepositorySyncStatus, utcnow
-from ferry.feed import repository_path
 from ferry.local.stack import LocalStack
-from ferry.polling import end_stalled_sync, poll_due_repositories, stalled_sync_error
 from ferry.settings import get_settings
-from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import get_application
 from ferry.store.changes import changes_after, latest_change
+from ferry.store.feed import repository_path
 from ferry.store.repositories import get_repository
 from ferry.store.tables import RepositoryRow
+from ferry.sync.polling import end_stalled_sync, poll_due_repositories, stalled_sync_error
+from ferry.sync.status import update_repository_status
 from tests.helpers import (
     commit,
     compose,

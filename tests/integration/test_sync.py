@@ -9,14 +9,14 @@ import httpx
 import pytest
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, SyncOrigin
-from ferry.git import open_source
+from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, Trigger
 from ferry.local.stack import LocalStack
 from ferry.store.applications import get_application as stored_application
 from ferry.store.applications import list_repository_applications
 from ferry.store.events import list_events
 from ferry.store.repositories import get_repository
-from ferry.sync import AppSyncResult, run_sync_job, sync_applications
+from ferry.sync.resolvers import open_repository
+from ferry.sync.run import AppSyncResult, run_sync_job, sync_applications
 from tests.helpers import (
     ScriptedAgent,
     agent_queue_url,
@@ -97,8 +97,8 @@ def test_sync_changed_compose_redeploys_at_new_commit(
         == 202
     )
     message = scripted.take()
-    assert message.job.commit == head
-    assert "v2" in message.job.compose_file
+    assert message.request.commit == head
+    assert "v2" in message.request.compose_file
     recorded = stored_application(application["id"])
     assert (recorded.previous_compose_file, recorded.commit) == (first, head)
 
@@ -110,7 +110,7 @@ def test_sync_changed_compose_redeploys_at_new_commit(
 def test_sync_polling_at_recorded_commit_does_nothing_and_keeps_error(
     api: httpx.Client, synced_app: tuple
 ) -> None:
-    from ferry.status import update_application_status
+    from ferry.deploy.status import update_application_status
 
     repository, application, _scripted = synced_app
     update_application_status(application["id"], {"last_sync_error": "earlier failure"})
@@ -126,9 +126,9 @@ def test_sync_polling_at_recorded_commit_does_nothing_and_keeps_error(
         get_repository(repository["id"]),
         [app],
         resolve,
-        SyncOrigin.REPOSITORY_POLLING,
-        source=open_source(get_repository(repository["id"])),
-        trigger_id="job_poll",
+        Trigger.POLLING,
+        source=open_repository(get_repository(repository["id"])),
+        job_id="job_poll",
     )
 
     assert report.applications == {app.id: AppSyncResult.UP_TO_DATE}
@@ -158,7 +158,7 @@ def test_sync_failing_branch_records_failure_and_other_branch_proceeds(
     ).json()
 
     wait_for_idle_sync(repository["id"])  # the creations' own syncs go first
-    report = run_sync_job(SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL))
+    report = run_sync_job(SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL))
 
     assert report is not None
     assert report.status is RepositorySyncStatus.FAILED
@@ -201,7 +201,7 @@ def test_sync_repository_without_applications_ends_success(
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
     wait_for_idle_sync(repository["id"])  # the creations' own syncs go first
-    report = run_sync_job(SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL))
+    report = run_sync_job(SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL))
     assert report is not None and report.status is RepositorySyncStatus.SUCCESS
     stored = get_repository(repository["id"])
     assert stored.sync_status is RepositorySyncStatus.SUCCESS
@@ -221,7 +221,7 @@ def test_sync_same_job_twice_starts_one_deploy(
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced")
     head = commit(git_repo, "app/compose.yaml", compose(greeting="again"))
-    job = SyncJob(repository_id=repository["id"], origin=SyncOrigin.MANUAL)
+    job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL)
 
     wait_for_idle_sync(repository["id"])
     first = run_sync_job(job)
@@ -256,7 +256,7 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
     ).json()
     wait_for_idle_sync(repository["id"])
     repo = get_repository(repository["id"])
-    source = open_source(repo)
+    source = open_repository(repo)
     calls: list[str] = []
 
     def resolve(branch: str) -> CommitInfo:
@@ -267,9 +267,9 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
         repo,
         list_repository_applications(repo.id),
         resolve,
-        SyncOrigin.MANUAL,
+        Trigger.MANUAL,
         source=source,
-        trigger_id=f"job_{unique}",
+        job_id=f"job_{unique}",
     )
     assert calls == ["main"]
     assert empty["id"] not in report.applications

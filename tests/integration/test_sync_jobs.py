@@ -63,7 +63,7 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
 
     rollback = name(first)  # e.g. re-running the workflow of the earlier commit
     message = scripted.take()
-    assert message.job.commit == first
+    assert message.request.commit == first
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=first)
     wait_for(lambda: _job_finished(api, rollback), what="the rollback sync to finish")
@@ -72,7 +72,7 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
     again = name(second)  # the commit of finished jobs, named again: a new job, a new deploy
     assert again not in concurrent
     message = scripted.take()
-    assert message.job.commit == second
+    assert message.request.commit == second
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=second)
 

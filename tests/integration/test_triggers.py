@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from ferry.local.stack import LocalStack
-from ferry.polling import next_poll_at, poll_due_repositories
 from ferry.store.repositories import get_repository
+from ferry.sync.polling import next_poll_at, poll_due_repositories
 from tests.helpers import (
     ScriptedAgent,
     commit,
@@ -66,7 +66,7 @@ def test_github_push_deploys_the_pushed_commit(
 
     assert response.status_code == 202, response.text
     message = scripted.take()
-    assert message.job.commit == head
+    assert message.request.commit == head
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=head)
     job = wait_for(
@@ -93,7 +93,7 @@ def test_github_form_encoded_push_is_read(
     response = httpx.post(_webhook_url(stack, repository), content=body, headers=headers)
 
     assert response.status_code == 202, response.text
-    assert scripted.take().job.commit == head
+    assert scripted.take().request.commit == head
 
 
 def test_github_ping_and_other_events_answer_200_and_are_logged(
@@ -155,7 +155,7 @@ def test_gitlab_and_gitea_pushes_are_verified_their_way(
         },
     )
     assert gitea.status_code == 202, gitea.text
-    assert scripted.take().job.commit == second
+    assert scripted.take().request.commit == second
     wrong = httpx.post(
         url, content=gitea_body, headers={"X-Gitea-Event": "push", "X-Gitea-Signature": "00" * 32}
     )
@@ -177,7 +177,7 @@ def test_github_tag_push_syncs_the_branches_containing_it(
 
     assert response.status_code == 202, response.text
     assert response.json()["tag"] == "v1.0.0"
-    assert scripted.take().job.commit == head  # main contains the tag; main's latest deploys
+    assert scripted.take().request.commit == head  # main contains the tag; main's latest deploys
 
 
 def test_duplicate_deliveries_deploy_each_commit_once(
@@ -211,7 +211,7 @@ def test_duplicate_deliveries_deploy_each_commit_once(
         == 1
     )
     first = scripted.take()
-    assert first.job.commit == head
+    assert first.request.commit == head
     scripted.succeed(first)
     wait_for_status(api, application["id"], "synced", commit=head)
     wait_for_idle_sync(repository["id"], timeout=60)
@@ -254,11 +254,11 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
     accepted = call(actions_token(actions_issuer, stack.api_url, head))
     assert accepted.status_code == 202, accepted.text
     message = scripted.take()
-    assert message.job.commit == head
+    assert message.request.commit == head
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=head)
     assert get_repository(created["id"]).github_repository_id == "712345678"
-    assert [e["source"] for e in events(api, application["id"])][:2] == ["github_actions"] * 2
+    assert [e["trigger"] for e in events(api, application["id"])][:2] == ["github_actions"] * 2
 
     assert (
         call(actions_token(actions_issuer, "https://github.com/octo-org", head)).status_code == 401
@@ -278,7 +278,7 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
     assert call(renamed).status_code == 403  # the id recorded on first use decides now
     assert call(actions_token(actions_issuer, stack.api_url, head), body=["x"]).status_code == 422
     from ferry.domain.models import RepositorySyncStatus
-    from ferry.status import update_repository_status
+    from ferry.sync.status import update_repository_status
 
     update_repository_status(created["id"], RepositorySyncStatus.SYNCING)
     busy = call(actions_token(actions_issuer, stack.api_url, head), body={"sync_repo": True})
@@ -298,7 +298,7 @@ def test_polling_schedule_deploys_new_commits_and_does_nothing_without_them(
     stack.cloud.scheduler.fire_all()  # the template's schedule, as EventBridge would
 
     message = scripted.take()
-    assert message.job.commit == head
+    assert message.request.commit == head
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=head)
     wait_for_idle_sync(repository["id"])
@@ -346,7 +346,7 @@ def test_polling_failing_repository_backs_off(
 
 def test_manual_sync_while_one_is_in_flight_answers_409(api: httpx.Client, git_repo: Path) -> None:
     from ferry.domain.models import RepositorySyncStatus
-    from ferry.status import update_repository_status
+    from ferry.sync.status import update_repository_status
 
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-import ferry.deploys
+import ferry.deploy.result
+from ferry.aws.executions import describe_deploy
 from ferry.errors import PermanentError
-from ferry.executions import describe_deploy
 from ferry.store.changes import changes_after, latest_change
 from tests.helpers import (
     commit,
@@ -37,7 +37,7 @@ def test_result_that_cannot_be_applied_still_ends_out_of_sync_and_is_announced(
         raise PermanentError("the results table is gone")
 
     # The in-process ApplyDeployResult Lambda calls this module attribute: make every attempt fail.
-    monkeypatch.setattr(ferry.deploys, "apply_deploy_result", broken)
+    monkeypatch.setattr(ferry.deploy.result, "apply_deploy_result", broken)
     before = latest_change()
     redeploy = api.post(f"/applications/{application['id']}/deploy")
     assert redeploy.status_code == 202, redeploy.text

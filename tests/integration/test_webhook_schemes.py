@@ -63,7 +63,7 @@ def _deploys_at(
 ) -> None:
     """The agent is handed a deploy of `sha`; once it succeeds the application is synced there."""
     message = scripted.take()
-    assert message.job.commit == sha
+    assert message.request.commit == sha
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=sha)
 

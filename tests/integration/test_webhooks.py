@@ -111,6 +111,6 @@ def test_webhook_with_secret_answers_202_with_job_and_syncs(
     assert body["job_id"].startswith("job_")
     assert (body["branch"], body["commit"]) == ("main", head)
     wait_for(
-        lambda: any(e["source"] == "repository_webhook" for e in events(api, application["id"])),
+        lambda: any(e["trigger"] == "webhook" for e in events(api, application["id"])),
         what="the webhook's sync event",
     )

@@ -27,11 +27,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from ferry.domain.messages import DeployJob
+from ferry.domain.messages import AgentSession, AwsCredentials, DeployRequest
 from ferry.domain.models import HealthStatus
 from ferry_agent.aws_access import AwsAccess, refresh_at
 from ferry_agent.compose import JobCancelled, Snapshot
-from ferry_agent.control_plane import AwsCredentials, ReportRefused, Session
+from ferry_agent.control_plane import ReportRefused
 from ferry_agent.health import HealthWatcher
 from ferry_agent.worker import Worker
 from tests.helpers import dispatch_definition, wait_for
@@ -64,7 +64,7 @@ class RecordingRunner:
         with self._lock:
             return [request_id for event, request_id in self.log if event == what]
 
-    def deploy(self, job: DeployJob, cancel: threading.Event) -> Snapshot:
+    def deploy(self, job: DeployRequest, cancel: threading.Event) -> Snapshot:
         self._record("start", job.request_id)
         gate = self._gate(job.request_id)
         while not gate.wait(0.02):
@@ -80,7 +80,7 @@ class RecordingRunner:
 
 @dataclass(frozen=True)
 class Dispatched:
-    job: DeployJob
+    job: DeployRequest
     execution_arn: str
 
 
@@ -99,7 +99,7 @@ class StateMachine:
         )["stateMachineArn"]
 
     def dispatch(self, application_id: str, number: int) -> Dispatched:
-        job = DeployJob(
+        job = DeployRequest(
             request_id=f"{application_id}-{number}",
             application_id=application_id,
             application_name=application_id,
@@ -112,7 +112,7 @@ class StateMachine:
         execution = self.sfn.start_execution(
             stateMachineArn=self.arn,
             name=job.request_id,
-            input=json.dumps({"job": job.model_dump()}),
+            input=json.dumps({"request": job.model_dump()}),
         )
         return Dispatched(job=job, execution_arn=execution["executionArn"])
 
@@ -162,7 +162,7 @@ class Harness:
             .receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             .get("Messages", [])
         )
-        return [json.loads(m["Body"])["job"]["request_id"] for m in messages]
+        return [json.loads(m["Body"])["request"]["request_id"] for m in messages]
 
     def __post_init__(self) -> None:
         self._workers: list[Worker] = []
@@ -175,8 +175,8 @@ class Harness:
             worker.shutdown()
 
 
-def session(**overrides: Any) -> Session:
-    return Session(
+def session(**overrides: Any) -> AgentSession:
+    return AgentSession(
         **{
             "agent_id": "agt_1",
             "name": "test",
@@ -332,14 +332,14 @@ def test_worker_execution_stopped_drops_waiting_job_unstarted(harness: Harness) 
 
 
 class CurrentJobs:
-    """The control plane's answer to "is this deploy still current?" (GET agent/jobs/{id})."""
+    """The control plane's answer to "is this deploy still current?" (GET agent/requests/{id})."""
 
     def __init__(self) -> None:
         self.withdrawn: set[str] = set()
         self.unreachable = False
         self.asked: list[str] = []
 
-    def __call__(self, job: DeployJob) -> bool:
+    def __call__(self, job: DeployRequest) -> bool:
         self.asked.append(job.request_id)
         if self.unreachable:
             raise ConnectionError("the Ferry API is away")
@@ -349,7 +349,7 @@ class CurrentJobs:
 def test_worker_job_no_longer_current_stopped_and_its_task_ended(harness: Harness) -> None:
     runner, machine = harness.runner, harness.machine
     current = CurrentJobs()
-    harness.worker(job_is_current=current).start()
+    harness.worker(request_is_current=current).start()
     withdrawn = machine.dispatch("app_a", 1)
     wait_for(lambda: _started(runner, "app_a-1"), timeout=10, what="app_a-1 to start")
 
@@ -364,7 +364,7 @@ def test_worker_job_no_longer_current_stopped_and_its_task_ended(harness: Harnes
 def test_worker_job_not_current_when_its_turn_comes_dropped_unstarted(harness: Harness) -> None:
     runner, machine = harness.runner, harness.machine
     current = CurrentJobs()
-    harness.worker(job_is_current=current).start()
+    harness.worker(request_is_current=current).start()
     machine.dispatch("app_a", 1)
     wait_for(lambda: _started(runner, "app_a-1"), timeout=10, what="app_a-1 to start")
     superseded = machine.dispatch("app_a", 2)
@@ -382,7 +382,7 @@ def test_worker_control_plane_unreachable_keeps_job_running(harness: Harness) ->
     runner, machine = harness.runner, harness.machine
     current = CurrentJobs()
     current.unreachable = True
-    harness.worker(job_is_current=current).start()
+    harness.worker(request_is_current=current).start()
     dispatched = machine.dispatch("app_a", 1)
     wait_for(lambda: _started(runner, "app_a-1"), timeout=10, what="app_a-1 to start")
     wait_for(lambda: len(current.asked) >= 3, timeout=10, what="asked at start and twice more")
@@ -506,9 +506,9 @@ def test_aws_access_without_credentials_never_refreshes(harness: Harness) -> Non
 def test_aws_access_credentials_expiring_refreshed_and_clients_swapped(
     harness: Harness,
 ) -> None:
-    fetched: list[Session] = []
+    fetched: list[AgentSession] = []
 
-    def fetch() -> Session:
+    def fetch() -> AgentSession:
         fetched.append(
             session(
                 queue_url=harness.queue_url,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ferry.domain.messages import ContainerState, DeployJob
+from ferry.domain.messages import ContainerState, DeployRequest
 from ferry.domain.models import HealthStatus
 from ferry_agent.compose import (
     APPLICATION_LABEL,
@@ -30,8 +30,10 @@ COMPOSE = """services:
 """
 
 
-def _job(compose_file: str = COMPOSE, compose_path: str = "apps/shop/compose.yaml") -> DeployJob:
-    return DeployJob(
+def _job(
+    compose_file: str = COMPOSE, compose_path: str = "apps/shop/compose.yaml"
+) -> DeployRequest:
+    return DeployRequest(
         request_id="req_1",
         application_id="app_1",
         application_name="My Shop",

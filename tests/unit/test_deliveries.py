@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 
 from ferry.errors import InvalidInput, Unauthorized
-from ferry.triggers.deliveries import (
+from ferry.sync.deliveries import (
     SIGNATURE_TOLERANCE_SECONDS,
     Ignored,
     Ping,

@@ -23,18 +23,14 @@ import pytest
 
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError, TransientError
-from ferry.git.providers import (
-    ProviderNotFound,
-    ProviderRateLimited,
-    ProviderSource,
-    parse_repository_url,
-    provider_source,
-)
+from ferry.git.http import ProviderRateLimited, retry_after_seconds
 from ferry.git.providers.azure import AzureDevOpsSource
-from ferry.git.providers.base import retry_after_seconds
+from ferry.git.providers.base import ProviderNotFound
+from ferry.git.providers.factory import parse_repository_url, provider_source
 from ferry.git.providers.gitea import GiteaSource
 from ferry.git.providers.github import GitHubSource
 from ferry.git.providers.gitlab import GitLabSource
+from ferry.git.source import ProviderSource
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 LOOPBACK = ["127.0.0.0/8"]

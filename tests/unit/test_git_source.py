@@ -1,4 +1,5 @@
-"""Pure helpers of ferry.git.source: paths inside a repository, SHAs, and which URLs Ferry reads."""
+"""Pure helpers of ferry.git.source (and ferry.git.open's URL check): paths inside a
+repository, SHAs, and which URLs Ferry reads."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import pytest
 
 from ferry.domain.models import Provider
 from ferry.errors import GitError, InvalidInput
+from ferry.git.open import unsupported_reason
 from ferry.git.source import (
     UnavailableSource,
     is_full_sha,
     local_path_of,
     normalize_repo_path,
-    unsupported_reason,
 )
 
 SHA1 = "0123456789abcdef0123456789abcdef01234567"

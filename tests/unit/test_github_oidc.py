@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from ferry.errors import Forbidden, PermanentError, TransientError, Unauthorized
-from ferry.triggers.github_oidc import (
+from ferry.sync.github_oidc import (
     DEFAULT_ISSUER,
     ActionsClaims,
     OidcVerifier,

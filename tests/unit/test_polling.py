@@ -9,8 +9,8 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from ferry.domain.models import Repository, RepositorySyncStatus
-from ferry.polling import stalled_sync_error, sync_stalled
 from ferry.settings import Settings
+from ferry.sync.polling import stalled_sync_error, sync_stalled
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -15,8 +15,8 @@ from ferry.domain.models import (
     Provider,
     RepositoryCredentials,
     RepositorySyncStatus,
-    SyncOrigin,
     SyncType,
+    Trigger,
 )
 
 
@@ -117,45 +117,6 @@ class AgentCreated(AgentOut, AgentToken):
     pass
 
 
-class AwsCredentials(BaseModel):
-    """Short-lived credentials limited to the agent's own queue and to answering its tasks."""
-
-    access_key_id: str
-    secret_access_key: str = Field(repr=False)
-    session_token: str = Field(repr=False)
-    expiration: datetime
-
-
-class AgentSession(BaseModel):
-    """What an agent needs to take its jobs: its queue, scoped credentials and, locally, the
-    AWS endpoint. Fetch it again before `credentials.expiration`."""
-
-    agent_id: str
-    name: str
-    queue_url: str
-    region: str
-    aws_endpoint_url: str | None
-    credentials: AwsCredentials | None = Field(
-        description="None when the control plane has no agent role configured (the agent then "
-        "uses its own AWS credentials)."
-    )
-
-
-class JobState(BaseModel):
-    request_id: str
-    current: bool = Field(description="False once the deploy was cancelled or superseded.")
-
-
-class HealthReport(BaseModel):
-    """An agent's report that an application's settled health changed."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    application_id: str
-    health_status: HealthStatus
-    detail: str | None = None
-
-
 class ApplicationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -208,7 +169,7 @@ class ApplicationEventOut(BaseModel):
     id: str
     seq: int
     type: EventType
-    source: SyncOrigin
+    trigger: Trigger
     status: EventStatus
     commit: str | None
     message: str | None

@@ -268,7 +268,7 @@ def history(
         say(f"No history for {found['name']} yet.")
         return
     result = table(
-        "#", "when", "type", "source", "status", "commit", "detail", "by",
+        "#", "when", "type", "trigger", "status", "commit", "detail", "by",
         title=f"History of {found['name']} ({found['id']})",
         no_wrap=("#", "when"),
     )  # fmt: skip
@@ -278,7 +278,7 @@ def history(
             cell(str(e["seq"])),
             cell(when(e["created_at"])),
             cell(e["type"]),
-            cell(e["source"]),
+            cell(e["trigger"]),
             cell(e["status"]),
             cell(short(e["commit"])),
             cell(detail, "red" if e["error"] else ""),

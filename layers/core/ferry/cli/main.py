@@ -166,14 +166,12 @@ def rotate_key(
     """Re-encrypt every secret and recompute the name index under a new key. Locally, stop
     `ferry up` first; with --aws, run it with credentials for the deployed stack. Safe to run
     again, also after an interrupted run."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from ferry.errors import FerryError
 
     with console.status("Re-encrypting under a new key…"):
         try:
             if aws:
-                from ferry.aws_keys import rotate_secrets_manager_key
+                from ferry.manage.key_rotation import rotate_secrets_manager_key
                 from ferry.settings import get_settings
 
                 arn = secret_arn or get_settings().secret_key_secret_arn
@@ -187,7 +185,7 @@ def rotate_key(
                 from ferry.local.keys import rotate_local_key
 
                 report = rotate_local_key(home or default_home())
-        except (FerryError, BotoCoreError, ClientError) as exc:
+        except FerryError as exc:
             fail(str(exc))
     console.print(
         f"Key rotated: {report.rows_reencrypted} records re-encrypted, "

@@ -1,6 +1,9 @@
-"""What travels between the control plane and the outside: sync jobs and deploy jobs/results.
+"""What travels between the control plane and the outside: sync jobs (layer 1), deploy and
+undeploy requests with their results (layer 2), and the agent session contract.
 
-The agent imports these too, so the two sides cannot drift apart.
+Words: a *sync job* is what a trigger puts on the sync-job queue; a *deploy request* is one
+(application, commit, trigger) deploy, run as one execution named by its `request_id` and handed
+to the agent. The agent imports these models too, so the two sides cannot drift apart.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ferry.domain.models import HealthStatus, SyncOrigin, new_id, utcnow
+from ferry.domain.models import HealthStatus, Trigger, new_id, utcnow
 
 
 class SyncJob(BaseModel):
@@ -23,12 +26,13 @@ class SyncJob(BaseModel):
     A job that names a business event (a delivery id, or a repository + branch + commit) gets an
     id derived from it, so a repeated trigger is the same job: SQS deduplicates it and the sync
     worker's idempotency returns the first run's result instead of syncing again. A commit named
-    again after its job finished is a new job (see `ferry.jobs.enqueue_sync_job`).
+    again after its job finished is a new job (see `ferry.sync.queue.enqueue_sync_job`).
     """
 
     job_id: str = ""
     repository_id: str
-    origin: SyncOrigin
+    # Jobs queued by earlier versions call it `origin`.
+    trigger: Trigger = Field(validation_alias=AliasChoices("trigger", "origin"))
     branch: str | None = None
     commit: str | None = None
     delivery_id: str | None = None
@@ -57,14 +61,14 @@ class DeployInput(BaseModel):
     application_id: str
     request_id: str
     commit: str
-    origin: SyncOrigin
+    trigger: Trigger = Field(validation_alias=AliasChoices("trigger", "origin"))
     agent_queue_url: str
     timeout_seconds: int
     heartbeat_seconds: int
     actor: str | None = None
 
 
-class DeployJob(BaseModel):
+class DeployRequest(BaseModel):
     """What the agent receives to deploy (inside the SQS message, next to the task token)."""
 
     kind: Literal["deploy"] = "deploy"
@@ -78,7 +82,7 @@ class DeployJob(BaseModel):
     heartbeat_seconds: int
 
 
-class UndeployJob(BaseModel):
+class UndeployRequest(BaseModel):
     """What the agent receives to tear an application's project down (application deleted)."""
 
     kind: Literal["undeploy"] = "undeploy"
@@ -88,7 +92,7 @@ class UndeployJob(BaseModel):
     heartbeat_seconds: int
 
 
-AgentJob = Annotated[DeployJob | UndeployJob, Field(discriminator="kind")]
+AgentRequest = Annotated[DeployRequest | UndeployRequest, Field(discriminator="kind")]
 
 
 class UndeployInput(BaseModel):
@@ -99,7 +103,7 @@ class UndeployInput(BaseModel):
     agent_queue_url: str
     timeout_seconds: int
     heartbeat_seconds: int
-    job: UndeployJob
+    request: UndeployRequest
     actor: str | None = None
 
 
@@ -107,7 +111,7 @@ class DeployMessage(BaseModel):
     """The SQS message body DispatchToAgent sends (deploy or undeploy)."""
 
     task_token: str
-    job: AgentJob
+    request: AgentRequest
 
 
 class UndeployResult(BaseModel):
@@ -144,3 +148,48 @@ class DeployResult(BaseModel):
     health: HealthStatus = HealthStatus.UNKNOWN
     containers: list[ContainerState] = Field(default_factory=list)
     image_digests: dict[str, str] = Field(default_factory=dict)
+
+
+# The agent session contract: GET/POST /api/v1/agent/... answer and accept these.
+
+
+class AwsCredentials(BaseModel):
+    """Short-lived credentials limited to the agent's own queue and to answering its tasks."""
+
+    access_key_id: str
+    secret_access_key: str = Field(repr=False)
+    session_token: str = Field(repr=False)
+    expiration: datetime
+
+
+class AgentSession(BaseModel):
+    """What an agent needs to take its deploy requests: its queue, scoped credentials and,
+    locally, the AWS endpoint. Fetch it again before `credentials.expiration`."""
+
+    agent_id: str
+    name: str
+    queue_url: str
+    region: str
+    aws_endpoint_url: str | None = None
+    credentials: AwsCredentials | None = Field(
+        default=None,
+        description="None when the control plane has no agent role configured (the agent then "
+        "uses its own AWS credentials).",
+    )
+
+
+class RequestState(BaseModel):
+    """Whether a deploy request is still its application's current one."""
+
+    request_id: str
+    current: bool = Field(description="False once the deploy was cancelled or superseded.")
+
+
+class HealthReport(BaseModel):
+    """An agent's report that an application's settled health changed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    application_id: str
+    health_status: HealthStatus
+    detail: str | None = None

@@ -1,4 +1,4 @@
-"""The records Ferry keeps and the status values of its two layers (see docs/design.md).
+"""The records Ferry keeps and the status values of its two layers (docs/architecture.md).
 
 Layer 1, repository sync: did we dispatch the new commit? (`RepositorySyncStatus`)
 Layer 2, application deploy: is the host running that commit?
@@ -59,19 +59,29 @@ class Provider(StrEnum):
 
 
 class SyncType(StrEnum):
+    """Which automatic trigger a repository listens to (a manual sync is always possible)."""
+
     POLLING = "polling"
     WEBHOOK = "webhook"
     MANUAL = "manual"
 
 
-class SyncOrigin(StrEnum):
-    """Why a sync or deploy happened; also the `source` of application events."""
+class Trigger(StrEnum):
+    """Why a sync or deploy happened: one word across sync jobs, deploy requests, application
+    events and the API (`trigger`)."""
 
+    WEBHOOK = "webhook"
+    GITHUB_ACTIONS = "github_actions"
+    POLLING = "polling"
     MANUAL = "manual"
     APPLICATION_CREATED = "application_created"
-    REPOSITORY_POLLING = "repository_polling"
-    REPOSITORY_WEBHOOK = "repository_webhook"
-    GITHUB_ACTIONS = "github_actions"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Trigger | None:
+        # Names of earlier versions, still in stored history and in jobs queued before an upgrade.
+        return {"repository_polling": cls.POLLING, "repository_webhook": cls.WEBHOOK}.get(
+            str(value)
+        )
 
 
 class EventType(StrEnum):
@@ -169,7 +179,7 @@ class ApplicationEvent(BaseModel):
     seq: int = 0  # its number in the application's history (assigned when stored)
     application_id: str
     type: EventType
-    source: SyncOrigin
+    trigger: Trigger
     status: EventStatus
     commit: str | None = None
     message: str | None = None

@@ -6,6 +6,9 @@
 | nil/malformed result | out_of_sync  | unchanged             | "agent returned no result"  |
 | success = false      | out_of_sync  | unhealthy             | the agent's message         |
 | success = true       | synced       | the agent's snapshot  | cleared                     |
+
+A cancel is a transport error ("cancelled") that also ends the request: it stops being the
+application's current one, so the agent learns at its next heartbeat that it should stop.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ferry.domain.messages import DeployResult
 from ferry.domain.models import ApplicationSyncStatus, HealthStatus
 
 NO_RESULT = "agent returned no result"
+CANCELLED = "cancelled"
 
 
 class OutcomeKind(StrEnum):
@@ -35,6 +39,7 @@ class StatusChange(BaseModel):
     sync_status: ApplicationSyncStatus
     health_status: HealthStatus | None
     last_sync_error: str | None
+    ends_request: bool = False  # the request stops being the application's current one
 
 
 def describe_transport_error(
@@ -76,6 +81,12 @@ def interpret_transport_error(reason: str) -> StatusChange:
         health_status=None,
         last_sync_error=reason,
     )
+
+
+def interpret_cancel() -> StatusChange:
+    """Someone cancelled the deploy: a transport error that also ends the request."""
+    change = interpret_transport_error(CANCELLED)
+    return change.model_copy(update={"ends_request": True})
 
 
 def parse_result(raw: object) -> DeployResult | None:

@@ -55,16 +55,18 @@ from dulwich.repo import Repo
 
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError, TransientError
-from ferry.git.providers.base import (
+from ferry.git.http import (
     ProviderRateLimited,
     basic_authorization,
+    is_rate_limited,
+    provider_message,
+    retry_after_seconds,
+)
+from ferry.git.source import (
     check_branch,
     check_sha,
     clean_path,
     decode_text,
-    is_rate_limited,
-    provider_message,
-    retry_after_seconds,
 )
 from ferry.outbound.http import (
     AllowSpec,

@@ -1,4 +1,7 @@
-"""The port every git provider implements, and the factory that picks one for a repository."""
+"""The ports every repository reader implements (`GitSource`, and `ProviderSource` for hosts
+that can also list what they hold), and the pure checks they share. Adapters: `local` (a path
+on this machine), `remote` (any git URL over HTTPS or SSH), `providers/` (REST APIs); `open`
+picks one for a repository."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from pathlib import PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from ferry.domain.models import CommitInfo, Provider, Repository
+from dulwich.refs import Ref, check_ref_format
+
+from ferry.domain.models import CommitInfo
 from ferry.errors import GitError, InvalidInput
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -26,6 +31,33 @@ class GitSource(Protocol):
 
     def read_file(self, sha: str, path: str) -> str:
         """A file's text at a commit. GitError when the file is missing there."""
+        ...
+
+
+class ProviderSource(GitSource, Protocol):
+    """A repository on a git host that can also list what it holds."""
+
+    def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
+        ...
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """The file paths at a commit (recursively, under `path` when given), sorted.
+
+        GitError when the commit is missing; an empty list when `path` names no directory.
+        """
+        ...
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """The branches whose history includes the commit, sorted. GitError when it is missing.
+
+        Costs differ (see each adapter's docstring): one call on GitLab and Azure DevOps, one per
+        branch on GitHub and Gitea, a full-history fetch for generic git.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connections it holds."""
         ...
 
 
@@ -71,53 +103,27 @@ class UnavailableSource:
         raise GitError(self._reason)
 
 
-def unsupported_reason(url: str, provider: Provider) -> str | None:
-    """Why Ferry cannot read this repository, or None when it can (checked before it is stored)."""
-    if provider is Provider.GIT:
-        if local_path_of(url) is not None:
-            return None
-        from ferry.git.remote import parse_remote_url
+def check_branch(branch: str) -> None:
+    """GitError unless `branch` is a valid branch name (checked before it goes into a URL)."""
+    if not branch or not check_ref_format(Ref(f"refs/heads/{branch}".encode())):
+        raise GitError(f"{branch!r} is not a valid branch name")
 
-        try:
-            parse_remote_url(url)
-        except GitError as exc:
-            return str(exc)
-        return None
-    from ferry.git.providers import provider_source
 
+def check_sha(sha: str) -> None:
+    """GitError unless `sha` is a full commit SHA: providers would also resolve branch names and
+    short SHAs, which would make "at this commit" ambiguous."""
+    if not is_full_sha(sha):
+        raise GitError(f"{sha!r} is not a full commit SHA")
+
+
+def clean_path(path: str) -> str:
+    """A repository path as the APIs want it: no leading or trailing slash."""
+    return path.strip().strip("/")
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """A file's bytes as UTF-8 text, GitError for anything else (compose files are text)."""
     try:
-        provider_source(provider.value, url, None).close()  # parses; opens no connection
-    except GitError as exc:
-        return str(exc)
-    return None
-
-
-def open_source(repository: Repository) -> GitSource:
-    """The git source for a repository record; reads fail with the reason when it is unreadable.
-
-    Local paths are read in place; other git URLs (https, ssh) through a cached bare clone;
-    GitHub, GitLab, Gitea/Forgejo and Azure DevOps through their REST APIs, unless the
-    repository's credential is a deploy key (then as git over SSH).
-    """
-    from ferry.domain.models import CredentialKind
-    from ferry.settings import get_settings
-    from ferry.store.repositories import get_credentials
-
-    path = local_path_of(repository.url)
-    if repository.provider is Provider.GIT and path is not None:
-        from ferry.git.local import LocalGitSource
-
-        return LocalGitSource(path)
-    try:
-        credentials = get_credentials(repository.id) if repository.has_credentials else None
-        if repository.provider is Provider.GIT or (
-            credentials is not None and credentials.kind is CredentialKind.SSH_KEY
-        ):
-            from ferry.git.remote import RemoteGitSource
-
-            return RemoteGitSource(repository.url, credentials, get_settings().git_cache_dir)
-        from ferry.git.providers import provider_source
-
-        return provider_source(repository.provider.value, repository.url, credentials)
-    except GitError as exc:
-        return UnavailableSource(str(exc))
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GitError(f"{path} is not UTF-8 text") from None

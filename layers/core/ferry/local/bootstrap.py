@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.agent_queues import ensure_agent_queue
-from ferry.agents import register_agent
-from ferry.applications import register_application
+from ferry.aws.queues import ensure_agent_queue
 from ferry.domain.models import Application, Provider, Repository, SyncType
 from ferry.local.sample import (
     SAMPLE_APPLICATION,
@@ -22,7 +20,9 @@ from ferry.local.sample import (
     choose_sample_image,
     create_sample_repository,
 )
-from ferry.repositories import register_repository
+from ferry.manage.agents import register_agent
+from ferry.manage.applications import register_application
+from ferry.manage.repositories import register_repository
 from ferry.store.agents import find_agent_by_name, list_agents, rotate_agent_token
 from ferry.store.applications import list_repository_applications
 from ferry.store.repositories import list_repositories

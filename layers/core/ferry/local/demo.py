@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ferry.aws.executions import ExecutionView, describe_deploy
 from ferry.domain.models import Application, ApplicationSyncStatus
 from ferry.errors import FerryError
-from ferry.executions import ExecutionView, describe_deploy
 from ferry.local.cloud import LocalOptions
 from ferry.local.sample import head_commit
 from ferry.local.stack import LocalStack

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from ferry.errors import Conflict
-from ferry.rotation import RotationReport
+from ferry.store.rotation import RotationReport
 
 
 def _read(path: Path) -> str:
@@ -39,8 +39,8 @@ def stack_is_running(home: Path) -> bool:
 
 def rotate_local_key(home: Path) -> RotationReport:
     from ferry.local.cloud import LocalCloud, LocalOptions
-    from ferry.rotation import reencrypt_everything
     from ferry.security.crypto import generate_key
+    from ferry.store.rotation import reencrypt_everything
 
     if stack_is_running(home):
         raise Conflict("the local stack is running: stop `ferry up` first, then rotate the key")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ferry.deploy.status import update_application_status
 from ferry.domain.models import ApplicationSyncStatus, RepositorySyncStatus
-from ferry.status import update_application_status, update_repository_status
 from ferry.store.applications import list_applications
 from ferry.store.repositories import list_repositories
+from ferry.sync.status import update_repository_status
 
 INTERRUPTED = "interrupted by restart"
 

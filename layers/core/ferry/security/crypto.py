@@ -118,20 +118,14 @@ class Keyring:
 
 
 def _secret_from_secrets_manager(arn: str) -> tuple[str, list[str]]:
-    """AWSCURRENT, plus AWSPENDING and AWSPREVIOUS as read-only keys (see aws_keys.py)."""
-    import boto3
-    from botocore.exceptions import ClientError
+    """AWSCURRENT, plus AWSPENDING and AWSPREVIOUS as read-only keys (see
+    manage/key_rotation.py). Imported on first use: only AWS deployments need boto3 for it."""
+    from ferry.aws.secrets import CURRENT, PENDING, PREVIOUS, secret_value
 
-    client = boto3.client("secretsmanager")
-    current = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
-    readable = []
-    for stage in ("AWSPENDING", "AWSPREVIOUS"):
-        try:
-            readable.append(
-                client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]
-            )
-        except ClientError:
-            continue
+    current = secret_value(arn, CURRENT)
+    if current is None:
+        raise PermanentError(f"secret {arn} has no current value")
+    readable = [v for v in (secret_value(arn, PENDING), secret_value(arn, PREVIOUS)) if v]
     return current, readable
 
 

@@ -20,24 +20,40 @@ class Guard:
     what: str = field(compare=False)
 
 
+# The guard keys, one place for every writer (create, rename, rotate-key): each takes the blind
+# hash, so a rotation can rebuild the keys a row was stored under from the hashes it recorded.
+
+
+def application_name_key(agent_id: str, name_hash: str) -> str:
+    return f"app-name#{agent_id}#{name_hash}"
+
+
+def project_key(agent_id: str, project_hash: str) -> str:
+    return f"project#{agent_id}#{project_hash}"
+
+
+def agent_name_key(name_hash: str) -> str:
+    return f"agent-name#{name_hash}"
+
+
 def application_guards(name: str, agent_id: str) -> tuple[Guard, Guard]:
     """The application's name and its compose project name, each unique per agent."""
     keyring = get_keyring()
     project = compose_project_name(name)
     return (
         Guard(
-            f"app-name#{agent_id}#{keyring.name_hash(name)}",
+            application_name_key(agent_id, keyring.name_hash(name)),
             f"an application named {name.strip()!r}",
         ),
         Guard(
-            f"project#{agent_id}#{keyring.name_hash(project)}",
+            project_key(agent_id, keyring.name_hash(project)),
             f"an application with compose project {project!r}",
         ),
     )
 
 
 def agent_guard(name: str) -> Guard:
-    return Guard(f"agent-name#{get_keyring().name_hash(name)}", f"an agent named {name.strip()!r}")
+    return Guard(agent_name_key(get_keyring().name_hash(name)), f"an agent named {name.strip()!r}")
 
 
 def put_guards(transaction: TransactWrite, guards: tuple[Guard, ...], owner_id: str) -> None:

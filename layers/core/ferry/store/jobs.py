@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import utcnow
+from ferry.domain.models import Trigger, utcnow
 from ferry.errors import Conflict
 from ferry.store.errors import translated
 from ferry.store.tables import JobRow
@@ -20,7 +20,7 @@ RETENTION = timedelta(days=7)
 class JobStatus(BaseModel):
     id: str
     repository_id: str
-    origin: str
+    trigger: Trigger
     status: str
     branch: str | None = None
     commit: str | None = None
@@ -37,7 +37,7 @@ def record_queued(job: SyncJob) -> bool:
     row = JobRow(
         id=job.job_id,
         repository_id=job.repository_id,
-        origin=job.origin.value,
+        trigger=job.trigger.value,
         status="queued",
         branch=job.branch,
         commit=job.commit,
@@ -81,7 +81,7 @@ def get_job(job_id: str) -> JobStatus:
     return JobStatus(
         id=row.id,
         repository_id=row.repository_id,
-        origin=row.origin,
+        trigger=Trigger(row.trigger),
         status=row.status,
         branch=row.branch,
         commit=row.commit,

@@ -133,7 +133,8 @@ class ApplicationEventRow(Model):
     sort_key = UnicodeAttribute(range_key=True)
     id = UnicodeAttribute()
     type = UnicodeAttribute()
-    source = UnicodeAttribute()
+    # Stored under its first name: rows written before the rename stay readable as they are.
+    trigger = UnicodeAttribute(attr_name="source")
     status = UnicodeAttribute()
     commit = UnicodeAttribute(null=True)
     message = UnicodeAttribute(null=True)
@@ -217,7 +218,7 @@ class JobRow(Model):
 
     id = UnicodeAttribute(hash_key=True)
     repository_id = UnicodeAttribute()
-    origin = UnicodeAttribute()
+    trigger = UnicodeAttribute(attr_name="origin")  # its first name, as stored
     status = UnicodeAttribute()  # queued, running, succeeded, failed
     branch = UnicodeAttribute(null=True)
     commit = UnicodeAttribute(null=True)

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import boto3
 from fastapi import APIRouter, Response, status
 
-from ferry.agent_sessions import agent_credentials
 from ferry.api.deps import CurrentAgent
-from ferry.api.schemas import AgentSession, AwsCredentials, HealthReport, JobState
+from ferry.deploy.status import update_application_status
+from ferry.domain.messages import AgentSession, HealthReport, RequestState
 from ferry.errors import Forbidden
-from ferry.settings import get_settings
-from ferry.status import update_application_status
+from ferry.manage.agent_sessions import agent_session
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
 
@@ -17,20 +15,10 @@ router = APIRouter(prefix="/agent", tags=["agent"])
 
 @router.get("/session")
 def session(agent: CurrentAgent) -> AgentSession:
-    """For agents (agent token as Bearer): where to take jobs from, with short-lived credentials
-    limited to that queue and to answering tasks."""
+    """For agents (agent token as Bearer): where to take deploy requests from, with short-lived
+    credentials limited to that queue and to answering tasks."""
     touch_agent(agent.id)
-    settings = get_settings()
-    region = boto3.session.Session().region_name or "us-east-1"
-    credentials = agent_credentials(agent, region)
-    return AgentSession(
-        agent_id=agent.id,
-        name=agent.name,
-        queue_url=agent.queue_url,
-        region=region,
-        aws_endpoint_url=settings.aws_endpoint_url or None,
-        credentials=AwsCredentials(**credentials) if credentials else None,
-    )
+    return agent_session(agent)
 
 
 @router.post("/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
@@ -40,14 +28,14 @@ def heartbeat(agent: CurrentAgent) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/jobs/{request_id}")
-def job_state(request_id: str, application_id: str, agent: CurrentAgent) -> JobState:
-    """For agents, while they work: is this deploy still the application's current one? False
-    once it was cancelled or superseded: the agent then stops it."""
+@router.get("/requests/{request_id}")
+def request_state(request_id: str, application_id: str, agent: CurrentAgent) -> RequestState:
+    """For agents, while they work: is this deploy request still the application's current one?
+    False once it was cancelled or superseded: the agent then stops it."""
     application = get_application(application_id)
     if application.agent_id != agent.id:
         raise Forbidden("that application is not assigned to this agent")
-    return JobState(request_id=request_id, current=application.current_request_id == request_id)
+    return RequestState(request_id=request_id, current=application.current_request_id == request_id)
 
 
 @router.post("/health", status_code=status.HTTP_204_NO_CONTENT)

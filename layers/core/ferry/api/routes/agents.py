@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from ferry.agents import is_online, register_agent, remove_agent
 from ferry.api.schemas import AgentCreated, AgentIn, AgentOut, AgentToken
 from ferry.domain.models import Agent
-from ferry.feed import agent_path, announce
+from ferry.manage.agents import is_online, register_agent, remove_agent
 from ferry.store.agents import get_agent, list_agents, rotate_agent_token
+from ferry.store.feed import agent_path, announce
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 

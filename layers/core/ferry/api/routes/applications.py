@@ -17,10 +17,10 @@ from ferry.api.schemas import (
     EventPage,
     Removing,
 )
-from ferry.applications import change_application, redeploy_application, register_application
-from ferry.cancellation import cancel_deploy
+from ferry.deploy.cancel import cancel_deploy
+from ferry.deploy.removal import forget_application, start_removal, wait_for_removal
 from ferry.domain.models import Application
-from ferry.removal import forget_application, start_removal, wait_for_removal
+from ferry.manage.applications import change_application, redeploy_application, register_application
 from ferry.settings import get_settings
 from ferry.store.applications import get_application, list_applications
 from ferry.store.events import list_events

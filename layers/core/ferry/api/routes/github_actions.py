@@ -7,9 +7,9 @@ from fastapi import APIRouter, Header, Request, status
 from ferry.api.routes.webhooks import client_source, read_limited_body
 from ferry.api.schemas import JobsAccepted
 from ferry.errors import Unauthorized
-from ferry.github_actions import receive_actions_run
-from ferry.ratelimit import check_rate
 from ferry.settings import get_settings
+from ferry.store.ratelimit import check_rate
+from ferry.sync.github_actions import receive_actions_run
 
 router = APIRouter(tags=["github-actions"])
 

@@ -8,7 +8,8 @@ from ferry.api.schemas import (
     NotificationPatch,
     NotificationTestResult,
 )
-from ferry.notifications import add_target, change_target, remove_target, send_to_target
+from ferry.deploy.notify import send_to_target
+from ferry.manage.notifications import add_target, change_target, remove_target
 from ferry.store.notifications import NotificationTarget, get_target, list_targets
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])

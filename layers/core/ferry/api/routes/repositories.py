@@ -12,16 +12,16 @@ from ferry.api.schemas import (
     WebhookSecret,
 )
 from ferry.domain.models import Repository
-from ferry.repositories import (
+from ferry.manage.repositories import (
     change_repository,
     new_webhook_secret,
     register_repository,
     remove_repository,
-    request_sync,
 )
 from ferry.settings import get_settings
 from ferry.store.deliveries import Delivery, list_deliveries
 from ferry.store.repositories import get_repository, list_repositories
+from ferry.sync.manual import request_sync
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
 

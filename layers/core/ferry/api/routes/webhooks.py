@@ -6,9 +6,9 @@ from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 
 from ferry.errors import PayloadTooLarge
-from ferry.ratelimit import check_rate
 from ferry.settings import get_settings
-from ferry.webhooks import receive_webhook
+from ferry.store.ratelimit import check_rate
+from ferry.sync.webhook import receive_webhook
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 

@@ -8,15 +8,17 @@ from urllib.parse import quote
 
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError
+from ferry.git.http import basic_authorization
 from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
     ProviderNotFound,
     ProviderRepository,
-    basic_authorization,
+    commit_info,
+)
+from ferry.git.source import (
     check_branch,
     check_sha,
     clean_path,
-    commit_info,
 )
 from ferry.outbound.http import AllowSpec
 

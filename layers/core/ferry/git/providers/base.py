@@ -1,22 +1,26 @@
-"""What a hosted git provider offers beyond the `GitSource` port, and the HTTP plumbing the REST
-adapters share: one SSRF-safe client per source, provider errors translated into domain errors,
-and pagination that never follows a link off the API's own origin."""
+"""What the REST adapters share: one SSRF-safe client per source, provider errors translated into
+domain errors, and pagination that never follows a link off the API's own origin."""
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping
-from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
-from dulwich.refs import Ref, check_ref_format
 
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError, TransientError
-from ferry.git.source import GitSource, is_full_sha
+from ferry.git.http import (
+    ProviderRateLimited,
+    is_rate_limited,
+    provider_message,
+    retry_after_seconds,
+)
+from ferry.git.source import (
+    decode_text,
+)
 from ferry.outbound.http import (
     AllowSpec,
     DestinationRefused,
@@ -27,38 +31,9 @@ from ferry.outbound.http import (
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 USER_AGENT = "ferry-gitops"
-# Provider messages are echoed into errors users see; a hostile server gets a line, not a page.
-_MAX_MESSAGE_CHARS = 200
 
 Params = Mapping[str, str | int]
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-
-
-class ProviderSource(GitSource, Protocol):
-    """A repository on a git host that can also list what it holds."""
-
-    def list_branches(self) -> list[str]:
-        """Every branch name, sorted."""
-        ...
-
-    def list_tree(self, sha: str, path: str = "") -> list[str]:
-        """The file paths at a commit (recursively, under `path` when given), sorted.
-
-        GitError when the commit is missing; an empty list when `path` names no directory.
-        """
-        ...
-
-    def branches_containing(self, sha: str) -> list[str]:
-        """The branches whose history includes the commit, sorted. GitError when it is missing.
-
-        Costs differ (see each adapter's docstring): one call on GitLab and Azure DevOps, one per
-        branch on GitHub and Gitea, a full-history fetch for generic git.
-        """
-        ...
-
-    def close(self) -> None:
-        """Release the connections it holds."""
-        ...
 
 
 class ProviderNotFound(GitError):
@@ -66,45 +41,11 @@ class ProviderNotFound(GitError):
     credentials cannot see it: GitHub and GitLab answer 404 for private repositories)."""
 
 
-class ProviderRateLimited(TransientError):
-    """The provider throttles us; `retry_after` is its advice in seconds (None without one)."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def check_branch(branch: str) -> None:
-    """GitError unless `branch` is a valid branch name (checked before it goes into a URL)."""
-    if not branch or not check_ref_format(Ref(f"refs/heads/{branch}".encode())):
-        raise GitError(f"{branch!r} is not a valid branch name")
-
-
-def check_sha(sha: str) -> None:
-    """GitError unless `sha` is a full commit SHA: providers would also resolve branch names and
-    short SHAs, which would make "at this commit" ambiguous."""
-    if not is_full_sha(sha):
-        raise GitError(f"{sha!r} is not a full commit SHA")
-
-
-def clean_path(path: str) -> str:
-    """A repository path as the APIs want it: no leading or trailing slash."""
-    return path.strip().strip("/")
-
-
 def commit_info(sha: object, message: object, provider: str) -> CommitInfo:
     """A CommitInfo from fields of a provider's answer, GitError when they are not strings."""
     if not isinstance(sha, str) or not isinstance(message, str):
         raise GitError(f"unexpected answer from {provider}: a commit without sha or message")
     return CommitInfo(sha=sha, message=message.strip())
-
-
-def decode_text(data: bytes, path: str) -> str:
-    """A file's bytes as UTF-8 text, GitError for anything else (compose files are text)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise GitError(f"{path} is not UTF-8 text") from None
 
 
 def decode_base64_text(content: str, path: str) -> str:
@@ -116,12 +57,6 @@ def decode_base64_text(content: str, path: str) -> str:
     return decode_text(data, path)
 
 
-def basic_authorization(username: str, password: str) -> str:
-    """An HTTP Basic `Authorization` value."""
-    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return f"Basic {encoded}"
-
-
 def refuse_ssh_key(credentials: RepositoryCredentials | None, provider: str) -> None:
     """GitError for a deploy key: it opens git over SSH, never a provider's REST API."""
     if credentials is not None and credentials.kind is CredentialKind.SSH_KEY:
@@ -129,55 +64,6 @@ def refuse_ssh_key(credentials: RepositoryCredentials | None, provider: str) -> 
             f"an SSH deploy key cannot authenticate to the {provider} API: "
             "give the repository an access token, or use the generic git provider over SSH"
         )
-
-
-def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
-    """How long the provider asks us to wait: `Retry-After` (seconds or an HTTP date), else the
-    reset time of its rate-limit window (`X-RateLimit-Reset` on GitHub and Gitea,
-    `RateLimit-Reset` on GitLab, both epoch seconds). None when it says nothing."""
-    now = time.time() if now is None else now
-    retry_after = response.headers.get("retry-after", "").strip()
-    if retry_after:
-        if retry_after.isdigit():
-            return float(retry_after)
-        try:
-            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - now)
-        except (TypeError, ValueError):
-            pass
-    for header in ("x-ratelimit-reset", "ratelimit-reset"):
-        reset = response.headers.get(header, "").strip()
-        if reset.isdigit():
-            return max(0.0, float(reset) - now)
-    return None
-
-
-def is_rate_limited(response: httpx.Response) -> bool:
-    """429 anywhere; 403 when GitHub says the quota is spent (`X-RateLimit-Remaining: 0`) or asks
-    us to back off (`Retry-After`, its secondary limits)."""
-    if response.status_code == 429:
-        return True
-    if response.status_code != 403:
-        return False
-    remaining = response.headers.get("x-ratelimit-remaining", "").strip()
-    return remaining == "0" or "retry-after" in response.headers
-
-
-def provider_message(response: httpx.Response) -> str:
-    """The provider's own explanation from an error body (`message` on GitHub, GitLab, Gitea and
-    Azure DevOps, `error` on some GitLab answers), shortened; the status phrase otherwise."""
-    text = ""
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        text = response.text.strip()
-    else:
-        if isinstance(body, dict):
-            detail = body.get("message", body.get("error", ""))
-            text = detail if isinstance(detail, str) else json.dumps(detail)
-    text = " ".join(text.split()) or response.reason_phrase
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
-    return text
 
 
 class ApiClient:

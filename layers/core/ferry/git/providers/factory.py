@@ -8,8 +8,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ferry.domain.models import RepositoryCredentials
 from ferry.errors import GitError
-from ferry.git.providers import azure, gitea, github, gitlab
-from ferry.git.providers.base import DEFAULT_TIMEOUT_SECONDS, ProviderSource
+from ferry.git.providers import azure, gitea, github, gitlab  # the modules, not the package
+from ferry.git.providers.base import DEFAULT_TIMEOUT_SECONDS
+from ferry.git.source import ProviderSource
 from ferry.outbound.http import AllowSpec
 
 PROVIDERS = ("github", "gitlab", "gitea", "forgejo", "azure_devops")

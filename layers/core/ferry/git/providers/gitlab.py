@@ -11,10 +11,12 @@ from ferry.git.providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
     ProviderNotFound,
     ProviderRepository,
+    commit_info,
+)
+from ferry.git.source import (
     check_branch,
     check_sha,
     clean_path,
-    commit_info,
     decode_text,
 )
 from ferry.outbound.http import AllowSpec

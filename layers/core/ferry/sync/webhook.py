@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Repository, SyncOrigin, SyncType
+from ferry.domain.models import Repository, SyncType, Trigger
 from ferry.errors import FerryError, GitError, InvalidInput, Unauthorized
-from ferry.git import open_source
-from ferry.jobs import enqueue_sync_job
 from ferry.store.deliveries import record_delivery
 from ferry.store.repositories import get_repository, get_webhook_secret
-from ferry.triggers.deliveries import Ignored, Ping, Push, read_delivery
+from ferry.sync.deliveries import Ignored, Ping, Push, read_delivery
+from ferry.sync.queue import enqueue_sync_job
+from ferry.sync.resolvers import open_repository
 
 _EVENT_HEADERS = ("x-github-event", "x-gitea-event", "x-forgejo-event", "x-gitlab-event")
 _DELIVERY_HEADERS = (
@@ -56,7 +56,7 @@ def _sender_hint(headers: Mapping[str, str]) -> str:
 
 
 def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
-    base = {"repository_id": repository.id, "origin": SyncOrigin.REPOSITORY_WEBHOOK}
+    base = {"repository_id": repository.id, "trigger": Trigger.WEBHOOK}
     if push.branch is not None:
         return [
             SyncJob(**base, branch=push.branch, commit=push.commit, delivery_id=push.delivery_id)
@@ -64,7 +64,7 @@ def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
     if push.tag is not None and push.commit is not None:
         # A tag moves the branches that contain its commit; they sync at their latest commit
         # (never back to the tag's, should the branch have moved on since).
-        finder = getattr(open_source(repository), "branches_containing", None)
+        finder = getattr(open_repository(repository), "branches_containing", None)
         if finder is not None:
             try:
                 branches = finder(push.commit)

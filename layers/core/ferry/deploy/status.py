@@ -7,21 +7,14 @@ the live feed, also when the write fails (the announcement then says so).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ferry.domain.models import (
-    Application,
-    ApplicationSyncStatus,
-    HealthStatus,
-    RepositorySyncStatus,
-)
+from ferry.domain.models import Application, ApplicationSyncStatus, HealthStatus
 from ferry.errors import FerryError
-from ferry.feed import announce, application_path, repository_path
 from ferry.store.applications import update_application
-from ferry.store.repositories import set_repository_sync_status
+from ferry.store.feed import announce, application_path
 
 logger = Logger(child=True)
 
@@ -60,29 +53,3 @@ def update_application_status(
         },
     )
     return application
-
-
-def update_repository_status(
-    repository_id: str,
-    status: RepositorySyncStatus,
-    *,
-    error: str | None = None,
-    synced_at: datetime | None = None,
-    if_syncing_since: datetime | None = None,
-    if_not_syncing: bool = False,
-) -> None:
-    """Layer-1 status write (syncing, success, failed), announced on the live feed.
-
-    `if_syncing_since`: only if the repository is still in the sync attempt that started then
-    (Conflict otherwise, and nothing is announced: nothing changed). `if_not_syncing`: only if
-    no sync is in flight (Conflict otherwise).
-    """
-    set_repository_sync_status(
-        repository_id,
-        status,
-        error=error,
-        synced_at=synced_at,
-        if_syncing_since=if_syncing_since,
-        if_not_syncing=if_not_syncing,
-    )
-    announce(repository_path(repository_id), "repository.status")

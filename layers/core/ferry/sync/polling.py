@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Repository, RepositorySyncStatus, SyncOrigin, SyncType, utcnow
+from ferry.domain.models import Repository, RepositorySyncStatus, SyncType, Trigger, utcnow
 from ferry.errors import Conflict, FerryError
-from ferry.jobs import enqueue_sync_job
 from ferry.settings import get_settings
-from ferry.status import update_repository_status
 from ferry.store.repositories import list_repositories, mark_polled, syncing_since
+from ferry.sync.queue import enqueue_sync_job
+from ferry.sync.status import update_repository_status
 
 logger = Logger(child=True)
 
@@ -92,9 +92,7 @@ def poll_due_repositories(now: datetime | None = None) -> list[str]:
         if due is not None and due > now:
             continue
         try:
-            enqueue_sync_job(
-                SyncJob(repository_id=repository.id, origin=SyncOrigin.REPOSITORY_POLLING)
-            )
+            enqueue_sync_job(SyncJob(repository_id=repository.id, trigger=Trigger.POLLING))
             mark_polled(repository.id, now)
             queued.append(repository.id)
         except FerryError:

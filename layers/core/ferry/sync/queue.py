@@ -1,4 +1,4 @@
-"""The sync-jobs queue: every trigger ends here, and the sync worker starts from here.
+"""The sync-job queue: every trigger ends here, and the sync worker starts from here.
 
 The queue is FIFO with one message group per repository (one sync of a repository in flight at
 a time, in order); the job id is the deduplication id, so a repeated trigger within SQS's
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import hashlib
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ferry import aws
+from ferry.aws.queues import send_sync_job
 from ferry.domain.messages import SyncJob
-from ferry.errors import NotFound, TransientError
-from ferry.settings import get_settings
+from ferry.errors import FerryError, NotFound, TransientError
 from ferry.store.jobs import JobStatus, forget_job, get_job, record_queued
 
 # A commit named again after its sync finished gets the next id in a chain; the chain is as long
@@ -53,13 +50,8 @@ def enqueue_sync_job(job: SyncJob) -> str:
     else:
         raise TransientError(f"could not queue sync job: {MAX_REPEATS} repeats of {job.job_id}")
     try:
-        aws.sqs().send_message(
-            QueueUrl=get_settings().sync_queue_url,
-            MessageBody=job.model_dump_json(),
-            MessageGroupId=job.repository_id,
-            MessageDeduplicationId=job.job_id,
-        )
-    except (BotoCoreError, ClientError) as exc:
+        send_sync_job(job)
+    except FerryError:
         forget_job(job.job_id)  # so that the sender's retry queues it again
-        raise TransientError(f"could not queue sync job: {exc}") from exc
+        raise
     return job.job_id

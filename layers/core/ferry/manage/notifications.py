@@ -1,27 +1,19 @@
-"""Notification targets: apprise URLs, sent through the SSRF-safe outbound path.
-
-A failing target never fails what it reports on: its last status is recorded on the target.
-"""
+"""Notification targets as the API offers them: apprise URLs, validated when stored (sending
+them is `ferry.deploy.notify`'s)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-
-from ferry.errors import FerryError, InvalidInput
-from ferry.feed import announce, application_path, notification_path
-from ferry.outbound.notify import NotificationResult, send_notification, validate_notification_url
+from ferry.errors import InvalidInput
+from ferry.outbound.notify import validate_notification_url
 from ferry.store.applications import list_applications, redefine_application
+from ferry.store.feed import announce, application_path, notification_path
 from ferry.store.notifications import (
     NotificationTarget,
     create_target,
     delete_target,
     get_target,
-    get_target_url,
-    record_send,
     update_target,
 )
-
-logger = Logger(child=True)
 
 
 def _clean_name(name: str) -> str:
@@ -63,23 +55,3 @@ def remove_target(target_id: str) -> None:
             announce(application_path(application.id), "application.updated")
     delete_target(target_id)
     announce(notification_path(target_id), "notification.deleted")
-
-
-def send_to_target(target_id: str, title: str, body: str) -> NotificationResult:
-    """Send one notification and record how it went on the target."""
-    result = send_notification(get_target_url(target_id), title, body)
-    try:
-        record_send(target_id, ok=result.ok, error=result.error)
-        announce(notification_path(target_id), "notification.sent", ok=result.ok)
-    except FerryError:
-        logger.exception("notification outcome not recorded", extra={"target_id": target_id})
-    return result
-
-
-def notify_targets(target_ids: list[str], title: str, body: str) -> None:
-    """Send to every target; failures are recorded, never raised."""
-    for target_id in target_ids:
-        try:
-            send_to_target(target_id, title, body)
-        except FerryError:
-            logger.exception("notification not sent", extra={"target_id": target_id})

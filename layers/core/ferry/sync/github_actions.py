@@ -11,20 +11,20 @@ import json
 from functools import cache
 
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Repository, SyncOrigin
+from ferry.domain.models import Repository, Trigger
 from ferry.errors import Forbidden, GitError, Unprocessable
-from ferry.git import open_source
-from ferry.jobs import enqueue_sync_job
-from ferry.repositories import start_whole_sync
 from ferry.settings import get_settings
 from ferry.store.repositories import list_repositories, record_github_repository_id
-from ferry.triggers.github_oidc import (
+from ferry.sync.github_oidc import (
     ActionsClaims,
     OidcVerifier,
     check_policy,
     full_name_from_url,
     matches_repository,
 )
+from ferry.sync.manual import start_whole_sync
+from ferry.sync.queue import enqueue_sync_job
+from ferry.sync.resolvers import open_repository
 
 
 @cache
@@ -62,7 +62,7 @@ def _repositories_for(claims: ActionsClaims) -> list[Repository]:
 
 
 def _tag_branches(repository: Repository, claims: ActionsClaims) -> list[str] | None:
-    finder = getattr(open_source(repository), "branches_containing", None)
+    finder = getattr(open_repository(repository), "branches_containing", None)
     if claims.tag is None or finder is None:
         return None
     try:
@@ -91,7 +91,7 @@ def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
             record_github_repository_id(repository.id, claims.repository_id)
         base = {
             "repository_id": repository.id,
-            "origin": SyncOrigin.GITHUB_ACTIONS,
+            "trigger": Trigger.GITHUB_ACTIONS,
             "actor": f"github-actions:{claims.actor}" if claims.actor else "github-actions",
         }
         if sync_repo:

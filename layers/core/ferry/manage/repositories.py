@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.domain.messages import SyncJob
 from ferry.domain.models import (
     Provider,
     Repository,
     RepositoryCredentials,
-    RepositorySyncStatus,
-    SyncOrigin,
     SyncType,
 )
-from ferry.errors import Conflict, FerryError, InvalidInput
-from ferry.feed import announce, repository_path
-from ferry.git.source import unsupported_reason
-from ferry.jobs import enqueue_sync_job
-from ferry.status import update_repository_status
+from ferry.errors import Conflict, InvalidInput
+from ferry.git.open import unsupported_reason
 from ferry.store.applications import list_repository_applications
+from ferry.store.feed import announce, repository_path
 from ferry.store.repositories import (
     create_repository,
     delete_repository,
@@ -103,34 +98,3 @@ def new_webhook_secret(repository_id: str) -> str:
     secret = rotate_webhook_secret(repository_id)
     announce(repository_path(repository_id), "repository.updated")
     return secret
-
-
-def start_whole_sync(job: SyncJob) -> str:
-    """Queue a sync of every branch (manual, or an Actions run with sync_repo): the repository is
-    claimed `syncing` first, atomically, so a second request while one is queued or running is a
-    Conflict (409) however close together they come. Returns the job id."""
-    try:
-        update_repository_status(
-            job.repository_id, RepositorySyncStatus.SYNCING, if_not_syncing=True
-        )
-    except Conflict:
-        raise Conflict(
-            "a sync of this repository is in flight; try again when it has finished"
-        ) from None
-    try:
-        return enqueue_sync_job(job)
-    except FerryError as exc:
-        # Not queued: the claim must not outlive it (nothing else would end it for an hour).
-        update_repository_status(
-            job.repository_id, RepositorySyncStatus.FAILED, error=f"sync not queued: {exc}"
-        )
-        raise
-
-
-def request_sync(repository_id: str, *, actor: str | None = None) -> str:
-    """A manual sync; 404 for an unknown repository, 409 while one is in flight. Returns the job
-    id."""
-    get_repository(repository_id)
-    return start_whole_sync(
-        SyncJob(repository_id=repository_id, origin=SyncOrigin.MANUAL, actor=actor)
-    )

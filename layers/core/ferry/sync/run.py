@@ -8,13 +8,14 @@ Repository `success` means "dispatched", not "deployed": deploys finish in their
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from ferry.deploys import deploy_request_id, start_deploy
+from ferry.deploy.notify import notify_targets
+from ferry.deploy.start import deploy_request_id, start_deploy
+from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import (
     Application,
@@ -25,21 +26,25 @@ from ferry.domain.models import (
     EventType,
     Repository,
     RepositorySyncStatus,
-    SyncOrigin,
+    Trigger,
     utcnow,
 )
 from ferry.errors import FerryError, GitError, NotFound
-from ferry.git import GitSource, open_source
-from ferry.notifications import notify_targets
-from ferry.status import update_application_status, update_repository_status
+from ferry.git.source import GitSource
 from ferry.store.applications import list_repository_applications
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
+from ferry.sync.resolvers import (
+    Resolver,
+    latest_commit,
+    open_repository,
+    resolve_once,
+    static_commit,
+)
+from ferry.sync.status import update_repository_status
 
 logger = Logger(child=True)
-
-Resolver = Callable[[str], CommitInfo]
 
 
 class AppSyncResult(StrEnum):
@@ -72,24 +77,25 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
-class Trigger:
-    """Why a sync runs: its origin (the events' source), its id (names deploys) and who asked."""
+class SyncContext:
+    """What every application of one sync shares: its trigger, the sync job (its id names the
+    deploy requests) and who asked."""
 
-    origin: SyncOrigin
-    trigger_id: str
+    trigger: Trigger
+    job_id: str
     actor: str | None = None
 
 
 def _record(
-    application: Application, trigger: Trigger, status: EventStatus, **details: str | None
+    application: Application, sync: SyncContext, status: EventStatus, **details: str | None
 ) -> None:
     add_event(
         ApplicationEvent(
             application_id=application.id,
             type=EventType.COMMIT_SYNC,
-            source=trigger.origin,
+            trigger=sync.trigger,
             status=status,
-            actor=trigger.actor,
+            actor=sync.actor,
             finished_at=utcnow(),
             **details,
         )
@@ -119,11 +125,11 @@ def _needs_deploy(application: Application, compose_file: str) -> bool:
 def _sync_application(
     application: Application,
     commit: CommitInfo,
-    trigger: Trigger,
+    sync: SyncContext,
     source: GitSource,
     report: SyncReport,
 ) -> None:
-    if trigger.origin is SyncOrigin.REPOSITORY_POLLING and application.commit == commit.sha:
+    if sync.trigger is Trigger.POLLING and application.commit == commit.sha:
         report.applications[application.id] = AppSyncResult.UP_TO_DATE
         return
     compose_file = source.read_file(commit.sha, application.path)
@@ -135,7 +141,7 @@ def _sync_application(
         update_application_status(application.id, changes)
         _record(
             application,
-            trigger,
+            sync,
             EventStatus.NO_CHANGE,
             commit=commit.sha,
             message=f"{application.path} unchanged at {commit.sha[:12]}",
@@ -143,7 +149,7 @@ def _sync_application(
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
 
-    request_id = deploy_request_id(application.id, commit.sha, trigger.trigger_id)
+    request_id = deploy_request_id(application.id, commit.sha, sync.job_id)
     changed = compose_file != application.compose_file
     recorded = update_application_status(
         application.id,
@@ -159,13 +165,13 @@ def _sync_application(
     )
     _record(
         application,
-        trigger,
+        sync,
         EventStatus.SUCCEEDED,
         commit=commit.sha,
         request_id=request_id,
         message=f"{application.path} {'changed' if changed else 'redeployed'} at {commit.sha[:12]}",
     )
-    start_deploy(recorded, request_id, trigger.origin, actor=trigger.actor)
+    start_deploy(recorded, request_id, sync.trigger, actor=sync.actor)
     report.applications[application.id] = AppSyncResult.DEPLOYING
     report.deploy_requests[application.id] = request_id
 
@@ -174,10 +180,10 @@ def sync_applications(
     repo: Repository,
     apps: list[Application],
     resolve: Resolver,
-    origin: SyncOrigin,
+    trigger: Trigger,
     *,
     source: GitSource,
-    trigger_id: str,
+    job_id: str,
     actor: str | None = None,
 ) -> SyncReport:
     """Sync `apps` of `repo`: resolve once per branch, deploy what changed, record the outcome.
@@ -186,7 +192,7 @@ def sync_applications(
     the other branches still proceed. The repository ends `success` or `failed` (the last error
     wins). Applications with an empty branch are skipped.
     """
-    trigger = Trigger(origin=origin, trigger_id=trigger_id, actor=actor)
+    sync = SyncContext(trigger=trigger, job_id=job_id, actor=actor)
     report = SyncReport(repository_id=repo.id)
     update_repository_status(repo.id, RepositorySyncStatus.SYNCING)
 
@@ -201,18 +207,18 @@ def sync_applications(
         except GitError as exc:
             report.error = f"branch {branch}: {exc}"
             for application in branch_apps:
-                _record(application, trigger, EventStatus.FAILED, error=report.error)
+                _record(application, sync, EventStatus.FAILED, error=report.error)
                 report.applications[application.id] = AppSyncResult.FAILED
                 _notify_sync_failure(application, report.error)
             continue
         report.commits[branch] = commit.sha
         for application in branch_apps:
             try:
-                _sync_application(application, commit, trigger, source, report)
+                _sync_application(application, commit, sync, source, report)
             except FerryError as exc:
                 report.error = f"application {application.name}: {exc}"
                 report.applications[application.id] = AppSyncResult.FAILED
-                _record(application, trigger, EventStatus.FAILED, commit=commit.sha, error=str(exc))
+                _record(application, sync, EventStatus.FAILED, commit=commit.sha, error=str(exc))
                 update_application_status(
                     application.id,
                     {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": str(exc)},
@@ -237,39 +243,17 @@ def sync_applications(
     return report
 
 
-def _resolver_for(job: SyncJob, source: GitSource) -> Resolver:
-    pinned = job.commit
-    if pinned is None:
-        return source.latest_commit
-    # The trigger named the commit: each branch resolves to it, once it is known to exist.
-    return lambda _branch: source.commit(pinned)
-
-
-def _nothing_new(apps: list[Application], resolve: Resolver) -> tuple[bool, Resolver]:
-    """For polling: resolve each branch once; True when every application is already there.
-
-    Returns a resolver that answers from what was resolved, so the sync that may follow
-    resolves nothing twice (and a branch that failed fails the same way again).
-    """
-    resolved: dict[str, CommitInfo | GitError] = {}
-    for branch in {a.branch for a in apps if a.branch.strip()}:
+def _nothing_new(apps: list[Application], resolve: Resolver) -> bool:
+    """For polling: True when every application is already at its branch's commit."""
+    for application in apps:
+        if not application.branch.strip():
+            continue
         try:
-            resolved[branch] = resolve(branch)
-        except GitError as exc:
-            resolved[branch] = exc
-
-    def cached(branch: str) -> CommitInfo:
-        outcome = resolved[branch]
-        if isinstance(outcome, GitError):
-            raise outcome
-        return outcome
-
-    up_to_date = all(
-        isinstance(resolved.get(a.branch), CommitInfo) and a.commit == cached(a.branch).sha
-        for a in apps
-        if a.branch.strip()
-    )
-    return up_to_date, cached
+            if application.commit != resolve(application.branch).sha:
+                return False
+        except GitError:
+            return False
+    return True
 
 
 def run_sync_job(job: SyncJob) -> SyncReport | None:
@@ -285,21 +269,21 @@ def run_sync_job(job: SyncJob) -> SyncReport | None:
     apps = list_repository_applications(repo.id)
     if job.branch is not None:
         apps = [a for a in apps if a.branch == job.branch]
-    source = open_source(repo)
-    resolve = _resolver_for(job, source)
-    if job.origin is SyncOrigin.REPOSITORY_POLLING:
+    source = open_repository(repo)
+    resolve = latest_commit(source) if job.commit is None else static_commit(source, job.commit)
+    if job.trigger is Trigger.POLLING:
         # Edge-triggered: a poll that finds nothing new leaves everything (errors included) as is.
-        up_to_date, resolve = _nothing_new(apps, resolve)
-        if up_to_date:
+        resolve = resolve_once({a.branch for a in apps if a.branch.strip()}, resolve)
+        if _nothing_new(apps, resolve):
             record_finished(job.job_id, ok=True, error=None, result={"skipped": "no new commit"})
             return None
     report = sync_applications(
         repo,
         apps,
         resolve,
-        job.origin,
+        job.trigger,
         source=source,
-        trigger_id=job.job_id,
+        job_id=job.job_id,
         actor=job.actor,
     )
     record_finished(

@@ -9,8 +9,19 @@ from dataclasses import dataclass
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
+from ferry.domain.naming import compose_project_name
 from ferry.security.crypto import Keyring, get_keyring
-from ferry.store.guards import Guard, agent_guard, application_guards, put_guards, release_guards
+from ferry.store.errors import translated
+from ferry.store.guards import (
+    Guard,
+    agent_guard,
+    agent_name_key,
+    application_guards,
+    application_name_key,
+    project_key,
+    put_guards,
+    release_guards,
+)
 from ferry.store.tables import (
     AgentRow,
     ApplicationRow,
@@ -47,8 +58,8 @@ def _reencrypt(model: type[Model], report: RotationReport) -> None:
 
 def _stored_application_guards(row: ApplicationRow) -> tuple[Guard, Guard]:
     return (
-        Guard(f"app-name#{row.agent_id}#{row.name_hash}", "name"),
-        Guard(f"project#{row.agent_id}#{row.project_hash}", "project"),
+        Guard(application_name_key(row.agent_id, row.name_hash), "name"),
+        Guard(project_key(row.agent_id, row.project_hash), "project"),
     )
 
 
@@ -63,7 +74,9 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
                 ApplicationRow(id=row.id),
                 actions=[
                     ApplicationRow.name_hash.set(keyring.name_hash(row.name)),
-                    ApplicationRow.project_hash.set(new[1].key.rsplit("#", 1)[-1]),
+                    ApplicationRow.project_hash.set(
+                        keyring.name_hash(compose_project_name(row.name))
+                    ),
                 ],
                 condition=ApplicationRow.id.exists(),
             )
@@ -72,7 +85,7 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
         report.guards_moved += 2
     for agent in AgentRow.scan(consistent_read=True):
         new_agent = agent_guard(agent.name)
-        old_agent = Guard(f"agent-name#{agent.name_hash}", "agent")
+        old_agent = Guard(agent_name_key(agent.name_hash), "agent")
         if new_agent == old_agent:
             continue
         with transaction() as write:
@@ -92,7 +105,8 @@ def reencrypt_everything() -> RotationReport:
     The keyring must hold the new key as current and the old one(s) as previous.
     """
     report = RotationReport()
-    for model in (RepositoryRow, ApplicationRow, NotificationTargetRow):
-        _reencrypt(model, report)
-    _move_guards(get_keyring(), report)
+    with translated("re-encryption"):
+        for model in (RepositoryRow, ApplicationRow, NotificationTargetRow):
+            _reencrypt(model, report)
+        _move_guards(get_keyring(), report)
     return report

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ferry import aws
-from ferry.agent_queues import ensure_agent_queue
+from ferry.aws.queues import delete_agent_queue, ensure_agent_queue
 from ferry.domain.models import Agent, utcnow
-from ferry.errors import Conflict, InvalidInput, TransientError
-from ferry.feed import agent_path, announce
+from ferry.errors import Conflict, InvalidInput
 from ferry.settings import get_settings
 from ferry.store.agents import create_agent, delete_agent, get_agent, new_agent_id
 from ferry.store.applications import list_agent_applications
+from ferry.store.feed import agent_path, announce
 
 
 def register_agent(name: str) -> tuple[Agent, str]:
@@ -47,8 +44,6 @@ def remove_agent(agent_id: str) -> None:
         )
     delete_agent(agent_id)
     try:
-        aws.sqs().delete_queue(QueueUrl=agent.queue_url)
-    except (BotoCoreError, ClientError) as exc:
-        raise TransientError(f"agent deleted, but its queue could not be: {exc}") from exc
+        delete_agent_queue(agent.queue_url)
     finally:
         announce(agent_path(agent_id), "agent.deleted")

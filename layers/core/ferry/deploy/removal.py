@@ -5,25 +5,23 @@ agent cannot, the application is kept with the reason."""
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
-from ferry import aws
-from ferry.domain.messages import UndeployInput, UndeployJob, UndeployResult
-from ferry.domain.models import ApplicationEvent, EventStatus, EventType, SyncOrigin, new_id
+from ferry.aws.executions import execution_status, start_execution, undeploy_execution_arn
+from ferry.deploy.status import update_application_status
+from ferry.domain.messages import UndeployInput, UndeployRequest, UndeployResult
+from ferry.domain.models import ApplicationEvent, EventStatus, EventType, Trigger, new_id
 from ferry.domain.outcomes import NO_RESULT, describe_transport_error
-from ferry.errors import NotFound, TransientError
-from ferry.feed import announce, application_path
+from ferry.errors import NotFound
 from ferry.settings import get_settings
-from ferry.status import update_application_status
 from ferry.store.agents import get_agent
 from ferry.store.applications import delete_application, get_application
 from ferry.store.events import add_event, complete_event, delete_events
+from ferry.store.feed import announce, application_path
 
 logger = Logger(child=True)
 
@@ -57,7 +55,7 @@ def start_removal(application_id: str, *, actor: str | None = None) -> str:
         agent_queue_url=agent.queue_url,
         timeout_seconds=settings.deploy_timeout_seconds,
         heartbeat_seconds=settings.deploy_heartbeat_seconds,
-        job=UndeployJob(
+        request=UndeployRequest(
             request_id=request_id,
             application_id=application.id,
             project_name=application.project_name,
@@ -69,43 +67,30 @@ def start_removal(application_id: str, *, actor: str | None = None) -> str:
         ApplicationEvent(
             application_id=application.id,
             type=EventType.DEPLOYMENT,
-            source=SyncOrigin.MANUAL,
+            trigger=Trigger.MANUAL,
             status=EventStatus.RUNNING,
             message="removing the application from its agent",
             request_id=request_id,
             actor=actor,
         )
     )
-    try:
-        aws.stepfunctions().start_execution(
-            stateMachineArn=settings.undeploy_state_machine_arn,
-            name=request_id,
-            input=removal.model_dump_json(),
-        )
-    except (BotoCoreError, ClientError) as exc:
-        raise TransientError(f"could not start the removal: {exc}") from exc
+    start_execution(settings.undeploy_state_machine_arn, request_id, removal.model_dump_json())
     return request_id
 
 
 def wait_for_removal(request_id: str, seconds: float) -> Removal:
     """Poll the removal's execution for up to `seconds`."""
-    client = aws.stepfunctions()
-    arn = get_settings().undeploy_state_machine_arn.replace(":stateMachine:", ":execution:", 1)
-    arn = f"{arn}:{request_id}"
+    arn = undeploy_execution_arn(request_id)
     deadline = time.monotonic() + seconds
     while True:
-        try:
-            execution = client.describe_execution(executionArn=arn)
-        except (BotoCoreError, ClientError) as exc:
-            raise TransientError(f"could not read removal {request_id}: {exc}") from exc
-        if execution["status"] != "RUNNING":
-            outcome = json.loads(execution.get("output") or "{}").get("outcome") or {}
+        status, output = execution_status(arn)
+        if status != "RUNNING":
+            outcome = output.get("outcome") or {}
             return Removal(
                 request_id=request_id,
                 finished=True,
                 removed=bool(outcome.get("removed")),
-                reason=outcome.get("reason")
-                or (None if execution["status"] == "SUCCEEDED" else execution["status"]),
+                reason=outcome.get("reason") or (None if status == "SUCCEEDED" else status),
             )
         if time.monotonic() > deadline:
             return Removal(request_id=request_id, finished=False, removed=False)

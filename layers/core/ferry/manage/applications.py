@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.deploys import deploy_request_id, start_deploy
+from ferry.deploy.start import deploy_request_id, start_deploy
+from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Application, SyncOrigin, new_id
+from ferry.domain.models import Application, Trigger, new_id
 from ferry.domain.naming import compose_project_name
 from ferry.errors import Conflict, InvalidInput, NotFound
-from ferry.feed import announce, application_path
-from ferry.git import normalize_repo_path
-from ferry.jobs import enqueue_sync_job
-from ferry.status import update_application_status
+from ferry.git.source import normalize_repo_path
 from ferry.store.agents import get_agent
 from ferry.store.applications import create_application, get_application, redefine_application
+from ferry.store.feed import announce, application_path
 from ferry.store.notifications import get_target
 from ferry.store.repositories import get_repository
+from ferry.sync.queue import enqueue_sync_job
 
 
 def _must_exist(kind: str, lookup: Any, identifier: str) -> None:
@@ -72,7 +72,7 @@ def register_application(
     job_id = enqueue_sync_job(
         SyncJob(
             repository_id=repository_id,
-            origin=SyncOrigin.APPLICATION_CREATED,
+            trigger=Trigger.APPLICATION_CREATED,
             branch=application.branch,
             actor=actor,
         )
@@ -112,7 +112,7 @@ def change_application(
         job_id = enqueue_sync_job(
             SyncJob(
                 repository_id=application.repository_id,
-                origin=SyncOrigin.MANUAL,
+                trigger=Trigger.MANUAL,
                 branch=application.branch,
                 actor=actor,
             )
@@ -127,5 +127,5 @@ def redeploy_application(application_id: str, *, actor: str | None = None) -> st
         raise Conflict("the application has not been synced yet: nothing to redeploy")
     request_id = deploy_request_id(application.id, application.commit, new_id("redeploy"))
     recorded = update_application_status(application.id, {"current_request_id": request_id})
-    start_deploy(recorded, request_id, SyncOrigin.MANUAL, actor=actor)
+    start_deploy(recorded, request_id, Trigger.MANUAL, actor=actor)
     return request_id

@@ -1,0 +1,75 @@
+"""MarkInProgress, the deploy state machine's first task: the application goes `syncing` and the
+agent's deploy request is built from what the application records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferry.deploy.status import update_application_status
+from ferry.domain.messages import DeployInput, DeployRequest
+from ferry.domain.models import (
+    ApplicationEvent,
+    ApplicationSyncStatus,
+    EventStatus,
+    EventType,
+    utcnow,
+)
+from ferry.errors import PermanentError
+from ferry.store.applications import get_application
+from ferry.store.events import add_event, list_events
+
+
+def _has_running_event(application_id: str, request_id: str) -> bool:
+    return any(
+        e.request_id == request_id and e.status is EventStatus.RUNNING
+        for e in list_events(application_id, limit=20)
+    )
+
+
+def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
+    """State-machine task: mark the application `syncing` and build the agent's deploy request.
+
+    Returns {"request": <DeployRequest>, "marked_at": <ISO time>}; the time lets
+    ApplyDeployResult tell a lapsed heartbeat from an overall timeout.
+
+    Conflict when a newer request has replaced this one (the execution then records nothing).
+    """
+    deploy_input = DeployInput.model_validate(payload)
+    application = get_application(deploy_input.application_id)
+    if not (
+        application.current_request_id == deploy_input.request_id
+        and application.sync_status is ApplicationSyncStatus.SYNCING
+    ):
+        # Marked once: a Lambda retry after this write finds it done and writes nothing more.
+        application = update_application_status(
+            deploy_input.application_id,
+            {"sync_status": ApplicationSyncStatus.SYNCING, "last_sync_error": None},
+            if_request_id=deploy_input.request_id,
+        )
+    if application.compose_file is None:
+        raise PermanentError(f"application {application.id} has no compose file recorded")
+    # A Lambda retry may run this twice; the history keeps one running entry per request.
+    if not _has_running_event(application.id, deploy_input.request_id):
+        add_event(
+            ApplicationEvent(
+                application_id=application.id,
+                type=EventType.DEPLOYMENT,
+                trigger=deploy_input.trigger,
+                status=EventStatus.RUNNING,
+                commit=deploy_input.commit,
+                message=f"deploying {deploy_input.commit[:12]}",
+                request_id=deploy_input.request_id,
+                actor=deploy_input.actor,
+            )
+        )
+    request = DeployRequest(
+        request_id=deploy_input.request_id,
+        application_id=application.id,
+        application_name=application.name,
+        project_name=application.project_name,
+        commit=deploy_input.commit,
+        compose_path=application.path,
+        compose_file=application.compose_file,
+        heartbeat_seconds=deploy_input.heartbeat_seconds,
+    )
+    return {"request": request.model_dump(mode="json"), "marked_at": utcnow().isoformat()}

@@ -1,0 +1,55 @@
+"""Starting a deploy request: one Step Functions execution per (application, commit, trigger).
+
+The state machine (functions/statemachines/deploy.asl.json) runs MarkInProgress (`progress`) →
+AcquireDeploySlot (`slot`) → DispatchToAgent (waits for the agent's task-token answer) →
+ApplyDeployResult (`result`) → Notify (`notify`).
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from ferry.aws.executions import start_execution
+from ferry.domain.messages import DeployInput
+from ferry.domain.models import Application, Trigger
+from ferry.errors import PermanentError
+from ferry.settings import get_settings
+from ferry.store.agents import get_agent
+
+logger = Logger(child=True)
+
+_EXECUTION_NAME_LIMIT = 80
+
+
+def deploy_request_id(application_id: str, commit: str, job_id: str) -> str:
+    """The deploy request's id and execution name: deterministic (application, commit and the
+    sync job or redeploy that asked), so a duplicate start is a no-op."""
+    return f"{application_id}-{commit[:12]}-{job_id}"[:_EXECUTION_NAME_LIMIT]
+
+
+def start_deploy(
+    application: Application, request_id: str, trigger: Trigger, *, actor: str | None = None
+) -> None:
+    """Start the deploy execution for the application's recorded commit.
+
+    The caller has already made `request_id` the application's current request. Starting the
+    same request twice is harmless: Step Functions refuses the duplicate name.
+    """
+    if application.commit is None:
+        raise PermanentError(f"application {application.id} has no commit to deploy")
+    settings = get_settings()
+    agent = get_agent(application.agent_id)
+    deploy_input = DeployInput(
+        application_id=application.id,
+        request_id=request_id,
+        commit=application.commit,
+        trigger=trigger,
+        agent_queue_url=agent.queue_url,
+        timeout_seconds=settings.deploy_timeout_seconds,
+        heartbeat_seconds=settings.deploy_heartbeat_seconds,
+        actor=actor,
+    )
+    if not start_execution(
+        settings.deploy_state_machine_arn, request_id, deploy_input.model_dump_json()
+    ):
+        logger.info("deploy already started", extra={"request_id": request_id})

@@ -1,1 +1,0 @@
-"""What sets a repository sync off from outside: webhook deliveries and GitHub Actions tokens."""

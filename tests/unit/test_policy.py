@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ferry.errors import InvalidInput
+from ferry_agent.compose import ComposeRunner
 from ferry_agent.compose_yaml import load_compose, service_names
 from ferry_agent.policy import (
     DANGEROUS_CAPABILITIES,
@@ -839,6 +840,21 @@ def test_check_compose_interpolated_settings_checked(project: Path) -> None:
         "network_mode:host",
         "cap_add:SYS_ADMIN",
         "security_opt:seccomp=unconfined",
+    }
+
+
+def test_check_compose_agent_variables_interpolate_to_nothing_for_compose(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent judges with the environment compose runs with, which has none of its own.
+    monkeypatch.setenv("FERRY_AGENT_TOKEN", "/etc")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "/root")
+    compose_environment = ComposeRunner(project.parent).compose_environment()
+    document = bind("${FERRY_AGENT_TOKEN:-./data}")
+    document["services"]["web"]["environment"] = ["AWS_SECRET_ACCESS_KEY"]
+    assert rules(document, project, compose_environment) == set()
+    assert rules(bind("${AWS_SECRET_ACCESS_KEY}"), project, compose_environment) == {
+        "unset_variable:AWS_SECRET_ACCESS_KEY"
     }
 
 

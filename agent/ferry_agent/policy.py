@@ -317,7 +317,7 @@ SERVICE_KEYS = frozenset(
     }
 )
 HOOK_KEYS = ("post_start", "pre_stop")
-_HOOK_KEYS = frozenset({"command", "user", "privileged", "working_dir", "environment"})
+_HOOK_OPTION_KEYS = frozenset({"command", "user", "privileged", "working_dir", "environment"})
 _BUILD_KEYS = frozenset(
     {
         "context",
@@ -372,8 +372,16 @@ _NETWORK_KEYS = frozenset(
 )
 _FILE_SOURCE_KEYS = {
     "secret": frozenset(
-        {"name", "environment", "file", "external", "labels", "driver", "driver_opts"}
-        | {"template_driver"}
+        {
+            "name",
+            "environment",
+            "file",
+            "external",
+            "labels",
+            "driver",
+            "driver_opts",
+            "template_driver",
+        }
     ),
     "config": frozenset(
         {"name", "content", "environment", "file", "external", "labels", "template_driver"}
@@ -1162,7 +1170,7 @@ class _Checker:
         if not isinstance(hook, dict):
             self.add("invalid_compose", service, f"a {key} hook is not a mapping")
             return
-        self.vocabulary(hook, _HOOK_KEYS, key, service)
+        self.vocabulary(hook, _HOOK_OPTION_KEYS, key, service)
         if "privileged" in hook:
             self.flag(
                 hook["privileged"],

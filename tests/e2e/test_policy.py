@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from ferry.local.stack import LocalStack
+from tests.conftest import require_docker
 from tests.e2e.conftest import application_containers, remove_deployed_projects
 from tests.e2e.test_agent import Agent, agent_process
 from tests.helpers import commit, create_application, create_repository, wait_for_status
@@ -140,6 +141,7 @@ class Foreign:
 def foreign() -> Iterator[Foreign]:
     import docker
 
+    require_docker()  # module fixtures are set up before the per-test gate runs
     client = docker.from_env()
     suffix = secrets.token_hex(3)
     owner = f"someone-else-{suffix}"

@@ -38,18 +38,22 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(autouse=True)
-def _docker_gate(request: pytest.FixtureRequest) -> None:
-    """Tests marked `docker` fail in CI without a daemon (a broken setup is never a pass) and
-    skip elsewhere with the reason, so `make test` passes on a machine without Docker."""
-    if request.node.get_closest_marker("docker") is None:
-        return
+def require_docker() -> None:
+    """Fail in CI without a Docker daemon (a broken setup is never a pass), skip elsewhere with
+    the reason, so `make test` passes on a machine without Docker."""
     reason = docker_daemon_answers()
     if reason is None:
         return
     if running_in_ci():
         pytest.fail(f"{reason}; CI must provide Docker")
     pytest.skip(f"{reason}; this test needs Docker")
+
+
+@pytest.fixture(autouse=True)
+def _docker_gate(request: pytest.FixtureRequest) -> None:
+    """Tests marked `docker` need a daemon (`require_docker`)."""
+    if request.node.get_closest_marker("docker") is not None:
+        require_docker()
 
 
 @pytest.fixture(scope="session")

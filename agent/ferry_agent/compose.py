@@ -1,8 +1,15 @@
-"""Docker Compose on this host: write the files, run `up`, read back what runs.
+"""Docker Compose on this host: judge and write the files, run `up`, read back what runs.
 
 `docker compose` (v2) is used when the Docker CLI has it, else `docker-compose` (v1). Containers
 get the normalized project name and a `ferry.application-id` label (through an override file, so
 the user's compose file is deployed exactly as committed).
+
+The security policy judges the file twice before anything starts: as written (which refuses
+before compose reads a single host file or meets a key it does not know), then as compose itself
+resolves the project (`config`) in the deploy directory, with the files `up` will use and the
+environment it will run with, so no difference between compose's parser and ours can hide a
+setting. Compose always runs with a clean environment (`COMPOSE_VARIABLES`): none of the agent's
+own variables (its token, AWS credentials, ...) reach interpolation or containers.
 
 Compose runs as a child process the agent can stop: a job whose deploy was cancelled (or that a
 stopping agent hands back) has its compose process terminated instead of left to finish behind
@@ -13,12 +20,14 @@ SIGKILL, so a crashed agent leaves no compose running into the job another agent
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,15 +35,43 @@ from typing import Any
 import docker
 import docker.errors
 import yaml
+from dotenv import dotenv_values
 
 from ferry.domain.messages import ContainerState, DeployRequest
 from ferry.domain.models import HealthStatus
-from ferry_agent.policy import PolicyOptions, PolicyViolation, check_application_name, enforce
+from ferry_agent.compose_yaml import load_compose, service_names
+from ferry_agent.policy import (
+    HostResources,
+    PolicyOptions,
+    PolicyViolation,
+    ResourceKind,
+    check_application_name,
+    enforce,
+)
 
 APPLICATION_LABEL = "ferry.application-id"
 COMMIT_LABEL = "ferry.commit"
 PROJECT_LABEL = "com.docker.compose.project"
 OVERRIDE_NAME = ".ferry.override.yaml"
+# The files `config` judges before they replace the deployed ones.
+STAGED_PREFIX = ".ferry.staged."
+# What compose gets of the agent's environment: where programs are, the home directory (`~`, the
+# Docker CLI's configuration and registry credentials), the locale, and how to reach the daemon.
+COMPOSE_VARIABLES = (
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_API_VERSION",
+    "DOCKER_DEFAULT_PLATFORM",
+    "DOCKER_BUILDKIT",
+)
 _OUTPUT_TAIL = 2000
 _POLL_SECONDS = 0.25
 _TERMINATE_WAIT_SECONDS = 10
@@ -46,6 +83,15 @@ class DeployError(Exception):
 
 class JobCancelled(Exception):
     """The job was cancelled while it ran; what it started was stopped."""
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """A judged project on disk: the compose file, our override, and the images compose resolved."""
+
+    compose_path: Path
+    override_path: Path
+    images: list[str]
 
 
 @dataclass
@@ -68,6 +114,29 @@ def compose_command() -> list[str]:
     if legacy:
         return [legacy]
     raise DeployError("neither `docker compose` nor `docker-compose` is installed on this host")
+
+
+class DockerResources:
+    """`HostResources` from the Docker daemon: a resource's compose project is its label."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    def project_of(self, kind: ResourceKind, name: str) -> str | None:
+        collections = {
+            "container": self.client.containers,
+            "volume": self.client.volumes,
+            "network": self.client.networks,
+        }
+        try:
+            found = collections[kind].get(name)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            raise DeployError(f"could not look up the {kind} {name}: {exc}") from exc
+        attributes = found.attrs
+        labels = attributes.get("Labels") or (attributes.get("Config") or {}).get("Labels") or {}
+        return str(labels.get(PROJECT_LABEL, ""))
 
 
 def _tied_to_agent(arguments: list[str]) -> list[str]:
@@ -142,48 +211,115 @@ class ComposeRunner:
     def project_dir(self, project_name: str) -> Path:
         return self.deployments_dir / project_name
 
-    def write_files(self, job: DeployRequest) -> tuple[Path, Path]:
-        """Check the compose file against the security policy, then write it (at its repository
-        path) and our label override. Nothing is written for a refused file."""
+    def compose_environment(self) -> dict[str, str]:
+        """The whole environment compose runs with (and interpolates from, with the project's
+        `.env`)."""
+        environment = {name: os.environ[name] for name in COMPOSE_VARIABLES if name in os.environ}
+        if self.docker_host:
+            environment["DOCKER_HOST"] = self.docker_host
+        return environment
+
+    def write_files(
+        self,
+        job: DeployRequest,
+        resources: HostResources,
+        cancel: threading.Event | None = None,
+    ) -> ProjectFiles:
+        """Judge the compose file with the security policy, as written and as compose resolves
+        it, then put it (at its repository path) and our label override in place. A refused
+        file leaves nothing on disk and the deployed files as they were."""
         relative = PurePosixPath(job.compose_path)
         if relative.is_absolute() or ".." in relative.parts:
             raise DeployError(f"compose path {job.compose_path!r} escapes the deployment folder")
         try:
-            document = yaml.safe_load(job.compose_file)
+            documents = load_compose(job.compose_file)
         except yaml.YAMLError as exc:
             raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
-        if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
+        services = service_names(documents)
+        if not services:
             raise DeployError(f"{job.compose_path} has no services")
         compose_path = (self.project_dir(job.project_name) / relative).resolve()
+        folder = compose_path.parent
+        options = self.policy_for(job)
+        environment = self.compose_environment()
         try:
             check_application_name(job.application_name)
             enforce(
-                document,
-                project_dir=compose_path.parent,
-                environment=dict(os.environ),
-                options=self.policy_for(job),
+                documents,
+                project_dir=folder,
+                project_name=job.project_name,
+                # Compose interpolates from its environment first, then the project's `.env`.
+                environment={**_dotenv(folder / ".env"), **environment},
+                options=options,
+                resources=resources,
             )
         except PolicyViolation as exc:
             raise DeployError(str(exc)) from exc
-        compose_path.parent.mkdir(parents=True, exist_ok=True)
-        compose_path.write_text(job.compose_file)
-        override: dict[str, Any] = {
-            "services": {
-                name: {"labels": {APPLICATION_LABEL: job.application_id, COMMIT_LABEL: job.commit}}
-                for name in document["services"]
-            }
-        }
-        if "version" in document:  # compose v1 wants every file of a project on one version
-            override = {"version": document["version"], **override}
-        override_path = compose_path.parent / OVERRIDE_NAME
-        override_path.write_text(yaml.safe_dump(override, sort_keys=False))
-        return compose_path, override_path
+        override_path = folder / OVERRIDE_NAME
+        staged_compose = folder / f"{STAGED_PREFIX}{compose_path.name}"
+        staged_override = folder / f"{STAGED_PREFIX}{OVERRIDE_NAME.lstrip('.')}"
+        with _created_for_the_check(folder):
+            try:
+                staged_compose.write_text(job.compose_file)
+                staged_override.write_text(_override(documents, services, job))
+                model = self.resolve(job, folder, [staged_compose, staged_override], cancel)
+                try:
+                    enforce(
+                        [model],
+                        project_dir=folder,
+                        project_name=job.project_name,
+                        options=options,
+                        resources=resources,
+                        resolved=True,
+                    )
+                except PolicyViolation as exc:
+                    raise DeployError(str(exc)) from exc
+                staged_compose.replace(compose_path)
+                staged_override.replace(override_path)
+            finally:
+                staged_compose.unlink(missing_ok=True)
+                staged_override.unlink(missing_ok=True)
+        return ProjectFiles(compose_path, override_path, _model_images(model))
+
+    def resolve(
+        self,
+        job: DeployRequest,
+        folder: Path,
+        files: list[Path],
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """The project as compose resolves it (`config`): interpolated, merged, paths absolute."""
+        command = compose_command()
+        arguments = [
+            *command,
+            "--project-name",
+            job.project_name,
+            "--project-directory",
+            str(folder),
+        ]
+        for path in files:
+            arguments += ["-f", str(path)]
+        v2 = command[-1] == "compose"
+        arguments += ["config", "--format", "json"] if v2 else ["config"]
+        try:
+            output = self._run(arguments, "docker compose config", cancel)
+        except DeployError as exc:
+            # Name the user's file, not the staged copy compose was given.
+            message = str(exc)
+            for path in files:
+                message = message.replace(path.name, path.name.removeprefix(STAGED_PREFIX))
+            raise DeployError(message) from exc
+        try:
+            model = json.loads(output) if v2 else yaml.safe_load(output)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise DeployError(f"docker compose config printed no compose model: {exc}") from exc
+        if not isinstance(model, dict):
+            raise DeployError("docker compose config printed no compose model")
+        return model
 
     def _run(self, arguments: list[str], what: str, cancel: threading.Event | None = None) -> str:
         """Run one compose command; stopped (JobCancelled) as soon as `cancel` is set."""
-        environment = dict(os.environ)
-        if self.docker_host:
-            environment["DOCKER_HOST"] = self.docker_host
+        environment = self.compose_environment()
         deadline = time.monotonic() + self.timeout_seconds
         process = subprocess.Popen(
             _tied_to_agent(arguments),
@@ -228,20 +364,20 @@ class ComposeRunner:
     def deploy(self, job: DeployRequest, cancel: threading.Event | None = None) -> Snapshot:
         """Bring the application's project to the job's compose file (JobCancelled when `cancel`
         is set meanwhile)."""
-        compose_path, override_path = self.write_files(job)
-        base = [
-            *compose_command(),
-            "--project-name",
-            job.project_name,
-            "--project-directory",
-            str(compose_path.parent),
-            "-f",
-            str(compose_path),
-            "-f",
-            str(override_path),
-        ]
         with contextlib.closing(self._docker()) as client:
-            self.pull(base, client, document_images(job.compose_file), cancel)
+            files = self.write_files(job, DockerResources(client), cancel)
+            base = [
+                *compose_command(),
+                "--project-name",
+                job.project_name,
+                "--project-directory",
+                str(files.compose_path.parent),
+                "-f",
+                str(files.compose_path),
+                "-f",
+                str(files.override_path),
+            ]
+            self.pull(base, client, files.images, cancel)
             self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up", cancel)
             return self.snapshot(client, job.project_name, cancel)
 
@@ -275,7 +411,9 @@ class ComposeRunner:
             compose_files = [
                 p
                 for p in override.parent.iterdir()
-                if p.suffix in (".yaml", ".yml") and p != override
+                if p.suffix in (".yaml", ".yml")
+                and p != override
+                and not p.name.startswith(STAGED_PREFIX)
             ]
             arguments = [
                 *compose_command(),
@@ -348,13 +486,53 @@ def container_state(container: Any, image_digest: str | None = None) -> Containe
     )
 
 
-def document_images(compose_file: str) -> list[str]:
-    """The images a compose file names (services that only `build:` name none)."""
-    document = yaml.safe_load(compose_file) or {}
-    services = document.get("services") or {}
+def _model_images(model: dict[str, Any]) -> list[str]:
+    """The images a resolved compose model names (services that only `build:` name none)."""
+    services = model.get("services") or {}
     return sorted(
         {str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")}
     )
+
+
+def _override(documents: list[object], services: list[str], job: DeployRequest) -> str:
+    """Our labels on every service, in a file compose merges over the user's."""
+    override: dict[str, Any] = {
+        "services": {
+            name: {"labels": {APPLICATION_LABEL: job.application_id, COMMIT_LABEL: job.commit}}
+            for name in services
+        }
+    }
+    # Compose v1 wants every file of a project on one version.
+    version = next(
+        (d["version"] for d in documents if isinstance(d, dict) and "version" in d), None
+    )
+    if version is not None:
+        override = {"version": version, **override}
+    return yaml.safe_dump(override, sort_keys=False)
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    """The project's `.env` for the check of the file as written. Its values are taken as
+    written: what compose expands them to is judged in its resolved model."""
+    if not path.is_file():
+        return {}
+    values = dotenv_values(path, interpolate=False)
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@contextlib.contextmanager
+def _created_for_the_check(folder: Path) -> Iterator[None]:
+    """`folder` made (with its missing parents) for compose to resolve the project in; the
+    folders this made are removed again when the check fails."""
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _image_present(client: docker.DockerClient, image: str) -> bool:

@@ -73,7 +73,8 @@ class AgentConfig(BaseSettings):
     )
     policy_bind_allow_list: bool = Field(
         default=False,
-        description="Only allow bind mounts inside the deployments directory.",
+        description="Only allow host paths inside the application's own folder (and the "
+        "outside_allow_list:<path> entries of its bypass list).",
     )
     policy_bypass: dict[str, list[str]] = Field(
         default_factory=dict,

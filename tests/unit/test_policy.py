@@ -1,5 +1,6 @@
-"""The compose security policy: every rule, how compose syntax is read, and the awesome-compose
-corpus with the verdicts in its expected.json."""
+"""The compose security policy: every rule, how compose syntax is read (as written and as compose
+resolves it), isolation between applications, default deny, and the awesome-compose corpus with
+the verdicts in its expected.json."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ import pytest
 import yaml
 
 from ferry.errors import InvalidInput
+from ferry_agent.compose import ComposeRunner
+from ferry_agent.compose_yaml import load_compose, service_names
 from ferry_agent.policy import (
     DANGEROUS_CAPABILITIES,
+    HARMLESS_CAPABILITIES,
+    HostResources,
     PolicyOptions,
     PolicyViolation,
+    ResourceKind,
     Violation,
     check_application_name,
     check_compose,
@@ -65,10 +71,23 @@ def bind(source: str) -> dict[str, Any]:
     return service(volumes=[f"{source}:/data"])
 
 
+class Host:
+    """What a Docker host has, as the policy asks for it: (kind, name) → compose project."""
+
+    def __init__(self, resources: Mapping[tuple[ResourceKind, str], str] | None = None) -> None:
+        self.resources = dict(resources or {})
+
+    def project_of(self, kind: ResourceKind, name: str) -> str | None:
+        return self.resources.get((kind, name))
+
+
 def rules(
     document: Any,
     project: Path,
     environment: Mapping[str, str] | None = None,
+    *,
+    host: HostResources | None = None,
+    resolved: bool = False,
     **options: Any,
 ) -> set[str]:
     violations = check_compose(
@@ -76,8 +95,18 @@ def rules(
         project_dir=project,
         environment=environment or {},
         options=PolicyOptions(**options),
+        resources=host or Host(),
+        resolved=resolved,
     )
     return {violation.rule for violation in violations}
+
+
+def written(text: str, project: Path, **kwargs: Any) -> set[str]:
+    """The rules a compose file's text breaks, read the way compose reads it."""
+    found: set[str] = set()
+    for document in load_compose(text):
+        found |= rules(document, project, **kwargs)
+    return found
 
 
 def compose_file(folder: Path) -> Path:
@@ -136,7 +165,6 @@ def test_check_compose_host_namespace_refused(project: Path, key: str, value: st
         ("ipc", "shareable"),
         ("ipc", "private"),
         ("cgroup", "private"),
-        ("network_mode", "hostile"),
     ],
 )
 def test_check_compose_other_namespace_modes_accepted(project: Path, key: str, value: str) -> None:
@@ -166,9 +194,12 @@ def test_check_compose_unconfined_security_opt_refused(
     "option",
     [
         "no-new-privileges:true",
-        "seccomp=/etc/docker/profile.json",
+        "no-new-privileges",
+        "seccomp=builtin",
         "apparmor=docker-default",
         "label=type:svirt_apache_t",
+        "label=level:s0:c100,c200",
+        "label:user:system_u",
     ],
 )
 def test_check_compose_confining_security_opt_accepted(project: Path, option: str) -> None:
@@ -191,11 +222,366 @@ def test_check_compose_volumes_from_outside_container_refused(project: Path) -> 
     assert rules(service(volumes_from=["db", "service:db:ro"]), project) == set()
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("network_mode", "container:other-web-1"),
+        ("pid", "container:other-web-1"),
+        ("ipc", "container:other-web-1"),
+        ("volumes_from", ["container:other-web-1:ro"]),
+        ("external_links", ["other-web-1:web"]),
+    ],
+)
+def test_check_compose_container_of_other_project_refused(
+    project: Path, key: str, value: object
+) -> None:
+    host = Host({("container", "other-web-1"): "other"})
+    assert rules(service(**{key: value}), project, host=host) == {f"{key}:container"}
+    unlabelled = Host({("container", "other-web-1"): ""})
+    assert rules(service(**{key: value}), project, host=unlabelled) == {f"{key}:container"}
+    assert rules(service(**{key: value}), project) == {f"{key}:container"}
+
+
+@pytest.mark.parametrize("key", ["network_mode", "pid", "ipc"])
+def test_check_compose_container_of_own_project_accepted(project: Path, key: str) -> None:
+    host = Host({("container", "web-db-1"): "web"})
+    assert rules(service(**{key: "container:web-db-1"}), project, host=host) == set()
+    assert rules(service(volumes_from=["container:web-db-1:ro"]), project, host=host) == set()
+
+
+def test_check_compose_own_container_name_not_yet_created_accepted(project: Path) -> None:
+    document = service(network_mode="container:shop-vpn")
+    document["services"]["vpn"] = {"image": "vpn", "container_name": "shop-vpn"}
+    assert rules(document, project) == set()
+    # The name is taken by another project's container: joining it would reach that one.
+    assert rules(document, project, host=Host({("container", "shop-vpn"): "other"})) == {
+        "network_mode:container"
+    }
+
+
+def test_check_compose_container_reference_message_says_whose(project: Path) -> None:
+    host = Host({("container", "db"): "shop"})
+    [violation] = check_compose(service(pid="container:db"), project_dir=project, resources=host)
+    assert "compose project shop" in violation.detail
+    assert "service:<name>" in violation.detail
+
+
 def test_check_compose_yaml_merge_key_settings_checked(project: Path) -> None:
-    document = yaml.safe_load(
-        "x-base: &base\n  privileged: true\nservices:\n  web:\n    <<: *base\n    image: nginx\n"
+    text = "x-base: &base\n  privileged: true\nservices:\n  web:\n    <<: *base\n    image: nginx\n"
+    assert written(text, project) == {"privileged"}
+
+
+MERGE_FIRST_WINS = """
+x-bad: &bad {privileged: true, network_mode: host, volumes: ["/:/host"]}
+x-safe: &safe {privileged: false, network_mode: bridge, volumes: ["data:/data"]}
+services:
+  web:
+    <<: [*bad, *safe]
+    image: nginx
+"""
+
+
+def test_check_compose_merge_key_list_first_map_wins_like_compose(project: Path) -> None:
+    assert written(MERGE_FIRST_WINS, project) == {"privileged", "network_mode:host", "host_path:/"}
+
+
+def test_load_compose_merge_keys_first_map_and_own_keys_win() -> None:
+    [document] = load_compose(
+        "a: &a {x: 1, longer_key: a, shared: a}\n"
+        "b: &b {x: 2, longer_key: b, shared: b, only_b: b}\n"
+        "c: {<<: [*a, *b], shared: own}\n"
     )
-    assert rules(document, project) == {"privileged"}
+    assert isinstance(document, dict)
+    assert document["c"] == {"x": 1, "longer_key": "a", "shared": "own", "only_b": "b"}
+
+
+def test_load_compose_reset_and_override_tags_read_like_compose(project: Path) -> None:
+    text = """
+services:
+  web:
+    image: nginx
+    ports: !reset []
+    cap_add: !override [CHOWN]
+    command: !override sleep 1
+"""
+    [document] = load_compose(text)
+    assert isinstance(document, dict)
+    assert document["services"]["web"] == {
+        "image": "nginx",
+        "cap_add": ["CHOWN"],
+        "command": "sleep 1",
+    }
+    assert written(text, project) == set()
+
+
+def test_check_compose_override_tag_still_judged(project: Path) -> None:
+    text = "services:\n  web:\n    image: nginx\n    privileged: !override true\n"
+    assert written(text, project) == {"privileged"}
+
+
+def test_check_compose_reset_keeps_merged_value_stricter_than_compose(project: Path) -> None:
+    text = """
+x-bad: &bad {privileged: true}
+services:
+  web:
+    <<: *bad
+    image: nginx
+    privileged: !reset null
+"""
+    assert written(text, project) == {"privileged"}
+
+
+def test_check_compose_multi_document_file_accepted_and_every_document_judged(
+    project: Path,
+) -> None:
+    safe = "services:\n  web:\n    image: nginx\n---\nservices:\n  db:\n    image: postgres\n"
+    assert written(safe, project) == set()
+    assert service_names(load_compose(safe)) == ["web", "db"]
+    bad = safe + "---\nservices:\n  db:\n    cap_add: [SYS_ADMIN]\n"
+    assert written(bad, project) == {"cap_add:SYS_ADMIN"}
+
+
+def test_enforce_documents_of_one_file_share_container_names(project: Path) -> None:
+    documents = load_compose(
+        "services:\n  db:\n    image: postgres\n    container_name: shop-db\n"
+        "---\n"
+        "services:\n  web:\n    image: nginx\n    network_mode: container:shop-db\n"
+    )
+    enforce(documents, project_dir=project)
+
+
+# --- lifecycle hooks, providers, builds and other settings ---------------------------------------
+
+
+@pytest.mark.parametrize("hook", ["post_start", "pre_stop"])
+def test_check_compose_privileged_hook_refused(project: Path, hook: str) -> None:
+    document = service(**{hook: [{"command": "chown -R 1000 /data", "privileged": True}]})
+    [violation] = check_compose(document, project_dir=project)
+    assert violation.rule == "privileged"
+    assert hook in violation.detail
+
+
+@pytest.mark.parametrize("hook", ["post_start", "pre_stop"])
+def test_check_compose_unprivileged_hook_accepted(project: Path, hook: str) -> None:
+    document = service(
+        **{hook: [{"command": ["sh", "-c", "echo"], "user": "root", "environment": ["A=1"]}]}
+    )
+    assert rules(document, project) == set()
+
+
+def test_check_compose_unknown_hook_and_hook_option_refused_by_name(project: Path) -> None:
+    document = service(
+        pre_start=[{"command": "x"}], post_start=[{"command": "x", "cgroup": "host"}]
+    )
+    violations = check_compose(document, project_dir=project)
+    assert {v.rule for v in violations} == {"unknown:pre_start", "unknown:post_start.cgroup"}
+    assert "unknown to the policy: pre_start" in str(PolicyViolation(violations))
+
+
+def test_check_compose_provider_service_refused(project: Path) -> None:
+    document = {"services": {"db": {"provider": {"type": "awesomecloud", "options": {"a": 1}}}}}
+    assert rules(document, project) == {"provider"}
+
+
+@pytest.mark.parametrize(
+    ("build", "rule"),
+    [
+        ({"context": ".", "ssh": ["default"]}, "build:ssh"),
+        ({"context": ".", "ssh": {"deploy": "/home/alice/.ssh/id_ed25519"}}, "build:ssh"),
+        ({"context": ".", "privileged": True}, "build:privileged"),
+        ({"context": ".", "entitlements": ["security.insecure"]}, "build:entitlements"),
+        ({"context": ".", "network": "host"}, "build:network=host"),
+    ],
+)
+def test_check_compose_privileged_build_refused(
+    project: Path, build: dict[str, Any], rule: str
+) -> None:
+    assert rules(service(build=build), project) == {rule}
+
+
+def test_check_compose_build_dockerfile_outside_project_refused(project: Path) -> None:
+    absolute = service(build={"context": ".", "dockerfile": "/etc/shadow"})
+    assert rules(absolute, project) == {"host_path:/etc/shadow", "project_escape:/etc/shadow"}
+    elsewhere = service(build={"context": ".", "dockerfile": "/srv/build/Dockerfile"})
+    assert rules(elsewhere, project) == {"project_escape:/srv/build/Dockerfile"}
+    sibling = service(build={"context": "app", "dockerfile": "../../other/Dockerfile"})
+    assert rules(sibling, project) == {f"project_escape:{project.parent}/other/Dockerfile"}
+
+
+def test_check_compose_build_dockerfile_inside_project_accepted(project: Path) -> None:
+    for dockerfile in ("Dockerfile", "../docker/Dockerfile.prod", f"{project}/Dockerfile"):
+        build = {"context": "app", "dockerfile": dockerfile}
+        assert rules(service(build=build), project) == set(), dockerfile
+    remote = {"context": "https://github.com/a/b.git", "dockerfile": "Dockerfile"}
+    assert rules(service(build=remote), project) == set()
+
+
+def test_check_compose_build_local_cache_paths_checked(project: Path) -> None:
+    build = {
+        "context": ".",
+        "cache_from": ["type=local,src=/home/alice/.docker/cache", "user/app:cache"],
+        "cache_to": ["type=local,dest=./cache"],
+    }
+    assert rules(service(build=build), project) == {"credential_path:/home/alice/.docker/cache"}
+
+
+def test_check_compose_label_file_host_path_refused(project: Path) -> None:
+    assert rules(service(label_file="/etc/shadow"), project) == {"host_path:/etc/shadow"}
+    assert rules(service(label_file=["./labels"]), project) == set()
+
+
+@pytest.mark.parametrize("capability", ["SYS_TIME", "AUDIT_CONTROL", "SYSLOG", "SYS_RESOURCE"])
+def test_check_compose_host_wide_capability_refused(project: Path, capability: str) -> None:
+    assert rules(service(cap_add=[capability.lower()]), project) == {f"cap_add:{capability}"}
+
+
+def test_check_compose_capability_unknown_to_policy_refused(project: Path) -> None:
+    violations = check_compose(service(cap_add=["CHECKPOINT_RESTORE"]), project_dir=project)
+    assert [v.rule for v in violations] == ["cap_add:CHECKPOINT_RESTORE"]
+    assert "unknown to the policy" in violations[0].detail
+
+
+@pytest.mark.parametrize("capability", sorted(HARMLESS_CAPABILITIES))
+def test_check_compose_harmless_capability_set_accepted(project: Path, capability: str) -> None:
+    assert rules(service(cap_add=[capability]), project) == set()
+
+
+@pytest.mark.parametrize(
+    ("option", "rule"),
+    [
+        ("label=type:spc_t", "security_opt:label=type:spc_t"),
+        ("label:type:unconfined_t", "security_opt:label=type:unconfined_t"),
+        ("label=type:container_runtime_t", "security_opt:label=type:container_runtime_t"),
+        ("seccomp=/srv/profiles/allow-all.json", "security_opt:seccomp=profile"),
+        ("seccomp:./seccomp.json", "security_opt:seccomp=profile"),
+        ("writable-cgroups=true", "unknown:security_opt.writable-cgroups"),
+        ("label=whatever", "unknown:security_opt.label=whatever"),
+    ],
+)
+def test_check_compose_security_opt_unconfined_type_profile_or_unknown_refused(
+    project: Path, option: str, rule: str
+) -> None:
+    assert rules(service(security_opt=[option]), project) == {rule}
+
+
+def test_check_compose_cgroup_parent_refused(project: Path) -> None:
+    assert rules(service(cgroup_parent="/system.slice"), project) == {"cgroup_parent"}
+    assert rules(service(cgroup_parent=""), project) == set()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"gpus": "all"},
+        {"deploy": {"resources": {"reservations": {"devices": [{"capabilities": ["gpu"]}]}}}},
+    ],
+)
+def test_check_compose_gpus_and_device_reservations_refused(
+    project: Path, settings: dict[str, Any]
+) -> None:
+    assert rules(service(**settings), project) == {"devices"}
+
+
+# --- default deny -------------------------------------------------------------------------------
+
+
+def test_check_compose_unknown_keys_refused_by_name(project: Path) -> None:
+    document = service(
+        credential_spec={"file": "spec.json"},
+        models=["llm"],
+        build={"context": ".", "frobnicate": True},
+        volumes=[{"type": "bind", "source": "./x", "target": "/x", "bind": {"magic": 1}}],
+    )
+    document["models"] = {"llm": {"model": "ai/smollm2"}}
+    document["volumes"] = {"v": {"driver": "local", "mystery": "x"}}
+    document["networks"] = {"n": {"driver": "bridge", "mystery": "x"}}
+    document["secrets"] = {"s": {"file": "./s", "mystery": "x"}}
+    found = rules(document, project)
+    assert found == {
+        "unknown:credential_spec",
+        "unknown:models",
+        "unknown:build.frobnicate",
+        "unknown:volumes.bind.magic",
+        "unknown:volume.mystery",
+        "unknown:network.mystery",
+        "unknown:secret.mystery",
+    }
+
+
+def test_check_compose_extension_and_empty_unknown_keys_ignored(project: Path) -> None:
+    document = service(**{"x-notes": {"privileged": True}, "models": [], "pre_start": None})
+    document["x-anchors"] = {"anything": True}
+    assert rules(document, project) == set()
+
+
+def test_check_compose_unknown_key_bypassed_by_id(project: Path) -> None:
+    document = service(pre_start=[{"command": "x"}], credential_spec={"file": "x"})
+    found = rules(document, project, bypass=frozenset({"unknown:pre_start"}))
+    assert found == {"unknown:credential_spec"}
+
+
+def test_check_compose_every_key_of_the_corpus_known() -> None:
+    unknown = set()
+    for name in EXPECTED:
+        folder = CORPUS / name
+        for document in load_compose(compose_file(folder).read_text()):
+            violations = check_compose(document, project_dir=folder, environment=CORPUS_ENVIRONMENT)
+            unknown |= {v.rule for v in violations if v.kind == "unknown"}
+    assert unknown == set()
+
+
+# --- compose's resolved model -------------------------------------------------------------------
+
+
+def test_check_compose_resolved_model_judged_without_interpolation(project: Path) -> None:
+    # What `docker-compose config` prints: paths absolute, variables substituted, `$` escaped.
+    model = {
+        "services": {
+            "web": {
+                "image": "nginx",
+                "environment": {"PRICE": "$$5", "TOKEN": None},
+                "privileged": True,
+                "volumes": [f"{project}/data:/data:rw", "/etc:/host-etc:rw"],
+                "network_mode": "$$host",
+            }
+        },
+        "version": "3.9",
+    }
+    found = rules(model, project, resolved=True)
+    assert found == {"privileged", "host_path:/etc", "foreign_network:$host"}
+
+
+def test_check_compose_resolved_model_v2_long_syntax_judged(project: Path) -> None:
+    model = {
+        "name": "web",
+        "services": {
+            "web": {
+                "image": "nginx",
+                "command": None,
+                "networks": {"default": None},
+                "volumes": [
+                    {
+                        "type": "bind",
+                        "source": "/var/run/docker.sock",
+                        "target": "/var/run/docker.sock",
+                        "bind": {"create_host_path": True},
+                    }
+                ],
+                "post_start": [{"command": ["id"], "privileged": True}],
+            }
+        },
+        "networks": {"default": {"name": "web_default", "ipam": {}, "external": False}},
+    }
+    assert rules(model, project, resolved=True) == {
+        "docker_socket:/var/run/docker.sock",
+        "privileged",
+    }
+
+
+def test_check_compose_resolved_relative_bind_device_is_the_daemon_s(project: Path) -> None:
+    model = service()
+    model["volumes"] = {"v": {"driver_opts": {"type": "none", "o": "bind", "device": "etc"}}}
+    assert rules(model, project, resolved=True) == {"host_path:/etc"}
 
 
 # --- host paths ---------------------------------------------------------------------------------
@@ -457,13 +843,28 @@ def test_check_compose_interpolated_settings_checked(project: Path) -> None:
     }
 
 
+def test_check_compose_agent_variables_interpolate_to_nothing_for_compose(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent judges with the environment compose runs with, which has none of its own.
+    monkeypatch.setenv("FERRY_AGENT_TOKEN", "/etc")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "/root")
+    compose_environment = ComposeRunner(project.parent).compose_environment()
+    document = bind("${FERRY_AGENT_TOKEN:-./data}")
+    document["services"]["web"]["environment"] = ["AWS_SECRET_ACCESS_KEY"]
+    assert rules(document, project, compose_environment) == set()
+    assert rules(bind("${AWS_SECRET_ACCESS_KEY}"), project, compose_environment) == {
+        "unset_variable:AWS_SECRET_ACCESS_KEY"
+    }
+
+
 def test_check_compose_unset_variable_outside_checked_fields_ignored(project: Path) -> None:
     document = service(environment=["TZ=${TIMEZONE}", "PASSWORD=${PW}"], command="echo $HOME")
     assert rules(document, project) == set()
 
 
 def test_check_compose_escaped_dollar_literal(project: Path) -> None:
-    assert rules(service(network_mode="$$host"), project) == set()
+    assert rules(service(network_mode="$$host"), project) == {"foreign_network:$host"}
     assert rules(bind("$${DATA}"), project) == set()
 
 
@@ -492,6 +893,26 @@ def test_check_compose_driver_opts_bind_device_checked(project: Path) -> None:
     assert rules(volume(type="none", o="bind", device="${MEDIA}"), project) == {
         "unset_variable:MEDIA"
     }
+
+
+@pytest.mark.parametrize(
+    ("driver_opts", "rule"),
+    [
+        ({"type": "tmpfs", "o": "bind", "device": "/"}, "host_path:/"),
+        ({"type": "nfs", "o": "rbind", "device": "/etc"}, "host_path:/etc"),
+        ({"type": "cifs", "o": "ro,bind", "device": "/root"}, "host_path:/root"),
+        (
+            {"type": "nfs", "o": "addr=10.0.0.1,rbind,ro", "device": "/home/alice"},
+            "credential_path:/home/alice",
+        ),
+    ],
+)
+def test_check_compose_bind_option_makes_device_a_host_path_whatever_the_type(
+    project: Path, driver_opts: dict[str, str], rule: str
+) -> None:
+    document = service(volumes=["media:/media"])
+    document["volumes"] = {"media": {"driver": "local", "driver_opts": driver_opts}}
+    assert rules(document, project) == {rule}
 
 
 def test_check_compose_driver_opts_bind_reported_at_top_level(project: Path) -> None:
@@ -546,20 +967,94 @@ def test_check_compose_included_files_unchecked_refused(project: Path) -> None:
     assert rules(service(extends={"service": "base"}), project) == set()
 
 
-# --- allow-list mode ----------------------------------------------------------------------------
+# --- isolation between applications and allow-list mode -----------------------------------------
 
 
-def test_check_compose_allow_list_bind_inside_deployments_accepted(
+def test_check_compose_bind_of_own_folder_accepted(project: Path, deployments: Path) -> None:
+    document = service(volumes=[f"{project}:/app", f"{project}/data:/data", "./conf:/conf"])
+    assert rules(document, project, deployments_dir=deployments) == set()
+
+
+@pytest.mark.parametrize(
+    "source", ["{deployments}", "{deployments}/other", "{deployments}/other/x"]
+)
+def test_check_compose_bind_of_deployments_or_other_application_refused(
+    project: Path, deployments: Path, source: str
+) -> None:
+    path = source.format(deployments=deployments)
+    assert rules(bind(path), project, deployments_dir=deployments) == {f"other_applications:{path}"}
+
+
+def test_check_compose_bind_containing_deployments_refused(
     project: Path, deployments: Path
 ) -> None:
-    document = service(
-        volumes=["./data:/data", f"{deployments}/shared:/shared", "named:/named", "/anon"]
-    )
+    parent = deployments.parent
+    assert rules(bind(str(parent)), project, deployments_dir=deployments) == {
+        f"other_applications:{parent}"
+    }
+
+
+def test_check_compose_relative_bind_into_other_application_refused(
+    project: Path, deployments: Path
+) -> None:
+    found = rules(bind("../other"), project, deployments_dir=deployments)
+    assert found == {
+        f"project_escape:{deployments}/other",
+        f"other_applications:{deployments}/other",
+    }
+
+
+def test_check_compose_symlink_into_other_application_refused(
+    project: Path, deployments: Path
+) -> None:
+    (deployments / "other").mkdir()
+    (project / "peek").symlink_to(deployments / "other")
+    found = rules(bind("./peek"), project, deployments_dir=deployments)
+    assert found == {
+        f"project_escape:{deployments}/other",
+        f"other_applications:{deployments}/other",
+    }
+
+
+def test_check_compose_nested_compose_file_own_folder_is_the_application(
+    deployments: Path,
+) -> None:
+    nested = deployments / "web" / "apps" / "shop"
+    nested.mkdir(parents=True)
+    own = f"{deployments}/web/shared:/shared"
+    assert rules(service(volumes=[own]), nested, deployments_dir=deployments) == set()
+    other = f"{deployments}/web-admin/x:/x"
+    assert rules(service(volumes=[other]), nested, deployments_dir=deployments) == {
+        f"other_applications:{deployments}/web-admin/x"
+    }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        service(env_file=["{deployments}/other/.env"]),
+        service(label_file="{deployments}/other/labels"),
+        service(build={"context": "{deployments}/other"}),
+        {**service(), "secrets": {"s": {"file": "{deployments}/other/secret.txt"}}},
+    ],
+)
+def test_check_compose_other_application_files_refused_everywhere(
+    project: Path, deployments: Path, document: dict[str, Any]
+) -> None:
+    text = json.dumps(document).replace("{deployments}", str(deployments))
+    found = rules(json.loads(text), project, deployments_dir=deployments)
+    assert any(rule.startswith(f"other_applications:{deployments}/other") for rule in found)
+
+
+def test_check_compose_allow_list_bind_inside_own_folder_accepted(
+    project: Path, deployments: Path
+) -> None:
+    document = service(volumes=["./data:/data", f"{project}/shared:/shared", "named:/n", "/anon"])
     found = rules(document, project, bind_allow_list_mode=True, deployments_dir=deployments)
     assert found == set()
 
 
-def test_check_compose_allow_list_bind_outside_deployments_refused(
+def test_check_compose_allow_list_bind_outside_own_folder_refused(
     project: Path, deployments: Path
 ) -> None:
     found = rules(
@@ -567,18 +1062,108 @@ def test_check_compose_allow_list_bind_outside_deployments_refused(
     )
     assert found == {"outside_allow_list:/srv/media"}
     assert rules(bind("/srv/media"), project, deployments_dir=deployments) == set()
+    shared = f"{deployments}/shared"
+    assert rules(bind(shared), project, bind_allow_list_mode=True, deployments_dir=deployments) == {
+        f"outside_allow_list:{shared}",
+        f"other_applications:{shared}",
+    }
 
 
-def test_check_compose_allow_list_symlink_out_of_deployments_refused(
+def test_check_compose_allow_list_listed_path_accepted(project: Path, deployments: Path) -> None:
+    found = rules(
+        bind("/srv/media/films"),
+        project,
+        bind_allow_list_mode=True,
+        deployments_dir=deployments,
+        bypass=frozenset({"outside_allow_list:/srv/media"}),
+    )
+    assert found == set()
+
+
+def test_check_compose_allow_list_symlink_out_of_own_folder_refused(
     project: Path, deployments: Path, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    (deployments / "link").symlink_to(outside)
+    (project / "link").symlink_to(outside)
     found = rules(
-        bind(f"{deployments}/link"), project, bind_allow_list_mode=True, deployments_dir=deployments
+        bind(f"{project}/link"), project, bind_allow_list_mode=True, deployments_dir=deployments
     )
     assert found == {f"outside_allow_list:{outside}"}
+
+
+def test_check_compose_external_volume_of_other_project_refused(project: Path) -> None:
+    document = service(volumes=["media:/media"])
+    document["volumes"] = {"media": {"external": True, "name": "other_media"}}
+    host = Host({("volume", "other_media"): "other"})
+    assert rules(document, project, host=host) == {"foreign_volume:other_media"}
+    unlabelled = Host({("volume", "other_media"): ""})
+    assert rules(document, project, host=unlabelled) == {"foreign_volume:other_media"}
+    # Compose would not find it either; the policy says why first.
+    assert rules(document, project) == {"foreign_volume:other_media"}
+
+
+def test_check_compose_external_volume_of_own_project_accepted(project: Path) -> None:
+    document = service(volumes=["data:/data"])
+    document["volumes"] = {"data": {"external": {"name": "web_data"}}}
+    assert rules(document, project, host=Host({("volume", "web_data"): "web"})) == set()
+
+
+def test_check_compose_named_volume_taken_by_other_project_refused(project: Path) -> None:
+    # `web` + `admin_data` and `web_admin` + `data` are both `web_admin_data` on the host.
+    document = service(volumes=["admin_data:/data", "mine:/mine"])
+    document["volumes"] = {"admin_data": None, "mine": {"name": "custom"}}
+    host = Host({("volume", "web_admin_data"): "web_admin", ("volume", "custom"): "other"})
+    assert rules(document, project, host=host) == {
+        "foreign_volume:web_admin_data",
+        "foreign_volume:custom",
+    }
+    # Not there yet: compose creates them, labelled as this project's.
+    assert rules(document, project) == set()
+
+
+def test_check_compose_external_network_of_other_project_refused(project: Path) -> None:
+    document = service()
+    document["networks"] = {
+        "default": {"external": True, "name": "other_default"},
+        "proxy": {"external": {"name": "traefik"}},
+        "mine": {"external": True, "name": "web_backend"},
+    }
+    host = Host(
+        {
+            ("network", "other_default"): "other",
+            ("network", "traefik"): "",
+            ("network", "web_backend"): "web",
+        }
+    )
+    assert rules(document, project, host=host) == {
+        "foreign_network:other_default",
+        "foreign_network:traefik",
+    }
+    bypass = frozenset({"foreign_network:other_default", "foreign_network:traefik"})
+    assert rules(document, project, host=host, bypass=bypass) == set()
+
+
+def test_check_compose_default_network_taken_by_other_project_refused(project: Path) -> None:
+    host = Host({("network", "web_default"): "other"})
+    assert rules(service(), project, host=host) == {"foreign_network:web_default"}
+    assert rules(service(), project, host=Host({("network", "web_default"): "web"})) == set()
+
+
+def test_check_compose_predefined_networks_accepted(project: Path) -> None:
+    document = service(networks=["front"])
+    document["networks"] = {"front": {"external": True, "name": "bridge"}}
+    assert rules(document, project) == set()
+    assert rules(service(network_mode="bridge"), project) == set()
+    assert rules(service(network_mode="none"), project) == set()
+
+
+def test_check_compose_network_mode_naming_other_network_refused(project: Path) -> None:
+    host = Host({("network", "other_default"): "other", ("network", "web_back"): "web"})
+    assert rules(service(network_mode="other_default"), project, host=host) == {
+        "foreign_network:other_default"
+    }
+    assert rules(service(network_mode="web_back"), project, host=host) == set()
 
 
 def test_policy_options_allow_list_without_deployments_dir_value_error() -> None:
@@ -646,7 +1231,7 @@ def test_enforce_several_violations_all_in_one_message(project: Path) -> None:
         }
     }
     with pytest.raises(PolicyViolation) as caught:
-        enforce(document, project_dir=project)
+        enforce([document], project_dir=project)
     message = str(caught.value)
     assert message.startswith("compose file refused by the security policy: ")
     assert [(v.service, v.kind) for v in caught.value.violations] == [
@@ -665,7 +1250,7 @@ def test_enforce_several_violations_all_in_one_message(project: Path) -> None:
 
 
 def test_enforce_clean_document_returns(project: Path) -> None:
-    enforce(service(volumes=["data:/data"]), project_dir=project)
+    enforce([service(volumes=["data:/data"])], project_dir=project)
 
 
 def test_policy_violation_is_invalid_input() -> None:
@@ -776,7 +1361,7 @@ def test_check_compose_plex_without_media_path_unset_variable_and_host_network()
     folder = CORPUS / "plex"
     document = yaml.safe_load(compose_file(folder).read_text())
     with pytest.raises(PolicyViolation) as caught:
-        enforce(document, project_dir=folder)
+        enforce([document], project_dir=folder)
     assert {v.rule for v in caught.value.violations} == {
         "network_mode:host",
         "unset_variable:PLEX_MEDIA_PATH",

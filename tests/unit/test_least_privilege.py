@@ -393,6 +393,13 @@ def test_calls_table_covers_every_function(cfn: Deployment) -> None:
     assert set(CALLS) == set(_of_type(cfn, "AWS::Lambda::Function"))
 
 
+def test_traced_functions_may_send_traces(cfn: Deployment) -> None:
+    for function in _of_type(cfn, "AWS::Lambda::Function"):
+        assert cfn.resources[function]["Properties"]["TracingConfig"] == {"Mode": "Active"}
+        statements = _statements(cfn, _role_of(cfn, function))
+        assert allowed(statements, "xray:PutTraceSegments", "*"), function
+
+
 # -- need: state machines, read from their ASL ---------------------------------------------
 
 _INTEGRATIONS = {
@@ -456,3 +463,12 @@ def test_state_machine_role_allows_every_call_its_asl_makes(cfn: Deployment, mac
 
     assert calls
     assert missing == []
+
+
+@pytest.mark.parametrize("machine", ["DeployStateMachine", "UndeployStateMachine"])
+def test_state_machine_role_may_deliver_logs_and_traces(cfn: Deployment, machine: str) -> None:
+    statements = _statements(cfn, _role_of(cfn, machine))
+
+    for action in ("logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"):
+        assert allowed(statements, action, "*"), action
+    assert allowed(statements, "xray:PutTraceSegments", "*")

@@ -1,5 +1,5 @@
-"""template.yaml gives an operator what the AWS console should show: alarms, a dashboard, traces,
-execution logs and bounded log retention."""
+"""template.yaml gives an operator what the AWS console should show (alarms, a dashboard, traces,
+execution logs, bounded log retention) and keeps data that must outlive a mistake."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ FERRY_METRICS = {
     "DeliveriesAccepted",
     "DeliveriesIgnored",
     "DeliveriesRefused",
+}
+# Tables whose rows are records (not caches, counters or job progress): kept on stack deletion.
+RECORD_TABLES = {
+    "RepositoriesTable",
+    "ApplicationsTable",
+    "AgentsTable",
+    "ApplicationEventsTable",
+    "ApiTokensTable",
+    "NameGuardsTable",
+    "NotificationTargetsTable",
 }
 
 
@@ -206,6 +216,24 @@ def test_poller_schedule_never_retries_a_missed_tick(cfn: Deployment) -> None:
 
     assert retry["MaximumRetryAttempts"] == 0
     assert retry["MaximumEventAgeInSeconds"] <= 60
+
+
+@pytest.mark.parametrize(
+    "logical_id", ["EncryptionKey", "EncryptionSecret", *sorted(RECORD_TABLES)]
+)
+def test_data_and_its_key_retained_on_delete_and_replace(
+    sam: dict[str, Any], logical_id: str
+) -> None:
+    resource = sam["Resources"][logical_id]
+
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_record_tables_deletion_protected_by_default(cfn: Deployment) -> None:
+    for logical_id in RECORD_TABLES:
+        properties = cfn.template["Resources"][logical_id]["Properties"]
+        assert cfn.resolve(properties["DeletionProtectionEnabled"]) == "true", logical_id
 
 
 def _strings(node: Any) -> Iterator[str]:

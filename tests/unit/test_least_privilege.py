@@ -99,27 +99,42 @@ def _dynamodb(env: str, operations: str, where: str) -> list[Call]:
 # Query, scan → Scan, batch_write → BatchWriteItem; a TransactWrite is checked per item (PutItem,
 # UpdateItem, DeleteItem, ConditionCheckItem); Powertools idempotency uses Get/Put/Update/Delete.
 _CHANGE_FEED = [
-    *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "store/changes.py record_change"),
-    *_dynamodb("FERRY_CHANGES_TABLE", "PutItem", "store/changes.py record_change"),
+    *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "change feed: next sequence number"),
+    *_dynamodb("FERRY_CHANGES_TABLE", "PutItem", "change feed: the change row"),
 ]
 _STATUS_CHOKEPOINT = [
-    *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem UpdateItem", "status.py → store/applications"),
+    *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem UpdateItem", "application status write"),
     *_dynamodb(
-        "FERRY_APPLICATION_EVENTS_TABLE", "Query PutItem UpdateItem DeleteItem", "store/events.py"
+        "FERRY_APPLICATION_EVENTS_TABLE",
+        "Query PutItem UpdateItem DeleteItem",
+        "history: add, complete, keep the newest 1000",
     ),
     *_CHANGE_FEED,
 ]
 _NOTIFY = [
-    *_dynamodb("FERRY_NOTIFICATION_TARGETS_TABLE", "GetItem", "store/notifications get_target_url"),
-    *_dynamodb("FERRY_NOTIFICATION_TARGETS_TABLE", "UpdateItem", "store/notifications record_send"),
+    *_dynamodb("FERRY_NOTIFICATION_TARGETS_TABLE", "GetItem", "notify: the target's URL"),
+    *_dynamodb("FERRY_NOTIFICATION_TARGETS_TABLE", "UpdateItem", "notify: record the send"),
 ]
 _MASTER_SECRET = [
-    Call("secretsmanager:GetSecretValue", "secret", "security/crypto.py (AWSCURRENT, ...)"),
+    Call("secretsmanager:GetSecretValue", "secret", "the keyring: AWSCURRENT, PENDING, PREVIOUS"),
     Call("kms:Decrypt", "key", "Secrets Manager decrypts the secret with the caller's rights"),
 ]
 _START_DEPLOY = [
-    *_dynamodb("FERRY_AGENTS_TABLE", "GetItem", "deploys.py start_deploy → get_agent"),
-    Call("states:StartExecution", "machine:FERRY_DEPLOY_STATE_MACHINE_ARN", "deploys.py"),
+    *_dynamodb("FERRY_AGENTS_TABLE", "GetItem", "start a deploy: the agent's queue"),
+    Call("states:StartExecution", "machine:FERRY_DEPLOY_STATE_MACHINE_ARN", "start a deploy"),
+]
+_QUEUE_SYNC = [
+    *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem DeleteItem", "queue a sync job: its record"),
+    Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "queue a sync job"),
+]
+_SYNC_TRIGGER = [
+    Call(f"sqs:{action}", "queue:SyncJobsQueue", "the SQS trigger (event source mapping)")
+    for action in (
+        "ReceiveMessage",
+        "DeleteMessage",
+        "GetQueueAttributes",
+        "ChangeMessageVisibility",
+    )
 ]
 
 CALLS: dict[str, list[Call]] = {
@@ -128,42 +143,39 @@ CALLS: dict[str, list[Call]] = {
         *_STATUS_CHOKEPOINT,
         *_NOTIFY,
         *_START_DEPLOY,
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem PutItem UpdateItem DeleteItem Scan", "api"),
+        *_QUEUE_SYNC,
+        *_dynamodb(
+            "FERRY_REPOSITORIES_TABLE", "GetItem PutItem UpdateItem DeleteItem Scan", "repositories"
+        ),
         *_dynamodb(
             "FERRY_APPLICATIONS_TABLE",
             "GetItem PutItem UpdateItem DeleteItem Scan",
-            "store/applications.py (create, redefine, delete in transactions)",
+            "applications: create, change, delete (transactions with their name guards)",
         ),
-        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "by_repository"),
+        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
         *_dynamodb("FERRY_AGENTS_TABLE", "GetItem PutItem UpdateItem DeleteItem Scan", "agents"),
-        *_dynamodb("FERRY_APPLICATION_EVENTS_TABLE", "BatchWriteItem", "events delete_events"),
-        *_dynamodb("FERRY_API_TOKENS_TABLE", "GetItem", "store/tokens.py authenticate"),
-        *_dynamodb("FERRY_NAME_GUARDS_TABLE", "GetItem PutItem DeleteItem", "store/guards.py"),
-        *_dynamodb("FERRY_CHANGES_TABLE", "Query", "store/changes.py changes_after"),
-        *_dynamodb("FERRY_COUNTERS_TABLE", "GetItem", "store/changes.py latest_change"),
-        *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "ratelimit.py"),
+        *_dynamodb("FERRY_APPLICATION_EVENTS_TABLE", "BatchWriteItem", "forget an app's history"),
+        *_dynamodb("FERRY_API_TOKENS_TABLE", "GetItem", "authenticate an API token"),
+        *_dynamodb("FERRY_NAME_GUARDS_TABLE", "GetItem PutItem DeleteItem", "unique names"),
+        *_dynamodb("FERRY_CHANGES_TABLE", "Query", "the change feed (SSE)"),
+        *_dynamodb("FERRY_COUNTERS_TABLE", "GetItem", "the change feed: latest sequence number"),
+        *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "webhook rate limit"),
         *_dynamodb(
-            "FERRY_NOTIFICATION_TARGETS_TABLE", "PutItem DeleteItem Scan", "store/notifications"
+            "FERRY_NOTIFICATION_TARGETS_TABLE", "PutItem DeleteItem Scan", "notification targets"
         ),
-        *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem UpdateItem DeleteItem", "store/jobs.py"),
-        *_dynamodb("FERRY_DELIVERIES_TABLE", "PutItem Query", "store/deliveries.py"),
-        Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "jobs.py enqueue_sync_job"),
-        Call("sqs:CreateQueue", "agent-queue", "agent_queues.py ensure_agent_queue"),
-        Call("sqs:DeleteQueue", "agent-queue", "agents.py remove_agent"),
-        Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "removal.py"),
-        Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "executions"),
-        Call(
-            "states:GetExecutionHistory", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "executions"
-        ),
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "sync jobs"),
+        *_dynamodb("FERRY_DELIVERIES_TABLE", "PutItem Query", "webhook delivery log"),
+        Call("sqs:CreateQueue", "agent-queue", "register an agent: its queue"),
+        Call("sqs:DeleteQueue", "agent-queue", "remove an agent: its queue"),
+        Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "remove an app"),
         Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "removal"),
-        Call("states:StopExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "cancellation"),
-        Call("sts:AssumeRole", "env:FERRY_AGENT_ROLE_ARN", "agent_sessions.py agent_credentials"),
+        Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "a deploy"),
+        Call("states:GetExecutionHistory", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "its path"),
+        Call("states:StopExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "cancel a deploy"),
+        Call("sts:AssumeRole", "env:FERRY_AGENT_ROLE_ARN", "an agent's session credentials"),
     ],
     "SyncWorkerFunction": [
-        Call("sqs:ReceiveMessage", "queue:SyncJobsQueue", "the SQS trigger (event source mapping)"),
-        Call("sqs:DeleteMessage", "queue:SyncJobsQueue", "the SQS trigger (event source mapping)"),
-        Call("sqs:GetQueueAttributes", "queue:SyncJobsQueue", "the SQS trigger"),
-        Call("sqs:ChangeMessageVisibility", "queue:SyncJobsQueue", "the SQS trigger"),
+        *_SYNC_TRIGGER,
         *_MASTER_SECRET,
         *_STATUS_CHOKEPOINT,
         *_NOTIFY,
@@ -171,19 +183,18 @@ CALLS: dict[str, list[Call]] = {
         *_dynamodb(
             "FERRY_IDEMPOTENCY_TABLE",
             "GetItem PutItem UpdateItem DeleteItem",
-            "functions/sync_worker idempotency (Powertools)",
+            "one run per job id (Powertools idempotency)",
         ),
-        *_dynamodb("FERRY_JOBS_TABLE", "GetItem UpdateItem", "store/jobs.py record_running/…"),
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "status.py, sync.py"),
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "UpdateItem", "sync.py record compose file"),
-        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "sync.py"),
+        *_dynamodb("FERRY_JOBS_TABLE", "GetItem UpdateItem", "the job's progress"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "the repository's sync"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "UpdateItem", "record the compose file, commit"),
+        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
     ],
     "PollerFunction": [
         *_MASTER_SECRET,
         *_CHANGE_FEED,
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "Scan GetItem UpdateItem", "polling.py"),
-        *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem DeleteItem", "jobs.py enqueue_sync_job"),
-        Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "jobs.py enqueue_sync_job"),
+        *_QUEUE_SYNC,
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "Scan GetItem UpdateItem", "due repositories"),
     ],
     "MarkInProgressFunction": [
         *_MASTER_SECRET,
@@ -191,7 +202,7 @@ CALLS: dict[str, list[Call]] = {
     ],
     "AcquireDeploySlotFunction": [
         *_MASTER_SECRET,
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem UpdateItem", "store/applications slot"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem UpdateItem", "the deploy slot"),
     ],
     "ApplyDeployResultFunction": [
         *_MASTER_SECRET,
@@ -201,14 +212,14 @@ CALLS: dict[str, list[Call]] = {
         *_MASTER_SECRET,
         *_NOTIFY,
         *_CHANGE_FEED,
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem", "deploys.py notify_outcome"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem", "the app's notification targets"),
     ],
     "ApplyUndeployResultFunction": [
         *_MASTER_SECRET,
         *_STATUS_CHOKEPOINT,
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "DeleteItem", "removal.py forget_application"),
-        *_dynamodb("FERRY_NAME_GUARDS_TABLE", "DeleteItem", "the guards' release"),
-        *_dynamodb("FERRY_APPLICATION_EVENTS_TABLE", "BatchWriteItem", "events delete_events"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "DeleteItem", "forget the application"),
+        *_dynamodb("FERRY_NAME_GUARDS_TABLE", "DeleteItem", "release its names"),
+        *_dynamodb("FERRY_APPLICATION_EVENTS_TABLE", "BatchWriteItem", "forget its history"),
     ],
 }
 

@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.ferry-runtime
 DEV := $(VENV)/.ferry-dev
 
-.PHONY: up demo test test-fast lint format typecheck bench image clean
+# AWS SAM CLI in a venv of its own: it pins its own aws-sam-translator and cfn-lint.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_READY := $(SAM_VENV)/.aws-sam-cli-$(SAM_CLI_VERSION)
+
+.PHONY: up demo test test-fast lint format typecheck bench image sam-build clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ferry needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -56,5 +62,15 @@ bench: $(DEV)
 image: $(RUNTIME)
 	$(BIN)/ferry-agent build-local-image
 
+$(SAM_READY):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION)
+	@touch $@
+
+## sam-build: `sam validate --lint` and `sam build` (the layer for arm64; needs python3.11 on PATH)
+sam-build: $(SAM_READY)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
+	SAM_CLI_TELEMETRY=0 $(SAM) build
+
 clean:
-	rm -rf $(VENV) .ferry .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .ferry .pytest_cache .ruff_cache .mypy_cache

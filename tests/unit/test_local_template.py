@@ -137,10 +137,12 @@ def test_build_plan_state_machine_references_become_markers(plan: LocalPlan) -> 
         assert marker_target(arn) == ("DeployStateMachine", None)
     markers = [item for item in _walk(resources) if is_marker(item)]
     assert markers
+    # The API's alarm and the dashboard name the HTTP API, which uvicorn stands in for locally.
     assert {marker_target(marker)[0] for marker in markers} == {
         "DeployStateMachine",
         "UndeployStateMachine",
         "EncryptionSecret",
+        "HttpApi",
     }
 
 
@@ -161,7 +163,11 @@ def test_build_plan_no_reference_to_removed_resource_left(plan: LocalPlan) -> No
 
 
 def test_build_plan_outputs_of_removed_resources_dropped(plan: LocalPlan) -> None:
-    assert set(plan.stack_template["Outputs"]) == {"SyncJobsDeadLetterQueueUrl"}
+    assert set(plan.stack_template["Outputs"]) == {
+        "SyncJobsDeadLetterQueueUrl",
+        "DashboardName",
+        "AlarmTopicArn",
+    }
 
 
 def test_build_plan_function_code_points_at_local_code_bucket(plan: LocalPlan) -> None:

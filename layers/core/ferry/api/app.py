@@ -11,6 +11,7 @@ from ferry.api.routes import (
     agent_session,
     agents,
     applications,
+    deploys,
     events,
     github_actions,
     health,
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
     protected.include_router(repositories.router)
     protected.include_router(agents.router)
     protected.include_router(applications.router)
+    protected.include_router(deploys.router)
     protected.include_router(notifications.router)
     protected.include_router(events.router)
     protected.include_router(jobs.router)

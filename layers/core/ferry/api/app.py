@@ -18,6 +18,7 @@ from ferry.api.routes import (
     jobs,
     notifications,
     repositories,
+    ui,
     webhooks,
 )
 
@@ -50,6 +51,7 @@ def create_app() -> FastAPI:
     protected.include_router(events.router)
     protected.include_router(jobs.router)
 
+    app.include_router(ui.router)  # the status page (public; its data needs a token)
     app.include_router(public)
     app.include_router(protected)
     return app

@@ -112,7 +112,9 @@ def test_up_keeps_data_across_restart_and_ends_interrupted_deploys(tmp_path: Pat
     finally:
         out = _stop(process)
     assert "Ferry local stack is up" in out
-    assert json.loads((home / "local.json").read_text())["api_url"] == f"http://127.0.0.1:{port}"
+    saved = json.loads((home / "local.json").read_text())
+    assert saved["api_url"] == f"http://127.0.0.1:{port}"
+    assert f"Web page: {saved['api_url']}/#token={saved['token']}\n" in out  # one clickable line
 
     # As if the stack had died mid-deploy: the snapshot holds the application as syncing.
     snapshot_path = home / "state" / "tables.json"

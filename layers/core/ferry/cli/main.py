@@ -102,6 +102,13 @@ def _print_banner(stack: Any, state: Any, seconds: float) -> None:
     )
     console.print(f"[bold green]Ferry local stack is up[/bold green] in {seconds:.1f} s")
     console.print(table)
+    # One unbroken line to click; the token rides in the fragment, never sent to the server.
+    console.print(
+        f"Web page: {state.api_url}/#token={state.token}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     console.print("Commit to the sample repo, then tell Ferry (or use `ferry repo sync`):")
     # soft_wrap: one line however narrow the terminal, so it can be copied and pasted as is.
     console.print(

@@ -9,6 +9,11 @@ const TOKEN_KEY = "ferry.token";
 // Relative to the page, so the API works under a path prefix (an API Gateway stage) too.
 export const API = new URL("api/v1/", document.baseURI);
 
+/** An API token is printable ASCII (`<id>.<secret>`); anything else could not even be sent. */
+export function looksLikeToken(value) {
+  return /^[\x21-\x7e]{1,512}$/.test(value);
+}
+
 export const token = {
   get: () => sessionStorage.getItem(TOKEN_KEY),
   set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
@@ -28,8 +33,9 @@ export function takeTokenFromFragment() {
   }
   const { pathname, search } = window.location;
   window.history.replaceState(null, "", `${pathname}${search}#/`);
-  if (value) token.set(value);
-  return Boolean(value);
+  if (!looksLikeToken(value)) return false;
+  token.set(value);
+  return true;
 }
 
 export class ApiError extends Error {

@@ -1,6 +1,12 @@
 // The status page: sign-in, the views behind #/… routes, and the feed that keeps them current.
 
-import { offeredPaths, onUnauthorized, takeTokenFromFragment, token } from "./api.js";
+import {
+  looksLikeToken,
+  offeredPaths,
+  onUnauthorized,
+  takeTokenFromFragment,
+  token,
+} from "./api.js";
 import { applicationView } from "./application.js";
 import { applicationsView } from "./applications.js";
 import { h, refreshTimes, replaceContent, say } from "./dom.js";
@@ -156,7 +162,10 @@ function signIn(message = "") {
       onsubmit: (event) => {
         event.preventDefault();
         const value = input.value.trim();
-        if (!value) return;
+        if (!looksLikeToken(value)) {
+          signIn("That is not an API token (they look like tok_….…).");
+          return;
+        }
         input.value = "";
         token.set(value);
         startSession();

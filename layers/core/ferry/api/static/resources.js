@@ -2,7 +2,9 @@
 
 import { ApiError, path, request } from "./api.js";
 import { badge, cell, h, replaceContent, route, say, timeAgo } from "./dom.js";
-import { state } from "./store.js";
+import { refreshAgents, state } from "./store.js";
+
+const AGENTS_REFRESH_MS = 30000;
 
 function table(className, titles, rows, emptyText) {
   if (rows.length === 0) return h("p", { class: "empty" }, emptyText);
@@ -53,9 +55,14 @@ export function agentsView(main) {
       ),
     );
   }
+  // Whether an agent is online follows from its heartbeats, which the feed does not announce:
+  // while this list is open, the agents are read again now and then.
+  const refresher = setInterval(() => {
+    refreshAgents().catch(() => {}); // the next round, or the feed, brings it
+  }, AGENTS_REFRESH_MS);
   replaceContent(main, h("h1", {}, "Agents"), content);
   update();
-  return { update };
+  return { update, dispose: () => clearInterval(refresher) };
 }
 
 function repositoryRow(repository) {

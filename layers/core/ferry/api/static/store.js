@@ -38,6 +38,12 @@ export async function loadAll() {
   emit({ collection: "all", id: null });
 }
 
+/** Read the agents again (their `online` is not announced on the feed). */
+export async function refreshAgents() {
+  state.agents = byId(await request("agents"));
+  emit({ collection: "agents", id: null });
+}
+
 export function clear() {
   state.applications = new Map();
   state.agents = new Map();

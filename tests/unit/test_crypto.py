@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from ferry.errors import PermanentError
-from ferry.security.crypto import Keyring, MasterKey, UnknownKey, generate_key, normalize_name
+from ferry.domain.validation import normalize_name
+from ferry.security.crypto import Keyring, MasterKey, UnknownKey, generate_key
 
 
 @pytest.fixture
@@ -90,6 +91,11 @@ def test_name_hash_ignores_case_and_surrounding_space(keyring: Keyring) -> None:
     assert keyring.name_hash("Billing Service") == keyring.name_hash(" billing service ")
     assert keyring.name_hash("Billing Service") != keyring.name_hash("Billing-Service")
     assert normalize_name("  My App ") == "my app"
+
+
+def test_name_hash_folds_compatibility_look_alikes(keyring: Keyring) -> None:
+    assert keyring.name_hash("ｗｅｂ") == keyring.name_hash("Web")
+    assert keyring.name_hash("ﬁle\u00a0share") == keyring.name_hash("file share")
 
 
 def test_name_hash_depends_on_the_key() -> None:

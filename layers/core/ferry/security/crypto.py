@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ferry.domain.validation import normalize_name
 from ferry.errors import PermanentError
 from ferry.settings import get_settings
 
@@ -36,11 +37,6 @@ MIN_SECRET_LENGTH = 32
 def generate_key() -> str:
     """A new random master secret (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
-
-
-def normalize_name(name: str) -> str:
-    """Names compare trimmed and lowercased ("Billing Service" = " billing service ")."""
-    return name.strip().lower()
 
 
 def _derive(material: bytes, purpose: bytes) -> bytes:
@@ -111,7 +107,8 @@ class Keyring:
         return token.startswith(f"{_VERSION}.{self.current.kid}.")
 
     def name_hash(self, name: str) -> str:
-        """The blind index of a name: HMAC-SHA256(index key, normalized name)."""
+        """The blind index of a name: HMAC-SHA256(index key, normalized name), where normalized
+        is NFKC, trimmed and lowercased (`domain.validation.normalize_name`)."""
         return hmac.new(
             self.current.index_key, normalize_name(name).encode(), hashlib.sha256
         ).hexdigest()

@@ -64,6 +64,35 @@ def test_webhook_flood_from_one_source_answers_429_with_retry_after(
     assert "retry in" in limited[0].json()["detail"]
 
 
+def test_webhook_refused_flood_does_not_lock_out_signed_deliveries(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    monkeypatch.setattr(get_settings(), "webhook_rate_per_minute", 3)
+
+    refused = [push_webhook(stack.api_url, repository["id"], "wrong") for _ in range(8)]
+    genuine = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+
+    assert {r.status_code for r in refused} == {401, 429}
+    assert genuine.status_code == 202, genuine.text
+
+
+def test_webhook_accepted_deliveries_are_limited_per_repository(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    busy, quiet = create_repository(api, git_repo), create_repository(api, git_repo)
+    monkeypatch.setattr(get_settings(), "webhook_rate_per_minute", 3)
+
+    answers = [push_webhook(stack.api_url, busy["id"], busy["webhook_secret"]) for _ in range(5)]
+    other = push_webhook(stack.api_url, quiet["id"], quiet["webhook_secret"])
+
+    assert [r.status_code for r in answers][:3] == [202, 202, 202]
+    assert 429 in [r.status_code for r in answers[3:]]
+    assert other.status_code == 202, other.text
+
+
 @pytest.mark.parametrize(
     "url",
     ["json://10.1.2.3/hook", "json://169.254.169.254/latest", "json://192.168.1.10:8080/"],

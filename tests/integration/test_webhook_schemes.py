@@ -364,3 +364,55 @@ def test_github_push_without_ref_or_commit_answers_400_with_reason(
         400,
     )
     assert logged["reason"] == detail and logged["job_id"] is None
+
+
+def _bitbucket_headers(body: bytes, secret: str, event: str = "repo:push") -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "Bitbucket-Webhooks/2.0",
+        "X-Event-Key": event,
+        "X-Request-UUID": str(uuid.uuid4()),
+        "X-Hub-Signature": "sha256=" + _hex_hmac(secret, body),
+    }
+
+
+def test_bitbucket_cloud_push_and_ping_are_verified_and_logged(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, deployed: Deployed
+) -> None:
+    repository, application, scripted = deployed
+    secret, url = repository["webhook_secret"], _url(stack, repository)
+    head = commit(git_repo, "app/compose.yaml", compose(greeting="bitbucket"))
+    body = json.dumps(
+        {
+            "push": {
+                "changes": [
+                    {
+                        "new": {"type": "branch", "name": "main", "target": {"hash": head}},
+                        "old": {"type": "branch", "name": "main", "target": {"hash": "0" * 39}},
+                        "closed": False,
+                    }
+                ]
+            },
+            "repository": {"full_name": "acme/stack"},
+        }
+    ).encode()
+    before = events(api, application["id"])
+
+    forged = httpx.post(url, content=body, headers=_bitbucket_headers(body, "not-the-secret"))
+
+    assert forged.status_code == 401, forged.text
+    _nothing_queued(api, repository, application, before)
+
+    ping_body = b'{"test": true}'
+    ping = httpx.post(
+        url, content=ping_body, headers=_bitbucket_headers(ping_body, secret, "diagnostics:ping")
+    )
+    accepted = httpx.post(url, content=body, headers=_bitbucket_headers(body, secret))
+
+    assert ping.status_code == 200, ping.text
+    assert accepted.status_code == 202, accepted.text
+    _deploys_at(api, scripted, application, head)
+    logged = [(d["sender"], d["outcome"], d["status_code"]) for d in _deliveries(api, repository)]
+    assert ("bitbucket", "accepted", 202) in logged
+    assert ("bitbucket", "ignored", 200) in logged
+    assert ("bitbucket", "refused", 401) in logged

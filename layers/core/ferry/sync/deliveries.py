@@ -5,16 +5,20 @@ Pure functions: headers, body and the repository's webhook secret in, a `Push`, 
 repository was registered with, so a GitLab mirror of a GitHub repository works as one expects:
 
 - Forgejo (`X-Forgejo-Event` or `-Signature`): hex HMAC-SHA256 of the body in
-  `X-Forgejo-Signature`; Gitea (`X-Gitea-Event` or `-Signature`) likewise in `X-Gitea-Signature`.
+  `X-Forgejo-Signature`; Gitea (`X-Gitea-Event` or `-Signature`) likewise in `X-Gitea-Signature`,
+  and Gogs (`X-Gogs-Event` or `-Signature`) in `X-Gogs-Signature`.
+- Bitbucket Cloud and Data Center (`X-Event-Key`): `sha256=` + hex HMAC-SHA256 of the body in
+  `X-Hub-Signature`; Cloud's `repo:push` and Data Center's `repo:refs_changed` move refs, Data
+  Center's `diagnostics:ping` is its "Test connection".
 - GitLab (`X-Gitlab-Event` or `-Token`): the Standard Webhooks `webhook-signature` when sent (a
   signing token is configured), else `X-Gitlab-Token` equal to the secret.
 - GitHub (`X-GitHub-Event` or `X-Hub-Signature-256`): `sha256=` + hex HMAC-SHA256 of the raw body.
 - anything else (Azure DevOps service hooks, generic senders): `Authorization: Bearer <secret>`, or
   Basic auth with the secret as password; an Azure `eventType` payload is read as Azure's.
 
-Forgejo also sends Gitea's and GitHub's headers, and Gitea sends GitHub's, for compatibility:
-hence the order. GitHub's legacy SHA-1 `X-Hub-Signature` alone is refused: SHA-256 is always sent
-beside it.
+Forgejo also sends Gitea's and GitHub's headers, and Gitea sends Gogs' and GitHub's, for
+compatibility: hence the order. GitHub's legacy SHA-1 `X-Hub-Signature` alone is refused: SHA-256
+is always sent beside it.
 
 Standard Webhooks signatures (GitLab's signing token): the HMAC key is the base64-decoded part of
 a `whsec_<base64>` secret (the form GitLab requires for signing tokens); any other secret is used
@@ -60,6 +64,8 @@ class Sender(StrEnum):
     GITHUB = "github"
     GITEA = "gitea"
     FORGEJO = "forgejo"
+    GOGS = "gogs"
+    BITBUCKET = "bitbucket"
     GITLAB = "gitlab"
     AZURE_DEVOPS = "azure-devops"
     GENERIC = "generic"
@@ -121,6 +127,10 @@ def read_delivery(
         return _read_gitea_like(found, body, secret, Sender.FORGEJO, "x-forgejo")
     if found.has("x-gitea-event", "x-gitea-signature"):
         return _read_gitea_like(found, body, secret, Sender.GITEA, "x-gitea")
+    if found.has("x-gogs-event", "x-gogs-signature"):
+        return _read_gitea_like(found, body, secret, Sender.GOGS, "x-gogs")
+    if found.has("x-event-key"):
+        return _read_bitbucket(found, body, secret)
     if found.has("x-gitlab-event", "x-gitlab-token"):
         return _read_gitlab(found, body, secret, time.time() if now is None else now)
     if found.has("x-github-event", "x-hub-signature-256"):
@@ -368,8 +378,9 @@ def _read_gitlab(found: _Headers, body: bytes, secret: str, now: float) -> Deliv
             f"GitLab event {event!r} does not trigger a sync", Sender.GITLAB, delivery_id
         )
     payload = _payload(found, body)
-    if event == "System Hook" and payload.get("object_kind") not in _GITLAB_PUSH_KINDS:
-        kind = payload.get("object_kind")
+    # System hooks name their kind in `event_name`; newer ones also carry `object_kind`.
+    kind = payload.get("object_kind") or payload.get("event_name")
+    if event == "System Hook" and kind not in _GITLAB_PUSH_KINDS:
         return Ignored(
             f"GitLab system hook {kind!r} does not trigger a sync", Sender.GITLAB, delivery_id
         )
@@ -381,6 +392,72 @@ def _read_gitlab(found: _Headers, body: bytes, secret: str, now: float) -> Deliv
         Sender.GITLAB,
         delivery_id,
     )
+
+
+_BITBUCKET_PUSH_EVENTS = frozenset({"repo:push", "repo:refs_changed"})
+
+
+def _read_bitbucket(found: _Headers, body: bytes, secret: str) -> Delivery:
+    """Bitbucket Cloud (`repo:push`: `push.changes[]` of `new`/`old` refs, `new` null when one
+    was deleted) or Data Center (`repo:refs_changed`: `changes[]` of `ref`, `toHash`, `type`)."""
+    sender = Sender.BITBUCKET
+    _check_hex_hmac(found.get("x-hub-signature"), body, secret, prefix="sha256=")
+    event = found.get("x-event-key")
+    delivery_id = _delivery_id(found.get("x-request-uuid") or found.get("x-request-id"))
+    if event == "diagnostics:ping":
+        return Ping(sender)
+    if event not in _BITBUCKET_PUSH_EVENTS:
+        return Ignored(f"Bitbucket event {event!r} does not trigger a sync", sender, delivery_id)
+    payload = _payload(found, body)
+    push = payload.get("push")
+    changes = push.get("changes") if isinstance(push, dict) else payload.get("changes")
+    if not isinstance(changes, list) or not changes:
+        raise InvalidInput(f"a Bitbucket {event} without changes")
+    results: list[Push | Ignored] = []
+    for entry in changes:
+        if not isinstance(entry, dict):
+            raise InvalidInput("Bitbucket changes must be objects")
+        if isinstance(push, dict):
+            results.append(_bitbucket_cloud_change(entry, delivery_id))
+        else:
+            ref = entry.get("ref")
+            ref_id = ref.get("id") if isinstance(ref, dict) else entry.get("refId")
+            if not isinstance(ref_id, str) or not ref_id:
+                raise InvalidInput("a Bitbucket change without ref")
+            results.append(_git_push(ref_id, entry.get("toHash"), None, sender, delivery_id))
+    return _one_or_every(results, sender, delivery_id)
+
+
+def _bitbucket_cloud_change(entry: Mapping[str, Any], delivery_id: str | None) -> Push | Ignored:
+    sender = Sender.BITBUCKET
+    new, old = entry.get("new"), entry.get("old")
+    if new is None:
+        kind, name = (old.get("type"), old.get("name")) if isinstance(old, dict) else (None, None)
+        return Ignored(f"{kind or 'ref'} {name!r} was deleted", sender, delivery_id)
+    if not isinstance(new, dict) or new.get("type") not in ("branch", "tag"):
+        raise InvalidInput("a Bitbucket change whose new ref is neither a branch nor a tag")
+    name, target = new.get("name"), new.get("target")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("a Bitbucket change without a ref name")
+    prefix = "refs/heads/" if new["type"] == "branch" else "refs/tags/"
+    commit = target.get("hash") if isinstance(target, dict) else None
+    return _git_push(prefix + name, commit, None, sender, delivery_id)
+
+
+def _one_or_every(
+    results: list[Push | Ignored], sender: Sender, delivery_id: str | None
+) -> Push | Ignored:
+    """What a push of several refs asks for: the one ref it moved, every branch when it moved
+    several, or nothing when it only deleted."""
+    moved = [r for r in results if isinstance(r, Push)]
+    if not moved:
+        ignored = [r for r in results if isinstance(r, Ignored)]
+        if len(ignored) == 1:
+            return ignored[0]
+        return Ignored("the push moved no branch or tag", sender, delivery_id)
+    if len(moved) == 1:
+        return moved[0]
+    return Push(None, None, None, delivery_id, sender)
 
 
 def _read_authorized(found: _Headers, body: bytes, secret: str) -> Delivery:
@@ -408,20 +485,16 @@ def _read_azure(payload: Mapping[str, Any]) -> Delivery:
     updates = resource.get("refUpdates") if isinstance(resource, dict) else None
     if not isinstance(updates, list) or not updates:
         raise InvalidInput("a git.push without resource.refUpdates")
-    moved: list[Push] = []
+    results: list[Push | Ignored] = []
     for update in updates:
         if not isinstance(update, dict):
             raise InvalidInput("resource.refUpdates entries must be objects")
-        result = _git_push(
-            _required_ref(update, "name"), update.get("newObjectId"), None, sender, delivery_id
+        results.append(
+            _git_push(
+                _required_ref(update, "name"), update.get("newObjectId"), None, sender, delivery_id
+            )
         )
-        if isinstance(result, Push):
-            moved.append(result)
-    if not moved:
-        return Ignored("the push moved no branch or tag", sender, delivery_id)
-    if len(moved) == 1:
-        return moved[0]
-    return Push(None, None, None, delivery_id, sender)
+    return _one_or_every(results, sender, delivery_id)
 
 
 def _read_generic(payload: Mapping[str, Any], delivery_id: str | None) -> Push:

@@ -1,7 +1,7 @@
 """Webhook deliveries: verify, decide, enqueue, and log what was decided. Never deploy inline:
 senders such as GitHub wait at most 10 s.
 
-The signature scheme follows the sender's headers (triggers/deliveries.py), whatever the
+The signature scheme follows the sender's headers (sync/deliveries.py), whatever the
 repository's provider; the secret is always the repository's. Every delivery that reaches a
 known repository is logged with its outcome (accepted with its job, ignored, refused) and the
 reason, so "the webhook answered 2xx but nothing happened" can always be explained.
@@ -15,19 +15,30 @@ from typing import Any
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, SyncType, Trigger
-from ferry.errors import FerryError, GitError, InvalidInput, Unauthorized
+from ferry.errors import FerryError, GitError, InvalidInput, NotFound, RateLimited, Unauthorized
 from ferry.store.deliveries import record_delivery
+from ferry.store.ratelimit import check_rate
 from ferry.store.repositories import get_repository, get_webhook_secret
 from ferry.sync.deliveries import Ignored, Ping, Push, read_delivery
 from ferry.sync.queue import enqueue_sync_job
 from ferry.sync.resolvers import open_repository
 
-_EVENT_HEADERS = ("x-github-event", "x-gitea-event", "x-forgejo-event", "x-gitlab-event")
+_EVENT_HEADERS = (
+    "x-github-event",
+    "x-gitea-event",
+    "x-forgejo-event",
+    "x-gogs-event",
+    "x-gitlab-event",
+    "x-event-key",
+)
 _DELIVERY_HEADERS = (
     "x-github-delivery",
     "x-gitea-delivery",
     "x-forgejo-delivery",
+    "x-gogs-delivery",
     "x-gitlab-event-uuid",
+    "x-request-uuid",
+    "x-request-id",
 )
 
 
@@ -47,6 +58,8 @@ def _sender_hint(headers: Mapping[str, str]) -> str:
     for sender, marker in (
         ("forgejo", "x-forgejo-event"),
         ("gitea", "x-gitea-event"),
+        ("gogs", "x-gogs-event"),
+        ("bitbucket", "x-event-key"),
         ("gitlab", "x-gitlab-event"),
         ("github", "x-github-event"),
     ):
@@ -83,13 +96,40 @@ def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
     return [SyncJob(**base, delivery_id=push.delivery_id)]
 
 
-def receive_webhook(repository_id: str, headers: Mapping[str, str], body: bytes) -> WebhookAnswer:
+def count_refused(source: str, limit: int, repository_id: str | None = None) -> None:
+    """Count a delivery that failed authentication (or named no repository), per source address
+    and per repository; RateLimited past `limit` a minute for either. Refusals have counts of
+    their own, so a flood of them never uses up the accepted deliveries' count."""
+    check_rate(f"refused-from#{source}", limit, what=f"refused requests from {source}")
+    if repository_id is not None:
+        check_rate(
+            f"refused-for#{repository_id}",
+            limit,
+            what=f"refused deliveries for repository {repository_id}",
+        )
+
+
+def receive_webhook(
+    repository_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    source: str,
+    limit: int,
+) -> WebhookAnswer:
     """Verify a delivery for the repository and queue what it asks for.
 
     NotFound for an unknown repository, Unauthorized for a bad or missing signature, InvalidInput
-    for a delivery that cannot be acted on; each logged but the first.
+    for a delivery that cannot be acted on; each logged but the first. Rate limits come after
+    authentication: refusals count per `source` address and per repository, verified deliveries
+    per repository, `limit` a minute each (RateLimited beyond), so nobody who lacks the secret
+    can keep a repository's real deliveries out.
     """
-    repository = get_repository(repository_id)
+    try:
+        repository = get_repository(repository_id)
+    except NotFound:
+        count_refused(source, limit)
+        raise
     sender = _sender_hint(headers)
     event = _header(headers, _EVENT_HEADERS)
     seen_id = _header(headers, _DELIVERY_HEADERS)
@@ -109,10 +149,24 @@ def receive_webhook(repository_id: str, headers: Mapping[str, str], body: bytes)
     try:
         delivery = read_delivery(headers, body, get_webhook_secret(repository_id))
     except Unauthorized as exc:
+        try:
+            count_refused(source, limit, repository_id)
+        except RateLimited as limited:
+            log("refused", 429, f"{exc}; {limited}")
+            raise
         log("refused", 401, str(exc))
         raise
     except InvalidInput as exc:
         log("refused", 400, str(exc))
+        raise
+    try:
+        check_rate(
+            f"accepted-for#{repository_id}",
+            limit,
+            what=f"deliveries for repository {repository_id}",
+        )
+    except RateLimited as exc:
+        log("refused", 429, str(exc))
         raise
     if isinstance(delivery, Ping):
         log("ignored", 200, "ping")

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 
 from ferry.errors import PayloadTooLarge
 from ferry.settings import get_settings
-from ferry.store.ratelimit import check_rate
 from ferry.sync.webhook import receive_webhook
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -39,7 +38,10 @@ def client_source(request: Request) -> str:
         401: {"description": "missing or wrong signature or secret; nothing queued"},
         404: {"description": "unknown repository"},
         413: {"description": "body over 1 MiB"},
-        429: {"description": "too many deliveries from this source (see Retry-After)"},
+        429: {
+            "description": "too many refused requests from this address or for this "
+            "repository, or too many deliveries for it (see Retry-After)"
+        },
     },
 )
 async def repository_webhook(
@@ -47,12 +49,18 @@ async def repository_webhook(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
-    """A push from GitHub (`X-Hub-Signature-256`), Gitea/Forgejo (`X-Gitea-Signature` /
-    `X-Forgejo-Signature`), GitLab (`X-Gitlab-Token`, or signed `webhook-signature`), Azure DevOps
-    (basic auth) or any sender (`Authorization: Bearer <webhook secret>`, optional
+    """A push from GitHub (`X-Hub-Signature-256`), Gitea/Forgejo/Gogs (`X-Gitea-Signature` /
+    `X-Forgejo-Signature` / `X-Gogs-Signature`), Bitbucket Cloud or Data Center
+    (`X-Hub-Signature: sha256=…`), GitLab (`X-Gitlab-Token`, or signed `webhook-signature`),
+    Azure DevOps (basic auth) or any sender (`Authorization: Bearer <webhook secret>`, optional
     `{"ref" | "branch": ..., "commit": ...}`). Answers 202 with the queued job ids."""
     settings = get_settings()
     body = await read_limited_body(request, settings.webhook_max_body_bytes)
-    check_rate(f"webhook#{client_source(request)}", settings.webhook_rate_per_minute)
-    answer = receive_webhook(repository_id, request.headers, body)
+    answer = receive_webhook(
+        repository_id,
+        request.headers,
+        body,
+        source=client_source(request),
+        limit=settings.webhook_rate_per_minute,
+    )
     return JSONResponse(answer.body, status_code=answer.status_code)

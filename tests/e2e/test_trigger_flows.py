@@ -110,7 +110,7 @@ def test_github_actions_callback_reaches_the_host(
     unique: str,
 ) -> None:
     repository, application = deployed(
-        sync_type="manual", github_repository=f"octo-org/stack-{unique}"
+        sync_type="manual", github_actions=True, github_repository=f"octo-org/stack-{unique}"
     )
     head = commit(git_repo, "app/compose.yaml", compose(greeting="actions"))
     token = actions_token(

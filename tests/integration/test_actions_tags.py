@@ -45,7 +45,12 @@ def test_actions_tag_runs_sync_containing_branches_and_refuse_branchless_tags(
     first = commit(git_repo, "app/compose.yaml", compose())
     created = api.post(
         "/repositories",
-        json={"url": f"file://{git_repo}", "sync_type": "manual", "github_repository": full_name},
+        json={
+            "url": f"file://{git_repo}",
+            "sync_type": "manual",
+            "github_actions": True,
+            "github_repository": full_name,
+        },
     ).json()
     application, scripted = deployed_once(api, created["id"], unique, commit=first)
     url = f"{stack.api_url}/api/v1/github-actions"

@@ -240,6 +240,7 @@ def test_github_actions_run_deploys_its_commit_and_rules_refuse_others(
         json={
             "url": f"file://{git_repo}",
             "sync_type": "manual",
+            "github_actions": True,
             "github_repository": "Octo-Org/Stack",
             "actions_branches": ["main"],
         },

@@ -26,6 +26,7 @@ from ferry.sync.github_oidc import (
     OidcVerifier,
     check_policy,
     full_name_from_url,
+    github_host,
     matches_repository,
 )
 
@@ -550,4 +551,27 @@ def test_matches_repository_unknown_id_compares_name_case_insensitively() -> Non
     ],
 )
 def test_full_name_from_url_github_urls_return_owner_repo(url: str, expected: str | None) -> None:
-    assert full_name_from_url(url) == expected
+    assert full_name_from_url(url, "github.com") == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://gitlab.com/octo-org/stack.git",
+        "https://gitea.example.com/octo-org/stack",
+        "git@gitlab.com:octo-org/stack.git",
+        "ssh://git@bitbucket.org/octo-org/stack.git",
+        "file:///srv/octo-org/stack",
+        "https://github.com.evil.example/octo-org/stack",
+    ],
+)
+def test_full_name_from_url_other_hosts_name_no_github_repository(url: str) -> None:
+    assert full_name_from_url(url, "github.com") is None
+
+
+def test_full_name_from_url_enterprise_server_binds_to_its_own_host() -> None:
+    host = github_host("https://ghes.example.com/_services/token")
+    assert host == "ghes.example.com"
+    assert full_name_from_url("https://ghes.example.com/ops/stack.git", host) == "ops/stack"
+    assert full_name_from_url("https://github.com/ops/stack.git", host) is None
+    assert github_host("https://token.actions.githubusercontent.com/") == "github.com"

@@ -124,6 +124,8 @@ class Repository(BaseModel):
     sync_started_at: datetime | None = None  # the latest attempt's move to `syncing`
     polled_at: datetime | None = None
     failures: int = 0
+    # GitHub Actions runs may sync this repository (opt-in; see `github_actions_enabled`).
+    github_actions: bool = False
     github_repository_id: str | None = None
     github_repository: str | None = None
     actions_branches: list[str] | None = None

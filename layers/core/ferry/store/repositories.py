@@ -30,6 +30,7 @@ _EDITABLE = (
     "actions_branches",
     "actions_workflows",
     "github_repository",
+    "github_actions",
 )
 
 
@@ -37,6 +38,9 @@ def _to_domain(row: RepositoryRow) -> Repository:
     values = row_values(row)
     values["has_credentials"] = values.pop("credentials", None) is not None
     values.pop("webhook_secret", None)
+    if values.get("github_actions") is None:
+        # Stored before Actions became an opt-in: such repositories keep working as they did.
+        values["github_actions"] = True
     return Repository.model_validate(values)
 
 
@@ -46,6 +50,8 @@ def create_repository(
     sync_type: SyncType,
     polling_interval_seconds: int,
     credentials: RepositoryCredentials | None = None,
+    *,
+    github_actions: bool = False,
 ) -> tuple[Repository, str]:
     """Store a new repository; returns it and its webhook secret (the only time it is shown)."""
     secret = new_webhook_secret()
@@ -59,6 +65,7 @@ def create_repository(
         webhook_secret=secret,
         credentials=credentials.model_dump_json() if credentials else None,
         sync_status=RepositorySyncStatus.UNKNOWN.value,
+        github_actions=github_actions,
         created_at=now,
         updated_at=now,
     )

@@ -64,6 +64,9 @@ class RepositoryRow(Model):
     # optional allow-lists of branches and workflows that may trigger a sync.
     github_repository_id = UnicodeAttribute(null=True)
     github_repository = UnicodeAttribute(null=True)  # owner/repo, when the URL does not say
+    # Whether Actions runs may sync it. Absent on rows stored before it was an opt-in: those
+    # keep Actions on (store/repositories.py), new rows store False unless asked.
+    github_actions = BooleanAttribute(null=True)
     actions_branches = ListAttribute(of=UnicodeAttribute, null=True)
     actions_workflows = ListAttribute(of=UnicodeAttribute, null=True)
     created_at = UTCDateTimeAttribute()

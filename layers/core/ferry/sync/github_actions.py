@@ -1,8 +1,11 @@
 """The GitHub Actions trigger: a workflow calls POST /api/v1/github-actions with its OIDC token.
 
-The token proves the repository, ref and commit the run is for (triggers/github_oidc.py); the
-repository is matched by GitHub's numeric id once known (recorded on the first verified run),
-else by owner/repo; its optional allow-lists of branches and workflows apply.
+The token proves the repository, ref and commit the run is for (sync/github_oidc.py). Only
+repositories that opted in (`github_actions`) are candidates, and only those on the GitHub the
+issuer speaks for: a repository names its GitHub repository explicitly (`github_repository`),
+or its URL is on that host (github.com, or the Enterprise Server of the configured issuer). Among
+them it is matched by GitHub's numeric id once known (recorded on the first verified run), else
+by owner/repo; its optional allow-lists of branches and workflows apply, to a tag's branches too.
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ from functools import cache
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, Trigger
-from ferry.errors import Forbidden, GitError, Unprocessable
+from ferry.errors import Forbidden, GitError, Unauthorized, Unprocessable
 from ferry.settings import get_settings
+from ferry.store.ratelimit import check_rate
 from ferry.store.repositories import list_repositories, record_github_repository_id
 from ferry.sync.github_oidc import (
     ActionsClaims,
     OidcVerifier,
     check_policy,
     full_name_from_url,
+    github_host,
     matches_repository,
 )
 from ferry.sync.manual import start_whole_sync
 from ferry.sync.queue import enqueue_sync_job
 from ferry.sync.resolvers import open_repository
+from ferry.sync.webhook import count_refused
 
 
 @cache
@@ -50,13 +56,14 @@ def _parse_body(body: bytes) -> bool:
 
 
 def _repositories_for(claims: ActionsClaims) -> list[Repository]:
+    host = github_host(get_settings().github_oidc_issuer)
     return [
         r
         for r in list_repositories()
-        if matches_repository(
-            claims,
-            github_repository_id=r.github_repository_id,
-            full_name=r.github_repository or full_name_from_url(r.url),
+        if r.github_actions
+        and (full_name := r.github_repository or full_name_from_url(r.url, host)) is not None
+        and matches_repository(
+            claims, github_repository_id=r.github_repository_id, full_name=full_name
         )
     ]
 
@@ -71,13 +78,31 @@ def _tag_branches(repository: Repository, claims: ActionsClaims) -> list[str] | 
         return []
 
 
-def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
-    """Verify the run and queue its sync(s); returns the job ids."""
+def receive_actions_run(
+    token: str, body: bytes, *, audience: str, source: str, limit: int
+) -> list[str]:
+    """Verify the run and queue its sync(s); returns the job ids.
+
+    A token that does not verify counts against `source`'s refused requests (`limit` a minute,
+    then RateLimited); a verified run counts against its GitHub repository's own runs, so a flood
+    of forged tokens never keeps a real run out.
+    """
     sync_repo = _parse_body(body)
-    claims = _verifier(audience.rstrip("/")).verify(token)
+    try:
+        claims = _verifier(audience.rstrip("/")).verify(token)
+    except Unauthorized:
+        count_refused(source, limit)
+        raise
+    check_rate(
+        f"actions-for#{claims.repository_id}",
+        limit,
+        what=f"GitHub Actions runs of {claims.repository}",
+    )
     repositories = _repositories_for(claims)
     if not repositories:
-        raise Forbidden(f"no Ferry repository is registered for {claims.repository}")
+        raise Forbidden(
+            f"no Ferry repository with github_actions on is registered for {claims.repository}"
+        )
     job_ids: list[str] = []
     for repository in repositories:
         tag_branches = _tag_branches(repository, claims)
@@ -105,6 +130,13 @@ def receive_actions_run(token: str, body: bytes, *, audience: str) -> list[str]:
                     f"tag {claims.tag} ({claims.sha[:12]}) is on no branch of "
                     f"{claims.repository} that Ferry can find; nothing to sync"
                 )
-            jobs = [SyncJob(**base, branch=branch) for branch in tag_branches]
+            # check_policy let the run through because one of the tag's branches is allowed;
+            # only the allowed ones sync.
+            allowed = repository.actions_branches
+            jobs = [
+                SyncJob(**base, branch=branch)
+                for branch in tag_branches
+                if allowed is None or branch in allowed
+            ]
         job_ids.extend(enqueue_sync_job(job) for job in jobs)
     return job_ids

@@ -330,13 +330,37 @@ def matches_repository(
     return full_name is not None and claims.repository.casefold() == full_name.strip().casefold()
 
 
-def full_name_from_url(url: str) -> str | None:
-    """`owner/repo` of a GitHub clone URL (https or scp-like ssh), None when it names none."""
+def full_name_from_url(url: str, github_host: str) -> str | None:
+    """`owner/repo` of a clone URL (https or scp-like ssh) on `github_host`, None when the URL is
+    on another host or names no `owner/repo`: a GitLab or Gitea repository that happens to be
+    called `acme/app` is not GitHub's `acme/app`."""
     text = url.strip()
     scp_like = "://" not in text and ":" in text
-    path = text.split(":", 1)[1] if scp_like else urlparse(text).path
+    if scp_like:
+        host, path = text.split(":", 1)
+        host = host.rpartition("@")[2]
+    else:
+        parsed = urlparse(text)
+        host, path = parsed.hostname or "", parsed.path
+    if host.lower() not in _hosts_of(github_host):
+        return None
     parts = [part for part in path.strip("/").removesuffix(".git").split("/") if part]
     return "/".join(parts) if len(parts) == 2 else None
+
+
+def github_host(issuer: str) -> str:
+    """The GitHub host whose repositories an issuer's tokens speak for: github.com for GitHub's
+    own issuer, the server itself for GitHub Enterprise Server (`https://<host>/_services/token`)."""
+    if issuer.rstrip("/") == DEFAULT_ISSUER:
+        return "github.com"
+    return (urlparse(issuer).hostname or "").lower()
+
+
+def _hosts_of(github_host: str) -> frozenset[str]:
+    # github.com also serves git over SSH as ssh.github.com (port 443).
+    if github_host == "github.com":
+        return frozenset({"github.com", "www.github.com", "ssh.github.com"})
+    return frozenset({github_host})
 
 
 def check_policy(

@@ -8,8 +8,8 @@ from ferry.api.routes.webhooks import client_source, read_limited_body
 from ferry.api.schemas import JobsAccepted
 from ferry.errors import Unauthorized
 from ferry.settings import get_settings
-from ferry.store.ratelimit import check_rate
 from ferry.sync.github_actions import receive_actions_run
+from ferry.sync.webhook import count_refused
 
 router = APIRouter(tags=["github-actions"])
 
@@ -24,6 +24,7 @@ router = APIRouter(tags=["github-actions"])
             "repository registered for the run"
         },
         422: {"description": 'a body that is not {"sync_repo": bool}'},
+        429: {"description": "too many refused requests from this address, or too many runs"},
     },
 )
 async def github_actions(
@@ -34,10 +35,13 @@ async def github_actions(
     run's branch at the run's commit, or the whole repository with `{"sync_repo": true}`."""
     settings = get_settings()
     body = await read_limited_body(request, settings.webhook_max_body_bytes)
-    check_rate(f"actions#{client_source(request)}", settings.webhook_rate_per_minute)
+    source, limit = client_source(request), settings.webhook_rate_per_minute
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        count_refused(source, limit)
         raise Unauthorized("send the job's OIDC token as Authorization: Bearer <token>")
     audience = settings.api_url or str(request.base_url)
-    job_ids = receive_actions_run(token.strip(), body, audience=audience)
+    job_ids = receive_actions_run(
+        token.strip(), body, audience=audience, source=source, limit=limit
+    )
     return JobsAccepted(job_ids=job_ids)

@@ -26,15 +26,20 @@ def test_agent_health_and_job_routes_refuse_other_agents_applications(
 
     report = {"application_id": application["id"], "health_status": "unhealthy"}
     refused = httpx.post(f"{base}/health", json=report, headers=as_agent(stranger))
-    assert refused.status_code == 403, refused.text
+    assert refused.status_code == 404, refused.text
     assert api.get(f"/applications/{application['id']}").json()["health_status"] != "unhealthy"
 
     accepted = httpx.post(f"{base}/health", json=report, headers=as_agent(owner))
     assert accepted.status_code == 204, accepted.text
     assert api.get(f"/applications/{application['id']}").json()["health_status"] == "unhealthy"
 
-    unknown = {"application_id": "app_missing", "health_status": "healthy"}
-    assert httpx.post(f"{base}/health", json=unknown, headers=as_agent(owner)).status_code == 404
+    # Another agent's application answers exactly as one that does not exist.
+    unknown = {"application_id": "app_missing", "health_status": "unhealthy"}
+    missing = httpx.post(f"{base}/health", json=unknown, headers=as_agent(stranger))
+    assert missing.status_code == 404
+    assert missing.json()["detail"].replace("app_missing", "X") == refused.json()["detail"].replace(
+        application["id"], "X"
+    )
     assert httpx.post(f"{base}/health", json=report).status_code == 401
 
     job = f"{base}/requests/req-1"

@@ -141,3 +141,20 @@ def test_malformed_body_answers_422_with_one_line_reason(api: httpx.Client) -> N
     detail = response.json()["detail"]
     assert isinstance(detail, str)
     assert "url" in detail and "sync_type" in detail
+
+
+def test_openapi_describes_errors_as_sent(stack: LocalStack, api: httpx.Client) -> None:
+    spec = httpx.get(f"{stack.api_url}/openapi.json").json()
+    error = {"$ref": "#/components/schemas/Error"}
+    assert spec["components"]["schemas"]["Error"]["properties"] == {
+        "detail": {"type": "string", "title": "Detail"}
+    }
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for code in ("400", "413", "422"):
+                content = operation["responses"][code]["content"]
+                assert content["application/json"]["schema"] == error, (method, path, code)
+
+    sent = api.post("/repositories", json={"sync_type": "sometimes"})
+    assert sent.status_code == 422 and isinstance(sent.json()["detail"], str)

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from dulwich.refs import Ref
+from dulwich.repo import Repo
 
 from ferry.cli.client import parse_server_sent_events
 from ferry.local.stack import LocalStack
@@ -354,9 +356,15 @@ def test_app_history_after_create_shows_application_created_sync(
 
 
 def test_app_show_and_set_and_rename_change_it(
-    ferry: Ferry, api: httpx.Client, setup: tuple[dict[str, Any], dict[str, Any]], unique: str
+    ferry: Ferry,
+    api: httpx.Client,
+    setup: tuple[dict[str, Any], dict[str, Any]],
+    git_repo: Path,
+    unique: str,
 ) -> None:
     repository, agent = setup
+    with Repo(str(git_repo)) as repo:
+        repo.refs[Ref(b"refs/heads/develop")] = repo.refs[Ref(b"refs/heads/main")]
     application = create_application(
         api, name=f"old-{unique}", repository_id=repository["id"], agent_id=agent["id"]
     )
@@ -370,6 +378,8 @@ def test_app_show_and_set_and_rename_change_it(
     changed = get_application(api, application["id"])
     assert (changed["name"], changed["branch"]) == (f"new-{unique}", "develop")
     assert as_json(ferry("app", "show", application["id"], "--json"))["branch"] == "develop"
+    line = one_error_line(ferry("app", "set", f"new-{unique}", "--branch", "nowhere"))
+    assert "branch 'nowhere'" in line
 
 
 def test_app_name_on_two_agents_is_ambiguous_and_error_lists_ids(

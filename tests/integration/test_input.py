@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ HOSTILE_NAMES = [
     "evil\u202eexe",
     "x" * 10_000,
 ]
+
+
+def _send(api: httpx.Client, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """JSON as any client may send it: json.dumps escapes lone surrogates (httpx's own encoder
+    refuses them)."""
+    return api.request(
+        method, path, content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
 
 
 def _agent_queues() -> set[str]:
@@ -51,7 +60,7 @@ def test_agent_create_with_hostile_name_answers_400_and_leaves_no_queue(
 ) -> None:
     queues, agents = _agent_queues(), _ids(api, "agents")
 
-    response = api.post("/agents", json={"name": name})
+    response = _send(api, "POST", "/agents", {"name": name})
 
     _assert_one_line_4xx(response, 400)
     assert _ids(api, "agents") == agents
@@ -63,7 +72,7 @@ def test_notification_create_with_hostile_name_answers_400(
     api: httpx.Client, receiver: Any, name: str
 ) -> None:
     before = _ids(api, "notifications")
-    response = api.post("/notifications", json={"name": name, "url": receiver.url})
+    response = _send(api, "POST", "/notifications", {"name": name, "url": receiver.url})
     _assert_one_line_4xx(response, 400)
     assert _ids(api, "notifications") == before
 
@@ -72,13 +81,13 @@ def test_notification_with_huge_name_answers_400_and_stores_nothing(
     api: httpx.Client, receiver: Any
 ) -> None:
     before = _ids(api, "notifications")
-    response = api.post("/notifications", json={"name": "n" * 500_000, "url": receiver.url})
+    response = _send(api, "POST", "/notifications", {"name": "n" * 500_000, "url": receiver.url})
     _assert_one_line_4xx(response, 400)
     assert _ids(api, "notifications") == before
 
 
 def test_notification_malformed_slack_url_says_what_is_wrong(api: httpx.Client) -> None:
-    response = api.post("/notifications", json={"name": "ops", "url": "slack://not-a-token"})
+    response = _send(api, "POST", "/notifications", {"name": "ops", "url": "slack://not-a-token"})
     detail = _assert_one_line_4xx(response, 400)
     assert "slack://" in detail and "scheme" not in detail
     assert "not-a-token" not in detail
@@ -87,10 +96,8 @@ def test_notification_malformed_slack_url_says_what_is_wrong(api: httpx.Client) 
 @pytest.mark.parametrize(
     "url", ["json://example.com/\udcff", "json://example.com/\x1b[31m", "json://x/" + "y" * 3000]
 )
-def test_notification_url_unprintable_or_too_long_answers_400(
-    api: httpx.Client, url: str
-) -> None:
-    response = api.post("/notifications", json={"name": "n", "url": url})
+def test_notification_url_unprintable_or_too_long_answers_400(api: httpx.Client, url: str) -> None:
+    response = _send(api, "POST", "/notifications", {"name": "n", "url": url})
     _assert_one_line_4xx(response, 400)
 
 
@@ -100,21 +107,24 @@ def test_notification_url_unprintable_or_too_long_answers_400(
 )
 def test_repository_url_unprintable_or_too_long_answers_400(api: httpx.Client, url: str) -> None:
     before = _ids(api, "repositories")
-    _assert_one_line_4xx(api.post("/repositories", json={"url": url}), 400)
+    _assert_one_line_4xx(_send(api, "POST", "/repositories", {"url": url}), 400)
     assert _ids(api, "repositories") == before
 
 
 def test_repository_url_of_two_mib_answers_413(api: httpx.Client) -> None:
     before = _ids(api, "repositories")
-    response = api.post("/repositories", json={"url": "https://example.com/" + "x" * 2 * MIB})
+    response = _send(api, "POST", "/repositories", {"url": "https://example.com/" + "x" * 2 * MIB})
     _assert_one_line_4xx(response, 413)
     assert _ids(api, "repositories") == before
 
 
 def test_repository_url_with_credentials_answers_400_pointing_to_auth(api: httpx.Client) -> None:
     before = _ids(api, "repositories")
-    response = api.post(
-        "/repositories", json={"url": "https://oauth2:glpat-SECRET@gitlab.example.com/x.git"}
+    response = _send(
+        api,
+        "POST",
+        "/repositories",
+        {"url": "https://oauth2:glpat-SECRET@gitlab.example.com/x.git"},
     )
     detail = _assert_one_line_4xx(response, 400)
     assert "auth" in detail and "glpat-SECRET" not in detail
@@ -125,9 +135,11 @@ def test_repository_patch_to_url_with_credentials_answers_400(
     api: httpx.Client, git_repo: Path
 ) -> None:
     repository = create_repository(api, git_repo)
-    response = api.patch(
+    response = _send(
+        api,
+        "PATCH",
         f"/repositories/{repository['id']}",
-        json={"url": "https://user:SECRET@example.com/x.git"},
+        {"url": "https://user:SECRET@example.com/x.git"},
     )
     _assert_one_line_4xx(response, 400)
     assert api.get(f"/repositories/{repository['id']}").json()["url"] == repository["url"]
@@ -151,9 +163,7 @@ def test_every_route_answers_413_past_one_mib(
     stack: LocalStack, api: httpx.Client, method: str, path: str
 ) -> None:
     body = b'{"name": "' + b"x" * MIB + b'"}'
-    response = api.request(
-        method, path, content=body, headers={"Content-Type": "application/json"}
-    )
+    response = api.request(method, path, content=body, headers={"Content-Type": "application/json"})
     _assert_one_line_4xx(response, 413)
 
 
@@ -166,9 +176,7 @@ def test_body_past_one_mib_without_content_length_answers_413(api: httpx.Client)
     _assert_one_line_4xx(response, 413)
 
 
-def _application(
-    repository_id: str, agent_id: str, **changes: Any
-) -> dict[str, Any]:
+def _application(repository_id: str, agent_id: str, **changes: Any) -> dict[str, Any]:
     return {
         "name": "app",
         "repository_id": repository_id,
@@ -193,18 +201,23 @@ def test_application_with_invalid_branch_answers_400_on_create_and_patch(
 ) -> None:
     repository, agent = app_parts
     before = _ids(api, "applications")
-    created = api.post(
+    created = _send(
+        api,
+        "POST",
         "/applications",
-        json=_application(repository["id"], agent["id"], name=f"b-{unique}", branch=branch),
+        _application(repository["id"], agent["id"], name=f"b-{unique}", branch=branch),
     )
     _assert_one_line_4xx(created, 400)
     assert _ids(api, "applications") == before
 
-    good = api.post(
-        "/applications", json=_application(repository["id"], agent["id"], name=f"g-{unique}")
+    good = _send(
+        api,
+        "POST",
+        "/applications",
+        _application(repository["id"], agent["id"], name=f"g-{unique}"),
     )
     assert good.status_code == 201, good.text
-    patched = api.patch(f"/applications/{good.json()['id']}", json={"branch": branch})
+    patched = _send(api, "PATCH", f"/applications/{good.json()['id']}", {"branch": branch})
     _assert_one_line_4xx(patched, 400)
     assert api.get(f"/applications/{good.json()['id']}").json()["branch"] == "main"
 
@@ -215,8 +228,8 @@ def test_application_with_hostile_name_answers_400(
 ) -> None:
     repository, agent = app_parts
     before = _ids(api, "applications")
-    response = api.post(
-        "/applications", json=_application(repository["id"], agent["id"], name=name)
+    response = _send(
+        api, "POST", "/applications", _application(repository["id"], agent["id"], name=name)
     )
     _assert_one_line_4xx(response, 400)
     assert _ids(api, "applications") == before
@@ -227,15 +240,19 @@ def test_application_whose_compose_file_is_missing_answers_422(
 ) -> None:
     repository, agent = app_parts
     before = _ids(api, "applications")
-    missing = api.post(
+    missing = _send(
+        api,
+        "POST",
         "/applications",
-        json=_application(repository["id"], agent["id"], name=unique, path="nope/compose.yaml"),
+        _application(repository["id"], agent["id"], name=unique, path="nope/compose.yaml"),
     )
     detail = _assert_one_line_4xx(missing, 422)
     assert "nope/compose.yaml" in detail
-    no_branch = api.post(
+    no_branch = _send(
+        api,
+        "POST",
         "/applications",
-        json=_application(repository["id"], agent["id"], name=unique, branch="no-such-branch"),
+        _application(repository["id"], agent["id"], name=unique, branch="no-such-branch"),
     )
     assert "no-such-branch" in _assert_one_line_4xx(no_branch, 422)
     assert _ids(api, "applications") == before
@@ -245,11 +262,11 @@ def test_application_patch_to_missing_compose_file_answers_422(
     api: httpx.Client, app_parts: tuple[dict[str, Any], ...], unique: str
 ) -> None:
     repository, agent = app_parts
-    created = api.post(
-        "/applications", json=_application(repository["id"], agent["id"], name=unique)
+    created = _send(
+        api, "POST", "/applications", _application(repository["id"], agent["id"], name=unique)
     )
     assert created.status_code == 201, created.text
-    moved = api.patch(f"/applications/{created.json()['id']}", json={"path": "gone.yaml"})
+    moved = _send(api, "PATCH", f"/applications/{created.json()['id']}", {"path": "gone.yaml"})
     _assert_one_line_4xx(moved, 422)
     assert api.get(f"/applications/{created.json()['id']}").json()["path"] == "app/compose.yaml"
 
@@ -258,15 +275,18 @@ def test_application_on_unreachable_repository_answers_422_quickly(
     api: httpx.Client, unique: str
 ) -> None:
     # A closed port on loopback (the local stack allows loopback): refused at once.
-    repository = api.post(
-        "/repositories", json={"url": "http://127.0.0.1:9/x.git", "sync_type": "manual"}
+    repository = _send(
+        api, "POST", "/repositories", {"url": "http://127.0.0.1:9/x.git", "sync_type": "manual"}
     )
     assert repository.status_code == 201, repository.text
     agent = create_agent(api, f"unreachable-{unique}")
     before = _ids(api, "applications")
     started = time.monotonic()
-    response = api.post(
-        "/applications", json=_application(repository.json()["id"], agent["id"], name=unique)
+    response = _send(
+        api,
+        "POST",
+        "/applications",
+        _application(repository.json()["id"], agent["id"], name=unique),
     )
     assert time.monotonic() - started < 15
     assert "127.0.0.1" in _assert_one_line_4xx(response, 422)

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from ferry.errors import PermanentError
 from ferry.domain.validation import normalize_name
+from ferry.errors import PermanentError
 from ferry.security.crypto import Keyring, MasterKey, UnknownKey, generate_key
 
 
@@ -94,8 +94,8 @@ def test_name_hash_ignores_case_and_surrounding_space(keyring: Keyring) -> None:
 
 
 def test_name_hash_folds_compatibility_look_alikes(keyring: Keyring) -> None:
-    assert keyring.name_hash("ｗｅｂ") == keyring.name_hash("Web")
-    assert keyring.name_hash("ﬁle\u00a0share") == keyring.name_hash("file share")
+    assert keyring.name_hash("\uff57\uff45\uff42") == keyring.name_hash("Web")
+    assert keyring.name_hash("\ufb01le\u00a0share") == keyring.name_hash("file share")
 
 
 def test_name_hash_depends_on_the_key() -> None:

@@ -42,7 +42,9 @@ def test_clean_name_names_the_offending_code_point_without_echoing_it() -> None:
         clean_name("app\x1b[31mred", "application name")
 
 
-@pytest.mark.parametrize("name", ["web", "Billing Service", "ｗｅｂ", "café-1", "日本", "x" * 100])
+@pytest.mark.parametrize(
+    "name", ["web", "Billing Service", "\uff57\uff45\uff42", "café-1", "日本", "x" * 100]
+)
 def test_clean_name_printable_text_is_kept_trimmed(name: str) -> None:
     assert clean_name(f"  {name} ", "name") == name
 
@@ -54,7 +56,13 @@ def test_clean_name_empty_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("one", "two"),
-    [("ｗｅｂ", "web"), ("Web", " web "), ("ﬁle", "file"), ("a\u00a0b", "a b"), ("Ⅻ", "xii")],
+    [
+        ("\uff57\uff45\uff42", "web"),
+        ("Web", " web "),
+        ("\ufb01le", "file"),
+        ("a\u00a0b", "a b"),
+        ("\u216b", "xii"),
+    ],
 )
 def test_normalize_name_look_alikes_compare_equal(one: str, two: str) -> None:
     assert normalize_name(one) == normalize_name(two)

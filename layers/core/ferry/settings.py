@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     removal_wait_seconds: float = 20
     # An agent not heard from for this long is listed offline.
     agent_offline_after_seconds: int = 90
+    # Every request body (413 past it).
+    max_body_bytes: int = 1024 * 1024
     # Webhook deliveries: body limit and per-source rate (requests per minute).
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_rate_per_minute: int = 120

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from ferry import __version__
 from ferry.api.deps import api_token
 from ferry.api.errors import install_error_handlers
+from ferry.api.limits import BodyLimit
+from ferry.api.openapi import error_aware_openapi
 from ferry.api.routes import (
     agent_session,
     agents,
@@ -21,6 +23,7 @@ from ferry.api.routes import (
     ui,
     webhooks,
 )
+from ferry.settings import get_settings
 
 API_PREFIX = "/api/v1"
 
@@ -34,6 +37,7 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=get_settings().max_body_bytes)
 
     # No token: liveness, webhooks (their own secrets) and agents (their own tokens).
     public = APIRouter(prefix=API_PREFIX)
@@ -54,4 +58,5 @@ def create_app() -> FastAPI:
     app.include_router(ui.router)  # the status page (public; its data needs a token)
     app.include_router(public)
     app.include_router(protected)
+    app.openapi = error_aware_openapi(app)  # type: ignore[method-assign]
     return app

@@ -41,6 +41,9 @@ class RepositoryIn(BaseModel):
     sync_type: SyncType = SyncType.WEBHOOK
     polling_interval_seconds: int = Field(default=60, description="At least 30.")
     auth: CredentialsIn | None = None
+    github_actions: bool = Field(
+        default=False, description="Let GitHub Actions runs sync it (POST /github-actions)."
+    )
     github_repository: str | None = Field(
         default=None,
         description="owner/repo on GitHub, for Actions runs (when the URL does not say).",
@@ -60,6 +63,7 @@ class RepositoryPatch(BaseModel):
     provider: Provider | None = None
     sync_type: SyncType | None = None
     polling_interval_seconds: int | None = None
+    github_actions: bool | None = None
     github_repository: str | None = None
     actions_branches: list[str] | None = None
     actions_workflows: list[str] | None = None
@@ -78,6 +82,7 @@ class RepositoryOut(BaseModel):
     last_sync_error: str | None
     last_synced_at: datetime | None
     has_credentials: bool
+    github_actions: bool
     github_repository: str | None
     github_repository_id: str | None
     actions_branches: list[str] | None

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ferry.cli import agents, apps, notify, repos
-from ferry.cli.output import fail
+from ferry.cli.output import fail, printable
 from ferry.cli.status import status
 from ferry.cli.watch import watch
 
@@ -76,7 +77,7 @@ def up(
         except OSError as exc:
             fail(f"could not start: {exc}")
     _print_banner(stack, state, time.monotonic() - started)
-    printer = StatusPrinter(lambda line: console.print(line, highlight=False))
+    printer = StatusPrinter(lambda line: console.print(Text(printable(line)), highlight=False))
     while not stopped.wait(1.0):
         printer.tick()
     console.print("Stopping (data is kept)…")

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ferry.cli.client import ApiClient, CliError
+from ferry.domain.validation import unprintable_character
 
 # Piped output is read by grep and friends: wide enough that rows are not wrapped mid-name.
 PIPE_WIDTH = 200
@@ -42,6 +43,20 @@ STYLES = {
 }
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every character that is not visible text (control and format
+    characters, such as ANSI escapes, bidi overrides, NUL, line breaks inside a value) is shown
+    as its escape (`\\x1b`, `\\u202e`) instead of acting on the terminal."""
+    if unprintable_character(text) is None:
+        return text
+    return "".join(
+        character
+        if unprintable_character(character) is None
+        else character.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for character in text
+    )
+
+
 def stdout() -> Console:
     """A console on the current stdout (looked up per call: tests swap sys.stdout)."""
     console = Console(highlight=False)
@@ -56,14 +71,14 @@ def stderr() -> Console:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """`error: <message>` as one line on stderr, then exit with `code`."""
-    line = Text("error: ", style="bold red").append(" ".join(message.split()))
+    line = Text("error: ", style="bold red").append(printable(" ".join(message.split())))
     stderr().print(line, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def note(message: str) -> None:
     """A remark for people on stderr (keeps stdout clean for pipes)."""
-    stderr().print(Text(message, style="dim"), soft_wrap=True)
+    stderr().print(Text(printable(message), style="dim"), soft_wrap=True)
 
 
 @contextmanager
@@ -88,10 +103,10 @@ def print_json(value: Any) -> None:
 
 
 def cell(value: Any, style: str = "") -> Text:
-    """A table cell that never interprets API text as rich markup."""
+    """A table cell that never interprets API text as rich markup or terminal codes."""
     if value is None or value == "":
         return Text("")
-    text = str(value)
+    text = printable(str(value))
     return Text(text, style=style or STYLES.get(text, ""))
 
 
@@ -152,7 +167,7 @@ def show(renderable: Any) -> None:
 
 
 def say(message: str, style: str = "") -> None:
-    stdout().print(Text(message, style=style), soft_wrap=True)
+    stdout().print(Text(printable(message), style=style), soft_wrap=True)
 
 
 def print_secret(label: str, secret: str, *, again: str) -> None:

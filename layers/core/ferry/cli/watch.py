@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ferry.cli.client import ApiClient, CliError, ServerSentEvent
-from ferry.cli.output import JsonOption, fail, note, session, short, stdout
+from ferry.cli.output import JsonOption, fail, note, printable, session, short, stdout
 from ferry.cli.status import Overview
 
 # Longer than the server's 15 s keep-alive, and than the ~25 s a Lambda-hosted feed holds a
@@ -150,12 +150,12 @@ class Watcher:
             sys.stdout.write(json.dumps({"id": number, **change}) + "\n")
             sys.stdout.flush()
             return
-        said = Text(str(change.get("kind", "update")), style="bold")
-        said.append(f" {self._describe(str(change.get('path', '')))}")
+        said = Text(printable(str(change.get("kind", "update"))), style="bold")
+        said.append(printable(f" {self._describe(str(change.get('path', '')))}"))
         if change.get("ok") is False:
             said.append(" (failed)", style="red")
         if change.get("detail"):
-            said.append(f" — {change['detail']}")
+            said.append(printable(f" — {change['detail']}"))
         line = Text(datetime.now().strftime("%H:%M:%S "), style="dim").append_text(said)
         if self.mode == "lines":
             stdout().print(line, soft_wrap=True)

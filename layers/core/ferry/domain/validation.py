@@ -18,6 +18,7 @@ MAX_URL_LENGTH = 2048
 MAX_BRANCH_LENGTH = 255
 MAX_PATH_LENGTH = 1024
 MAX_LIST_ENTRIES = 100
+MAX_SECRET_LENGTH = 16 * 1024  # an RSA 4096 PEM key is about 3.3 KiB
 
 # Control (Cc), format (Cf: bidi overrides, zero-width characters), surrogate (Cs), private use
 # (Co), unassigned (Cn), and the line and paragraph separators (Zl, Zp): none of them is visible
@@ -66,8 +67,8 @@ def clean_name(name: str, what: str) -> str:
 def normalize_name(name: str) -> str:
     """The form two names are compared in: NFKC, trimmed, lowercased.
 
-    NFKC folds compatibility look-alikes (fullwidth `ｗｅｂ`, the ligature `ﬁ`, a no-break space)
-    into their plain spelling, so `ｗｅｂ` and `Web` are one name.
+    NFKC folds compatibility look-alikes (fullwidth letters, ligatures, a no-break space) into
+    their plain spelling, so fullwidth `web` (U+FF57 U+FF45 U+FF42) and `Web` are one name.
     """
     return unicodedata.normalize("NFKC", name).strip().lower()
 
@@ -120,6 +121,19 @@ def check_texts(values: list[str] | None, what: str, *, max_length: int) -> list
     if any(not v for v in cleaned):
         raise InvalidInput(f"{what} entries must not be empty")
     return list(dict.fromkeys(cleaned))
+
+
+def check_secret(secret: str, what: str, *, max_length: int = MAX_SECRET_LENGTH) -> str:
+    """A secret as given (a token, a password, a PEM key: line breaks allowed), refused when it
+    is empty, longer than `max_length`, or holds NUL or a lone surrogate (neither can be
+    encrypted as UTF-8 nor sent)."""
+    if not secret:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(secret) > max_length:
+        raise InvalidInput(f"{what} must be at most {max_length} characters")
+    if any(c == "\x00" or unicodedata.category(c) == "Cs" for c in secret):
+        raise InvalidInput(f"{what} holds a NUL or an unpaired surrogate")
+    return secret
 
 
 def check_url(url: str, what: str = "url") -> str:

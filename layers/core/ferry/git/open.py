@@ -33,13 +33,18 @@ def unsupported_reason(url: str, provider: Provider) -> str | None:
 
 
 def open_source(
-    repository: Repository, credentials: RepositoryCredentials | None, cache_dir: str
+    repository: Repository,
+    credentials: RepositoryCredentials | None,
+    cache_dir: str,
+    *,
+    timeout: float | None = None,
 ) -> GitSource:
     """The git source for a repository record; reads fail with the reason when it is unreadable.
 
     Local paths are read in place; other git URLs (https, ssh) through a bare clone cached under
     `cache_dir`; GitHub, GitLab, Gitea/Forgejo and Azure DevOps through their REST APIs, unless
-    the repository's credential is a deploy key (then as git over SSH).
+    the repository's credential is a deploy key (then as git over SSH). `timeout` (seconds per
+    network step) overrides the adapter's default, for callers that must answer quickly.
     """
     path = local_path_of(repository.url)
     if repository.provider is Provider.GIT and path is not None:
@@ -52,9 +57,15 @@ def open_source(
         ):
             from ferry.git.remote import RemoteGitSource
 
-            return RemoteGitSource(repository.url, credentials, cache_dir)
+            if timeout is None:
+                return RemoteGitSource(repository.url, credentials, cache_dir)
+            return RemoteGitSource(repository.url, credentials, cache_dir, timeout=timeout)
         from ferry.git.providers.factory import provider_source
 
-        return provider_source(repository.provider.value, repository.url, credentials)
+        if timeout is None:
+            return provider_source(repository.provider.value, repository.url, credentials)
+        return provider_source(
+            repository.provider.value, repository.url, credentials, timeout=timeout
+        )
     except GitError as exc:
         return UnavailableSource(str(exc))

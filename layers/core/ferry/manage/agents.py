@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from ferry.aws.queues import delete_agent_queue, ensure_agent_queue
 from ferry.domain.models import Agent, utcnow
-from ferry.errors import Conflict, InvalidInput
+from ferry.domain.validation import clean_name
+from ferry.errors import Conflict
 from ferry.settings import get_settings
 from ferry.store.agents import create_agent, delete_agent, get_agent, new_agent_id
 from ferry.store.applications import list_agent_applications
@@ -14,12 +15,11 @@ from ferry.store.feed import agent_path, announce
 
 
 def register_agent(name: str) -> tuple[Agent, str]:
-    """Create an agent; returns it and its token (shown once). Conflict when the name is taken."""
-    name = name.strip()
-    if not name:
-        raise InvalidInput("agent name must not be empty")
-    if len(name) > 100:
-        raise InvalidInput("agent name must be at most 100 characters")
+    """Create an agent; returns it and its token (shown once). Conflict when the name is taken.
+
+    The name is checked before the agent's queue is made, so a refused name leaves nothing behind.
+    """
+    name = clean_name(name, "agent name")
     agent_id = new_agent_id()
     agent, token = create_agent(agent_id, name, ensure_agent_queue(agent_id))
     announce(agent_path(agent.id), "agent.created")

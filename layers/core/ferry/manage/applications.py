@@ -9,7 +9,15 @@ from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Application, Trigger, new_id
 from ferry.domain.naming import compose_project_name
-from ferry.errors import Conflict, InvalidInput, NotFound
+from ferry.domain.validation import MAX_PATH_LENGTH, check_branch, check_text, clean_name
+from ferry.errors import (
+    Conflict,
+    GitError,
+    InvalidInput,
+    NotFound,
+    TransientError,
+    Unprocessable,
+)
 from ferry.git.source import normalize_repo_path
 from ferry.store.agents import get_agent
 from ferry.store.applications import create_application, get_application, redefine_application
@@ -17,6 +25,11 @@ from ferry.store.feed import announce, application_path
 from ferry.store.notifications import get_target
 from ferry.store.repositories import get_repository
 from ferry.sync.queue import enqueue_sync_job
+from ferry.sync.resolvers import open_repository
+
+# Creating an application reads its compose file once; an API request must answer well within
+# API Gateway's 29 s, so each network step of that read gets this long.
+COMPOSE_CHECK_TIMEOUT_SECONDS = 8.0
 
 
 def _must_exist(kind: str, lookup: Any, identifier: str) -> None:
@@ -27,13 +40,28 @@ def _must_exist(kind: str, lookup: Any, identifier: str) -> None:
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidInput("application name must not be empty")
-    if len(name) > 100:
-        raise InvalidInput("application name must be at most 100 characters")
+    name = clean_name(name, "application name")
     compose_project_name(name)  # InvalidInput when it cannot name a compose project
     return name
+
+
+def _clean_path(path: str) -> str:
+    return normalize_repo_path(check_text(path, "path", max_length=MAX_PATH_LENGTH))
+
+
+def _check_compose_file(repository_id: str, branch: str, path: str) -> None:
+    """Unprocessable unless `path` exists on the head of `branch`: one read of the repository,
+    bounded by COMPOSE_CHECK_TIMEOUT_SECONDS per network step, so a typo or an unreachable
+    repository is answered at once instead of surfacing later in a failed sync."""
+    source = open_repository(get_repository(repository_id), timeout=COMPOSE_CHECK_TIMEOUT_SECONDS)
+    try:
+        source.read_file(source.latest_commit(branch).sha, path)
+    except (GitError, TransientError) as exc:
+        raise Unprocessable(f"cannot read {path} on branch {branch!r}: {exc}") from exc
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_notifications(notification_ids: list[str]) -> list[str]:
@@ -57,16 +85,19 @@ def register_application(
     Conflict when the name, or the compose project it normalizes to, is taken on the agent.
     """
     name = _clean_name(name)
-    path = normalize_repo_path(path)
+    path = _clean_path(path)
+    branch = check_branch(branch)
     _must_exist("repository", get_repository, repository_id)
     _must_exist("agent", get_agent, agent_id)
+    notification_ids = _check_notifications(notification_ids or [])
+    _check_compose_file(repository_id, branch, path)
     application = create_application(
         name=name,
         repository_id=repository_id,
         agent_id=agent_id,
-        branch=branch.strip(),
+        branch=branch,
         path=path,
-        notification_ids=_check_notifications(notification_ids or []),
+        notification_ids=notification_ids,
     )
     announce(application_path(application.id), "application.created")
     job_id = enqueue_sync_job(
@@ -97,14 +128,20 @@ def change_application(
     if "name" in changes:
         cleaned["name"] = _clean_name(changes["name"])
     if "branch" in changes:
-        cleaned["branch"] = str(changes["branch"]).strip()
+        cleaned["branch"] = check_branch(str(changes["branch"]))
     if "path" in changes:
-        cleaned["path"] = normalize_repo_path(changes["path"])
+        cleaned["path"] = _clean_path(changes["path"])
     if "notification_ids" in changes:
         cleaned["notification_ids"] = _check_notifications(changes["notification_ids"])
     cleaned = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
     if not cleaned:
         return current, None
+    if {"branch", "path"} & set(cleaned):
+        _check_compose_file(
+            current.repository_id,
+            cleaned.get("branch", current.branch),
+            cleaned.get("path", current.path),
+        )
     application = redefine_application(application_id, cleaned)
     announce(application_path(application_id), "application.updated")
     job_id = None

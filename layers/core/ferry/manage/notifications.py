@@ -3,7 +3,7 @@ them is `ferry.deploy.notify`'s)."""
 
 from __future__ import annotations
 
-from ferry.errors import InvalidInput
+from ferry.domain.validation import check_url, clean_name
 from ferry.outbound.notify import validate_notification_url
 from ferry.store.applications import list_applications, redefine_application
 from ferry.store.feed import announce, application_path, notification_path
@@ -17,14 +17,20 @@ from ferry.store.notifications import (
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidInput("notification target name must not be empty")
-    return name
+    return clean_name(name, "notification target name")
+
+
+def _checked_url(url: str) -> tuple[str, str]:
+    """The URL to store and its redacted form; InvalidInput (never echoing the URL, which holds
+    secrets) when it is too long, unprintable or not one apprise can send to."""
+    url = check_url(url)
+    return url, validate_notification_url(url)
 
 
 def add_target(name: str, url: str) -> NotificationTarget:
-    target = create_target(_clean_name(name), url.strip(), validate_notification_url(url.strip()))
+    name = _clean_name(name)
+    url, display_url = _checked_url(url)
+    target = create_target(name, url, display_url)
     announce(notification_path(target.id), "notification.created")
     return target
 
@@ -33,11 +39,12 @@ def change_target(
     target_id: str, *, name: str | None = None, url: str | None = None
 ) -> NotificationTarget:
     get_target(target_id)
+    checked = _checked_url(url) if url is not None else (None, None)
     target = update_target(
         target_id,
         name=_clean_name(name) if name is not None else None,
-        url=url.strip() if url is not None else None,
-        display_url=validate_notification_url(url.strip()) if url is not None else None,
+        url=checked[0],
+        display_url=checked[1],
     )
     announce(notification_path(target_id), "notification.updated")
     return target

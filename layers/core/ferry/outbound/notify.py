@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import apprise
 import requests
+from apprise.manager_plugins import NotificationManager
 from apprise.plugins.base import NotifyBase
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -123,11 +124,21 @@ def _asset() -> apprise.AppriseAsset:
 def _instantiate(url: str) -> NotifyBase:
     plugin = apprise.Apprise.instantiate(url.strip(), asset=_asset())
     if plugin is None:
-        scheme = url.strip().partition("://")[0][:32] if "://" in url else ""
-        raise InvalidInput(
-            f"not a notification URL apprise can send to (scheme {scheme or 'missing'!r})"
-        )
+        raise InvalidInput(_unusable_reason(url))
     return plugin
+
+
+def _unusable_reason(url: str) -> str:
+    """Why apprise cannot use `url`, without echoing it (it holds tokens): an unknown scheme, or
+    a known one whose URL lacks the parts that service needs (pointing to its format)."""
+    scheme = url.strip().partition("://")[0].lower() if "://" in url else ""
+    if not scheme:
+        return "a notification URL starts with its service's scheme (slack://, json://, ...)"
+    plugins = NotificationManager()  # type: ignore[no-untyped-call]
+    if scheme in plugins:
+        setup = getattr(plugins[scheme], "setup_url", None) or "https://appriseit.com/services/"
+        return f"not a valid {scheme}:// URL: it lacks parts that service needs (see {setup})"
+    return "not a notification URL apprise can send to (unknown service scheme)"
 
 
 def _declared_destination(plugin: NotifyBase) -> tuple[str, int] | None:

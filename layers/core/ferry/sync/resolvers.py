@@ -21,10 +21,11 @@ from ferry.store.repositories import get_credentials
 Resolver = Callable[[str], CommitInfo]
 
 
-def open_repository(repository: Repository) -> GitSource:
-    """The git source for a repository record, with its stored credentials."""
+def open_repository(repository: Repository, *, timeout: float | None = None) -> GitSource:
+    """The git source for a repository record, with its stored credentials (`timeout`: seconds
+    per network step, default the adapter's)."""
     credentials = get_credentials(repository.id) if repository.has_credentials else None
-    return open_source(repository, credentials, get_settings().git_cache_dir)
+    return open_source(repository, credentials, get_settings().git_cache_dir, timeout=timeout)
 
 
 def latest_commit(source: GitSource) -> Resolver:

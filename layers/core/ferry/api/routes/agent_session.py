@@ -5,7 +5,8 @@ from fastapi import APIRouter, Response, status
 from ferry.api.deps import CurrentAgent
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import AgentSession, HealthReport, RequestState
-from ferry.errors import Forbidden
+from ferry.domain.models import Agent, Application
+from ferry.errors import Forbidden, NotFound
 from ferry.manage.agent_sessions import agent_session
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
@@ -38,14 +39,28 @@ def request_state(request_id: str, application_id: str, agent: CurrentAgent) -> 
     return RequestState(request_id=request_id, current=application.current_request_id == request_id)
 
 
-@router.post("/health", status_code=status.HTTP_204_NO_CONTENT)
+def _own_application(application_id: str, agent: Agent) -> Application:
+    """The application if it is assigned to `agent`. One that does not exist and one of another
+    agent's are answered alike (404), so an agent learns nothing about other agents' records."""
+    try:
+        application = get_application(application_id)
+    except NotFound:
+        application = None
+    if application is None or application.agent_id != agent.id:
+        raise NotFound(f"this agent runs no application {application_id}")
+    return application
+
+
+@router.post(
+    "/health",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
 def health(report: HealthReport, agent: CurrentAgent) -> Response:
     """For agents: an application's settled health changed (from Docker events). Only
-    applications assigned to the reporting agent are updated (403 otherwise)."""
+    applications assigned to the reporting agent are updated (404 otherwise)."""
     touch_agent(agent.id)
-    application = get_application(report.application_id)
-    if application.agent_id != agent.id:
-        raise Forbidden("that application is not assigned to this agent")
+    application = _own_application(report.application_id, agent)
     if application.health_status is not report.health_status:
         update_application_status(application.id, {"health_status": report.health_status})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

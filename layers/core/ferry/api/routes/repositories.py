@@ -47,6 +47,7 @@ def create(body: RepositoryIn, request: Request) -> RepositoryCreated:
         options=body.model_dump(
             include={"github_repository", "actions_branches", "actions_workflows"}
         ),
+        github_actions=body.github_actions,
     )
     return RepositoryCreated(
         **to_out(repository).model_dump(),

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import boto3
 import httpx
+from dulwich import porcelain
 
 from ferry.domain.messages import DeployMessage, DeployRequest, UndeployRequest
 from ferry.local.sample import commit_file
@@ -51,6 +52,15 @@ def compose(image: str = "ferry-local/busybox:latest", greeting: str = "hi") -> 
 
 def commit(repo: Path, path: str, content: str, message: str = "change") -> str:
     return commit_file(repo, path, content, message)
+
+
+def commit_removal(repo: Path, path: str, message: str = "remove") -> str:
+    """Delete a file from the working repository and commit that; returns the SHA."""
+    porcelain.remove(str(repo), [str(repo / path)])
+    author = b"Ferry Tests <tests@ferry.invalid>"
+    return porcelain.commit(
+        str(repo), message=message.encode(), author=author, committer=author
+    ).decode()
 
 
 def create_repository(api: httpx.Client, repo: Path, sync_type: str = "webhook") -> dict[str, Any]:

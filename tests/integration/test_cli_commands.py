@@ -23,6 +23,7 @@ from dulwich.repo import Repo
 
 from ferry.cli.client import parse_server_sent_events
 from ferry.local.stack import LocalStack
+from ferry.store.applications import create_application as store_application
 from tests.helpers import (
     ScriptedAgent,
     agent_queue_url,
@@ -403,14 +404,15 @@ def test_app_deploy_before_first_sync_refused_with_one_line_error(
     ferry: Ferry, api: httpx.Client, setup: tuple[dict[str, Any], dict[str, Any]], unique: str
 ) -> None:
     repository, agent = setup
-    application = create_application(
-        api,
+    # Stored directly: no first sync is queued, so it has no compose file to deploy yet.
+    application = store_application(
         name=f"new-{unique}",
         repository_id=repository["id"],
         agent_id=agent["id"],
-        path="missing/compose.yaml",  # its syncs fail: it never has a compose file to deploy
+        branch="main",
+        path="app/compose.yaml",
     )
-    assert "not been synced" in one_error_line(ferry("app", "deploy", application["id"]))
+    assert "not been synced" in one_error_line(ferry("app", "deploy", application.id))
 
 
 def test_app_deploy_wait_reports_agent_success(

@@ -16,6 +16,7 @@ from tests.helpers import (
     ScriptedAgent,
     agent_queue_url,
     commit,
+    commit_removal,
     compose,
     create_agent,
     create_repository,
@@ -208,7 +209,12 @@ def test_sync_failure_notifies_the_targets(
     deployed: tuple[dict, dict, ScriptedAgent],
 ) -> None:
     repository, application, _scripted = deployed
-    api.patch(f"/applications/{application['id']}", json={"path": "missing/compose.yaml"})
+    commit(git_repo, "moving/compose.yaml", compose())  # the same file: nothing to deploy
+    moved = api.patch(f"/applications/{application['id']}", json={"path": "moving/compose.yaml"})
+    assert moved.status_code == 200, moved.text
+    wait_for_idle_sync(repository["id"])
+    commit_removal(git_repo, "moving/compose.yaml")  # gone after the application moved there
+    assert api.post(f"/repositories/{repository['id']}/sync").status_code == 202
     wait_for(
         lambda: any("could not be synced" in t for t in receiver.titles()),
         what="the sync failure note",

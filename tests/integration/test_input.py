@@ -11,9 +11,12 @@ import boto3
 import httpx
 import pytest
 
+from ferry.domain.models import CredentialKind, RepositoryCredentials
 from ferry.local.stack import LocalStack
 from ferry.settings import get_settings
-from tests.helpers import commit, compose, create_agent, create_repository
+from ferry.store.repositories import get_credentials
+from ferry.store.tables import RepositoryRow
+from tests.helpers import commit, compose, create_agent, create_repository, wait_for
 
 MIB = 1024 * 1024
 
@@ -291,3 +294,50 @@ def test_application_on_unreachable_repository_answers_422_quickly(
     assert time.monotonic() - started < 15
     assert "127.0.0.1" in _assert_one_line_4xx(response, 422)
     assert _ids(api, "applications") == before
+
+
+def _raw_repository(repository_id: str) -> dict[str, Any]:
+    item = boto3.client("dynamodb").get_item(
+        TableName=get_settings().repositories_table,
+        Key={"id": {"S": repository_id}},
+        ConsistentRead=True,
+    )["Item"]
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def test_repository_stored_with_credentials_in_its_url_never_shows_them(
+    stack: LocalStack, api: httpx.Client, unique: str
+) -> None:
+    created = _send(
+        api,
+        "POST",
+        "/repositories",
+        {"url": f"https://git.example.com/ops/{unique}.git", "sync_type": "manual"},
+    )
+    assert created.status_code == 201, created.text
+    repository_id, secret = created.json()["id"], f"glpat-{unique}-SECRET"
+    # As an earlier version stored it: the credentials inside the URL, in clear.
+    RepositoryRow(id=repository_id).update(
+        actions=[RepositoryRow.url.set(f"https://oauth2:{secret}@git.example.com/ops/{unique}.git")]
+    )
+
+    shown = api.get(f"/repositories/{repository_id}").json()
+    assert shown["url"] == f"https://git.example.com/ops/{unique}.git"
+    assert shown["has_credentials"] is True
+    assert secret not in api.get("/repositories").text
+    assert get_credentials(repository_id) == RepositoryCredentials(
+        kind=CredentialKind.BASIC, username="oauth2", secret=secret
+    )
+
+    stack.cloud.scheduler.fire_all()  # the poller's tick moves them, as on AWS
+
+    def moved() -> dict[str, Any] | None:
+        raw = _raw_repository(repository_id)
+        return raw if secret not in raw["url"] else None
+
+    raw = wait_for(moved, what="the credentials to leave the stored URL")
+    assert raw["url"] == f"https://git.example.com/ops/{unique}.git"
+    assert raw["credentials"].startswith("v1.") and secret not in raw["credentials"]
+    assert get_credentials(repository_id) == RepositoryCredentials(
+        kind=CredentialKind.BASIC, username="oauth2", secret=secret
+    )

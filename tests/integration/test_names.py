@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from ferry.security.crypto import get_keyring
+from ferry.store.applications import delete_application
+from ferry.store.guards import application_name_key
+from ferry.store.rotation import reindex_names
+from ferry.store.tables import ApplicationRow, NameGuardRow
 from tests.helpers import commit, compose, create_agent, create_repository
 
 
@@ -136,3 +143,60 @@ def test_agent_names_are_unique_ignoring_case(api: httpx.Client, unique: str) ->
     create_agent(api, f"Edge {unique}")
     assert api.post("/agents", json={"name": f"Edge {unique}"}).status_code == 409
     assert api.post("/agents", json={"name": f" edge {unique}"}).status_code == 409
+
+
+def _legacy_hash(name: str) -> str:
+    """The blind index as versions before NFKC computed it: trimmed and lowercased only."""
+    key = get_keyring().current.index_key
+    return hmac.new(key, name.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def _make_legacy(application_id: str) -> str:
+    """Store the application's name guard as an earlier version did; returns that guard's key."""
+    row = ApplicationRow.get(application_id, consistent_read=True)
+    legacy = _legacy_hash(row.name)
+    NameGuardRow(id=application_name_key(row.agent_id, row.name_hash)).delete()
+    NameGuardRow(id=application_name_key(row.agent_id, legacy), owner_id=row.id).save()
+    row.update(actions=[ApplicationRow.name_hash.set(legacy)])
+    return application_name_key(row.agent_id, legacy)
+
+
+def _guards_of(owner_id: str) -> set[str]:
+    return {g.id for g in NameGuardRow.scan(NameGuardRow.owner_id == owner_id)}
+
+
+FULLWIDTH_WEB = "\uff37\uff45\uff42"  # "Web" in fullwidth letters: NFKC folds it to "Web"
+
+
+def test_application_names_stored_before_nfkc_are_reindexed_and_released(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    agent = create_agent(api, f"host-{unique}")
+    created = api.post(
+        "/applications", json=_body(f"{FULLWIDTH_WEB}-{unique}", repository["id"], agent["id"])
+    )
+    assert created.status_code == 201, created.text
+    look_alike = api.post(
+        "/applications", json=_body(f"web-{unique}", repository["id"], agent["id"])
+    )
+    assert look_alike.status_code == 409, look_alike.text
+    old = created.json()["id"]
+    legacy_key = _make_legacy(old)
+
+    report = reindex_names()
+
+    assert report.guards_moved >= 1
+    assert legacy_key not in _guards_of(old)
+    again = api.post("/applications", json=_body(f"web-{unique}", repository["id"], agent["id"]))
+    assert again.status_code == 409, again.text
+
+    # A rename or a delete releases the guard the row was stored under, legacy or not.
+    legacy_key = _make_legacy(old)
+    renamed = api.patch(f"/applications/{old}", json={"name": f"renamed-{unique}"})
+    assert renamed.status_code == 200, renamed.text
+    assert legacy_key not in _guards_of(old)
+    _make_legacy(old)
+    delete_application(old)
+    assert _guards_of(old) == set()

@@ -8,15 +8,17 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from dulwich.refs import Ref
+from dulwich.repo import Repo
 
 from ferry.local.stack import LocalStack
+from ferry.store.applications import create_application as store_application
 from tests.helpers import (
     ScriptedAgent,
     agent_queue_url,
     commit,
     compose,
     create_agent,
-    create_application,
     create_repository,
     deployed_once,
     events,
@@ -162,14 +164,19 @@ def test_application_not_yet_synced_cannot_be_redeployed(
 ) -> None:
     repository = create_repository(api, git_repo, sync_type="manual")  # empty: nothing to sync
     agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"a-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+    # Stored directly: the API reads the compose file first, and this repository has none.
+    application = store_application(
+        name=f"a-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        branch="main",
+        path="app/compose.yaml",
     )
-    assert api.post(f"/applications/{application['id']}/deploy").status_code == 409
+    assert api.post(f"/applications/{application.id}/deploy").status_code == 409
 
 
 def test_application_patch_branch_queues_sync_and_agent_move_is_refused(
-    api: httpx.Client, deployed: tuple[dict, dict, ScriptedAgent], unique: str
+    api: httpx.Client, deployed: tuple[dict, dict, ScriptedAgent], git_repo: Path, unique: str
 ) -> None:
     _repository, application, _ = deployed
     other = create_agent(api, f"other-{unique}")
@@ -177,6 +184,8 @@ def test_application_patch_branch_queues_sync_and_agent_move_is_refused(
         api.patch(f"/applications/{application['id']}", json={"agent_id": other["id"]}).status_code
         == 400
     )
+    with Repo(str(git_repo)) as repo:
+        repo.refs[Ref(b"refs/heads/develop")] = repo.refs[Ref(b"refs/heads/main")]
     changed = api.patch(f"/applications/{application['id']}", json={"branch": "develop"}).json()
     assert changed["branch"] == "develop"
     assert changed["job_id"].startswith("job_")

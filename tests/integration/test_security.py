@@ -74,7 +74,9 @@ def test_webhook_refused_flood_does_not_lock_out_signed_deliveries(
     refused = [push_webhook(stack.api_url, repository["id"], "wrong") for _ in range(8)]
     genuine = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
 
-    assert {r.status_code for r in refused} == {401, 429}
+    # Refusals counted before this test in the same minute may already have reached the limit.
+    assert {r.status_code for r in refused} <= {401, 429}
+    assert refused[-1].status_code == 429
     assert genuine.status_code == 202, genuine.text
 
 

@@ -15,6 +15,7 @@ from ferry.deploy.status import update_application_status
 from ferry.domain.models import ApplicationSyncStatus, Repository, RepositorySyncStatus, utcnow
 from ferry.local.stack import LocalStack
 from ferry.settings import get_settings
+from ferry.store.applications import create_application as store_application
 from ferry.store.applications import get_application
 from ferry.store.changes import changes_after, latest_change
 from ferry.store.feed import repository_path
@@ -66,19 +67,14 @@ def test_poller_schedule_ends_a_stalled_sync_failed_and_leaves_applications_alon
     # The template's bound reaches the poller (all handlers share this process's environment).
     assert os.environ["FERRY_SYNC_STALLED_AFTER_SECONDS"] == str(_bound())
     agent = create_agent(api, f"host-{unique}")
-    # A branch that does not resolve: its first sync fails without starting a deploy.
-    response = api.post(
-        "/applications",
-        json={
-            "name": f"stalled-{unique}",
-            "repository_id": repository["id"],
-            "agent_id": agent["id"],
-            "branch": "ghost",
-            "path": "app/compose.yaml",
-        },
-    )
-    assert response.status_code == 201, response.text
-    application_id = response.json()["id"]
+    # An application no deploy runs for (stored directly: no first sync starts one).
+    application_id = store_application(
+        name=f"stalled-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        branch="ghost",
+        path="app/compose.yaml",
+    ).id
     wait_for_idle_sync(repository["id"])
     update_application_status(application_id, {"sync_status": ApplicationSyncStatus.SYNCING})
     failures = get_repository(repository["id"]).failures

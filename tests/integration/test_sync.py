@@ -11,6 +11,7 @@ import pytest
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, Trigger
 from ferry.local.stack import LocalStack
+from ferry.store.applications import create_application as store_application
 from ferry.store.applications import get_application as stored_application
 from ferry.store.applications import list_repository_applications
 from ferry.store.events import list_events
@@ -146,16 +147,14 @@ def test_sync_failing_branch_records_failure_and_other_branch_proceeds(
     good = create_application(
         api, name=f"good-{unique}", repository_id=repository["id"], agent_id=agent["id"]
     )
-    ghost = api.post(
-        "/applications",
-        json={
-            "name": f"ghost-{unique}",
-            "repository_id": repository["id"],
-            "agent_id": agent["id"],
-            "branch": "ghost",
-            "path": "app/compose.yaml",
-        },
-    ).json()
+    # Its branch was deleted after it was created (the API refuses one that does not exist).
+    ghost = store_application(
+        name=f"ghost-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        branch="ghost",
+        path="app/compose.yaml",
+    ).model_dump()
 
     wait_for_idle_sync(repository["id"])  # the creations' own syncs go first
     report = run_sync_job(SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL))
@@ -177,13 +176,15 @@ def test_sync_missing_compose_file_marks_application_out_of_sync(
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
     agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api,
+    # Its file went away after it was created (the API refuses a path that does not exist).
+    application = store_application(
         name=f"app-{unique}",
         repository_id=repository["id"],
         agent_id=agent["id"],
+        branch="main",
         path="elsewhere/compose.yaml",
-    )
+    ).model_dump()
+    assert api.post(f"/repositories/{repository['id']}/sync").status_code == 202
     done = wait_for_status(api, application["id"], "out_of_sync")
     assert "elsewhere/compose.yaml does not exist" in done["last_sync_error"]
 
@@ -244,16 +245,14 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
         create_application(
             api, name=f"app{index}-{unique}", repository_id=repository["id"], agent_id=agent["id"]
         )
-    empty = api.post(
-        "/applications",
-        json={
-            "name": f"nobranch-{unique}",
-            "repository_id": repository["id"],
-            "agent_id": agent["id"],
-            "branch": "",
-            "path": "app/compose.yaml",
-        },
-    ).json()
+    # The API refuses an empty branch; rows stored by earlier versions may still have one.
+    empty = store_application(
+        name=f"nobranch-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        branch="",
+        path="app/compose.yaml",
+    ).model_dump()
     wait_for_idle_sync(repository["id"])
     repo = get_repository(repository["id"])
     source = open_repository(repo)

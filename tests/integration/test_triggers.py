@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from ferry.local.stack import LocalStack
+from ferry.store.applications import create_application as store_application
 from ferry.store.repositories import get_repository
 from ferry.sync.polling import next_poll_at, poll_due_repositories
 from tests.helpers import (
@@ -323,16 +324,15 @@ def test_polling_failing_repository_backs_off(
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="polling")
     agent = create_agent(api, f"host-{unique}")
-    api.post(
-        "/applications",
-        json={
-            "name": f"ghost-{unique}",
-            "repository_id": repository["id"],
-            "agent_id": agent["id"],
-            "branch": "ghost",
-            "path": "app/compose.yaml",
-        },
+    # Its branch was deleted after it was created (the API refuses one that does not exist).
+    store_application(
+        name=f"ghost-{unique}",
+        repository_id=repository["id"],
+        agent_id=agent["id"],
+        branch="ghost",
+        path="app/compose.yaml",
     )
+    assert api.post(f"/repositories/{repository['id']}/sync").status_code == 202
     wait_for(lambda: get_repository(repository["id"]).failures >= 1, what="a failed sync")
     failing = get_repository(repository["id"])
     poll_due_repositories(now=next_poll_at(failing) if failing.polled_at else None)

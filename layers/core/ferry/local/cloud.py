@@ -254,8 +254,9 @@ class LocalCloud:
     def _recover_interrupted(self, restored: int) -> None:
         if not restored:
             return
-        from ferry.local.recovery import end_interrupted_work
+        from ferry.local.recovery import end_interrupted_work, upgrade_stored_records
 
+        upgrade_stored_records()
         end_interrupted_work()
 
     def _start_pollers(self, plan: LocalPlan) -> None:

@@ -9,7 +9,7 @@ from ferry.errors import Conflict, NotFound, TransientError, Unauthorized
 from ferry.security.crypto import get_keyring
 from ferry.security.tokens import issue_token, parse_token, secret_matches
 from ferry.store.errors import translated
-from ferry.store.guards import agent_guard, put_guards, release_guards
+from ferry.store.guards import Guard, agent_guard, agent_name_key, put_guards, release_guards
 from ferry.store.tables import AgentRow, row_values, transaction
 
 
@@ -60,11 +60,14 @@ def find_agent_by_name(name: str) -> Agent | None:
 
 
 def delete_agent(agent_id: str) -> None:
-    agent = get_agent(agent_id)
+    with translated(f"agent {agent_id}"):
+        row = AgentRow.get(agent_id, consistent_read=True, attributes_to_get=["name_hash"])
+    # The guard it was stored under (by its recorded hash), whatever key or normalization made it.
+    guard = Guard(agent_name_key(row.name_hash), "agent")
     try:
         with transaction() as write:
             write.delete(AgentRow(id=agent_id), condition=AgentRow.id.exists())
-            release_guards(write, (agent_guard(agent.name),), agent_id)
+            release_guards(write, (guard,), agent_id)
     except TransactWriteError as exc:
         if exc.cause_response_code == "TransactionCanceledException":
             raise NotFound(f"agent {agent_id} not found") from exc

@@ -13,7 +13,14 @@ from ferry.domain.models import Application, new_id, utcnow
 from ferry.errors import Conflict, NotFound, TransientError
 from ferry.security.crypto import get_keyring
 from ferry.store.errors import translated
-from ferry.store.guards import application_guards, put_guards, release_guards, taken_by_other
+from ferry.store.guards import (
+    Guard,
+    application_guards,
+    put_guards,
+    release_guards,
+    stored_application_guards,
+    taken_by_other,
+)
 from ferry.store.tables import ApplicationRow, row_values, transaction
 
 # Fields that define what an application is (and so touch its guards); everything else is state.
@@ -89,6 +96,17 @@ def list_agent_applications(agent_id: str) -> list[Application]:
     return [a for a in list_applications() if a.agent_id == agent_id]
 
 
+def _stored_guards(application_id: str) -> tuple[Guard, Guard]:
+    """The guards the row holds, as recorded on it (NotFound when there is no row)."""
+    with translated(f"application {application_id}"):
+        row = ApplicationRow.get(
+            application_id,
+            consistent_read=True,
+            attributes_to_get=["agent_id", "name_hash", "project_hash"],
+        )
+    return stored_application_guards(row.agent_id, row.name_hash, row.project_hash)
+
+
 def redefine_application(application_id: str, changes: dict[str, Any]) -> Application:
     """Change what an application is (name, agent, branch, path, ...), moving its guards along.
 
@@ -99,7 +117,7 @@ def redefine_application(application_id: str, changes: dict[str, Any]) -> Applic
     if unknown:
         raise ValueError(f"not definition fields: {sorted(unknown)}")
     current = get_application(application_id)
-    old_guards = application_guards(current.name, current.agent_id)
+    old_guards = _stored_guards(application_id)
     name = changes.get("name", current.name)
     agent_id = changes.get("agent_id", current.agent_id)
     new_guards = application_guards(name, agent_id)
@@ -131,13 +149,11 @@ def redefine_application(application_id: str, changes: dict[str, Any]) -> Applic
 
 def delete_application(application_id: str) -> None:
     """Remove the row and its guards together."""
-    current = get_application(application_id)
+    stored = _stored_guards(application_id)
     try:
         with transaction() as write:
             write.delete(ApplicationRow(id=application_id), condition=ApplicationRow.id.exists())
-            release_guards(
-                write, application_guards(current.name, current.agent_id), application_id
-            )
+            release_guards(write, stored, application_id)
     except TransactWriteError as exc:
         if exc.cause_response_code == "TransactionCanceledException":
             raise NotFound(f"application {application_id} not found") from exc

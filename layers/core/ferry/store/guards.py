@@ -52,6 +52,18 @@ def application_guards(name: str, agent_id: str) -> tuple[Guard, Guard]:
     )
 
 
+def stored_application_guards(
+    agent_id: str, name_hash: str, project_hash: str
+) -> tuple[Guard, Guard]:
+    """The guards an application row was stored under, from the hashes it recorded. Releasing
+    these (not ones recomputed from the name) also frees guards written under an earlier key or
+    an earlier normalization of names."""
+    return (
+        Guard(application_name_key(agent_id, name_hash), "name"),
+        Guard(project_key(agent_id, project_hash), "project"),
+    )
+
+
 def agent_guard(name: str) -> Guard:
     return Guard(agent_name_key(get_keyring().name_hash(name)), f"an agent named {name.strip()!r}")
 

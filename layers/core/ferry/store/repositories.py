@@ -9,6 +9,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import (
+    CredentialKind,
     Provider,
     Repository,
     RepositoryCredentials,
@@ -17,6 +18,7 @@ from ferry.domain.models import (
     new_id,
     utcnow,
 )
+from ferry.domain.validation import url_credentials, without_credentials
 from ferry.errors import Conflict, NotFound
 from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
@@ -34,9 +36,28 @@ _EDITABLE = (
 )
 
 
+def _url_credentials(url: str) -> RepositoryCredentials | None:
+    """The credentials an HTTP(S) URL stored by an earlier version carries in its user-info (what
+    git sent for it: Basic user:password), None when it carries none. An SSH URL's password was
+    never used (SSH authenticates with the deploy key) and its user name is the login."""
+    username, password = url_credentials(url)
+    if "://" not in url or url.split("://", 1)[0].lower() not in ("http", "https"):
+        return None
+    if username is None and password is None:
+        return None
+    return RepositoryCredentials(
+        kind=CredentialKind.BASIC, username=username or "", secret=password or ""
+    )
+
+
 def _to_domain(row: RepositoryRow) -> Repository:
     values = row_values(row)
-    values["has_credentials"] = values.pop("credentials", None) is not None
+    # A URL stored with credentials in it (before they were refused) is never shown with them;
+    # they count as the repository's credentials until move_url_credentials stores them apart.
+    values["url"] = without_credentials(row.url)
+    values["has_credentials"] = (
+        values.pop("credentials", None) is not None or _url_credentials(row.url) is not None
+    )
     values.pop("webhook_secret", None)
     if values.get("github_actions") is None:
         # Stored before Actions became an opt-in: such repositories keep working as they did.
@@ -95,8 +116,35 @@ def get_webhook_secret(repository_id: str) -> str:
 def get_credentials(repository_id: str) -> RepositoryCredentials | None:
     """The repository's credentials, for git access only."""
     with translated(f"repository {repository_id}"):
-        row = RepositoryRow.get(repository_id, attributes_to_get=["credentials"])
-    return RepositoryCredentials.model_validate_json(row.credentials) if row.credentials else None
+        row = RepositoryRow.get(repository_id, attributes_to_get=["credentials", "url"])
+    if row.credentials:
+        return RepositoryCredentials.model_validate_json(row.credentials)
+    return _url_credentials(row.url)
+
+
+def move_url_credentials() -> int:
+    """Rewrite repositories stored with credentials in their URL (accepted by earlier versions):
+    the URL loses them, and unless the repository has credentials of its own they become its
+    encrypted credentials, so no table or snapshot holds them in clear. Conditional on the URL
+    being unchanged; idempotent. Returns how many rows were rewritten."""
+    with translated("repositories"):
+        rows = list(RepositoryRow.scan(RepositoryRow.url.contains("@"), consistent_read=True))
+    moved = 0
+    for row in rows:
+        clean = without_credentials(row.url)
+        if clean == row.url:
+            continue
+        actions: list[Action] = [RepositoryRow.url.set(clean)]
+        derived = _url_credentials(row.url)
+        if row.credentials is None and derived is not None:
+            actions.append(RepositoryRow.credentials.set(derived.model_dump_json()))
+        try:
+            with translated(f"repository {row.id}"):
+                row.update(actions=actions, condition=RepositoryRow.url == row.url)
+        except Conflict:
+            continue  # changed meanwhile: the next run looks again
+        moved += 1
+    return moved
 
 
 def _update(

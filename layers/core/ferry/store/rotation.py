@@ -17,10 +17,9 @@ from ferry.store.guards import (
     agent_guard,
     agent_name_key,
     application_guards,
-    application_name_key,
-    project_key,
     put_guards,
     release_guards,
+    stored_application_guards,
 )
 from ferry.store.tables import (
     AgentRow,
@@ -56,17 +55,10 @@ def _reencrypt(model: type[Model], report: RotationReport) -> None:
             report.rows_reencrypted += 1
 
 
-def _stored_application_guards(row: ApplicationRow) -> tuple[Guard, Guard]:
-    return (
-        Guard(application_name_key(row.agent_id, row.name_hash), "name"),
-        Guard(project_key(row.agent_id, row.project_hash), "project"),
-    )
-
-
 def _move_guards(keyring: Keyring, report: RotationReport) -> None:
     for row in ApplicationRow.scan(consistent_read=True):
         new = application_guards(row.name, row.agent_id)
-        old = _stored_application_guards(row)
+        old = stored_application_guards(row.agent_id, row.name_hash, row.project_hash)
         if new == old:
             continue
         with transaction() as write:
@@ -97,6 +89,16 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
             release_guards(write, (old_agent,), agent.id)
             put_guards(write, (new_agent,), agent.id)
         report.guards_moved += 1
+
+
+def reindex_names() -> RotationReport:
+    """Move every name guard whose stored hash is not the one the current key and normalization
+    give (rows stored before names were NFKC-compared, or under an earlier key). Idempotent;
+    `ferry up` runs it at start, `rotate-key` as part of every rotation."""
+    report = RotationReport()
+    with translated("name index"):
+        _move_guards(get_keyring(), report)
+    return report
 
 
 def reencrypt_everything() -> RotationReport:

@@ -8,6 +8,10 @@ margin) had its job die on every receive, so the job went to the dead-letter que
 would ever end the sync. It is marked `failed` (any repository, whatever its sync type), which
 also lets polling and manual syncs run again. Applications are left alone: their deploys end in
 their own executions.
+
+And it moves credentials that earlier versions accepted inside repository URLs into the
+encrypted credentials (`move_url_credentials`), so a deployment upgraded in place holds none in
+clear within a minute, with no step for the operator.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, RepositorySyncStatus, SyncType, Trigger, utcnow
 from ferry.errors import Conflict, FerryError
 from ferry.settings import get_settings
-from ferry.store.repositories import list_repositories, mark_polled, syncing_since
+from ferry.store.repositories import (
+    list_repositories,
+    mark_polled,
+    move_url_credentials,
+    syncing_since,
+)
 from ferry.sync.queue import enqueue_sync_job
 from ferry.sync.status import update_repository_status
 
@@ -80,6 +89,9 @@ def poll_due_repositories(now: datetime | None = None) -> list[str]:
     repository are ended `failed` on the way (a polling one is polled again next tick)."""
     now = now or utcnow()
     stalled_after = get_settings().sync_stalled_after_seconds
+    moved = move_url_credentials()
+    if moved:
+        logger.info("credentials moved out of repository URLs", extra={"repositories": moved})
     queued: list[str] = []
     for repository in list_repositories():
         if repository.sync_status is RepositorySyncStatus.SYNCING:

@@ -329,6 +329,7 @@ def test_repository_stored_with_credentials_in_its_url_never_shows_them(
         kind=CredentialKind.BASIC, username="oauth2", secret=secret
     )
 
+    assert stack.cloud.scheduler is not None
     stack.cloud.scheduler.fire_all()  # the poller's tick moves them, as on AWS
 
     def moved() -> dict[str, Any] | None:

@@ -44,6 +44,13 @@ IntervalOption = Annotated[
     int | None,
     typer.Option("--interval", help="Polling interval in seconds (at least 30).", min=1),
 ]
+ActionsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--github-actions/--no-github-actions",
+        help="Let GitHub Actions runs of this repository sync it (off unless asked).",
+    ),
+]
 AuthOption = Annotated[
     CredentialKind | None,
     typer.Option("--auth", help="Credentials for a private repository.", case_sensitive=False),
@@ -97,6 +104,7 @@ def repository_rows(repository: dict[str, Any]) -> list[tuple[str, Any]]:
         ("provider", repository["provider"]),
         ("sync type", repository["sync_type"]),
         ("polling interval", interval),
+        ("github actions", "on" if repository.get("github_actions") else "off"),
         ("sync status", cell(repository["sync_status"])),
         ("last synced", when(repository["last_synced_at"])),
         ("last error", cell(repository["last_sync_error"], "red")),
@@ -116,6 +124,7 @@ def add(
     auth: AuthOption = None,
     username: UsernameOption = None,
     secret_file: SecretFileOption = None,
+    github_actions: ActionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a repository; prints its webhook URL and secret (shown once)."""
@@ -125,6 +134,8 @@ def add(
             body["sync_type"] = sync_type.value
         if interval is not None:
             body["polling_interval_seconds"] = interval
+        if github_actions is not None:
+            body["github_actions"] = github_actions
         credentials = _credentials(auth, username, secret_file)
         if credentials is not None:
             body["auth"] = credentials
@@ -201,6 +212,7 @@ def set_(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Remove the stored credentials.")
     ] = False,
+    github_actions: ActionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a repository's URL, sync type, polling interval or credentials."""
@@ -213,6 +225,8 @@ def set_(
             body["sync_type"] = sync_type.value
         if interval is not None:
             body["polling_interval_seconds"] = interval
+        if github_actions is not None:
+            body["github_actions"] = github_actions
         if no_auth and auth is not None:
             raise CliError("--auth and --no-auth exclude each other")
         if no_auth:
@@ -221,7 +235,9 @@ def set_(
         if credentials is not None:
             body["auth"] = credentials
         if not body:
-            raise CliError("nothing to change: pass --url, --sync-type, --interval or --auth")
+            raise CliError(
+                "nothing to change: pass --url, --sync-type, --interval, --auth or --github-actions"
+            )
         changed = client.patch(f"/repositories/{found['id']}", body)
     if as_json:
         print_json(changed)

@@ -128,6 +128,7 @@ def test_check_url_too_long_or_unprintable_is_refused() -> None:
         "https://ghp_TOKEN@github.com/acme/app.git",
         "http://user:@host/x.git",
         "ssh://git:password@host/x.git",
+        "https://pat-TOKEN@dev.azure.com/octo-org/p/_git/r",
     ],
 )
 def test_check_no_url_credentials_refuses_secrets_in_urls(url: str) -> None:
@@ -144,6 +145,7 @@ def test_check_no_url_credentials_refuses_secrets_in_urls(url: str) -> None:
         "ssh://git@host:2222/x.git",
         "/srv/repos/app",
         "file:///srv/repos/app",
+        "https://octo-org@dev.azure.com/octo-org/Deploy%20Config/_git/deploy-config",
     ],
 )
 def test_check_no_url_credentials_accepts_urls_without_secrets(url: str) -> None:

@@ -173,13 +173,27 @@ def without_credentials(url: str) -> str:
     return parts._replace(netloc=host).geturl()
 
 
-def check_no_url_credentials(url: str) -> None:
-    """InvalidInput when a repository URL carries a secret: a password anywhere, or any user-info
-    in an HTTP(S) URL (`https://TOKEN@host/...` is how tokens are often pasted). An SSH login
-    name (`git@host:path`, `ssh://git@host/path`) is fine."""
+def carries_credentials(url: str) -> bool:
+    """Whether a repository URL carries a secret: a password anywhere, or user-info in an HTTP(S)
+    URL (`https://TOKEN@host/...` is how tokens are often pasted). Not secrets: an SSH login name
+    (`git@host:path`, `ssh://git@host/path`), and the organization Azure DevOps puts in its clone
+    URLs (`https://org@dev.azure.com/org/...`)."""
     username, password = url_credentials(url)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else "ssh"
-    if password is not None or (username is not None and scheme != "ssh"):
+    if password is not None:
+        return True
+    if username is None or "://" not in url:
+        return False
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "ssh":
+        return False
+    organization = parts.path.strip("/").split("/", 1)[0]
+    azure = (parts.hostname or "").lower() == "dev.azure.com" and username == organization
+    return not azure
+
+
+def check_no_url_credentials(url: str) -> None:
+    """InvalidInput when a repository URL carries a secret (`carries_credentials`)."""
+    if carries_credentials(url):
         raise InvalidInput(
             "the URL carries credentials: remove them from the URL and send them as `auth` "
             '({"kind": "token" | "basic", "username": ..., "secret": ...}; CLI: --auth), '

@@ -18,7 +18,7 @@ from ferry.domain.models import (
     new_id,
     utcnow,
 )
-from ferry.domain.validation import url_credentials, without_credentials
+from ferry.domain.validation import carries_credentials, url_credentials, without_credentials
 from ferry.errors import Conflict, NotFound
 from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
@@ -40,11 +40,9 @@ def _url_credentials(url: str) -> RepositoryCredentials | None:
     """The credentials an HTTP(S) URL stored by an earlier version carries in its user-info (what
     git sent for it: Basic user:password), None when it carries none. An SSH URL's password was
     never used (SSH authenticates with the deploy key) and its user name is the login."""
+    if not carries_credentials(url) or url.split("://", 1)[0].lower() not in ("http", "https"):
+        return None
     username, password = url_credentials(url)
-    if "://" not in url or url.split("://", 1)[0].lower() not in ("http", "https"):
-        return None
-    if username is None and password is None:
-        return None
     return RepositoryCredentials(
         kind=CredentialKind.BASIC, username=username or "", secret=password or ""
     )
@@ -54,7 +52,7 @@ def _to_domain(row: RepositoryRow) -> Repository:
     values = row_values(row)
     # A URL stored with credentials in it (before they were refused) is never shown with them;
     # they count as the repository's credentials until move_url_credentials stores them apart.
-    values["url"] = without_credentials(row.url)
+    values["url"] = without_credentials(row.url) if carries_credentials(row.url) else row.url
     values["has_credentials"] = (
         values.pop("credentials", None) is not None or _url_credentials(row.url) is not None
     )
@@ -131,9 +129,9 @@ def move_url_credentials() -> int:
         rows = list(RepositoryRow.scan(RepositoryRow.url.contains("@"), consistent_read=True))
     moved = 0
     for row in rows:
-        clean = without_credentials(row.url)
-        if clean == row.url:
+        if not carries_credentials(row.url):
             continue
+        clean = without_credentials(row.url)
         actions: list[Action] = [RepositoryRow.url.set(clean)]
         derived = _url_credentials(row.url)
         if row.credentials is None and derived is not None:

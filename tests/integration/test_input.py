@@ -342,3 +342,18 @@ def test_repository_stored_with_credentials_in_its_url_never_shows_them(
     assert get_credentials(repository_id) == RepositoryCredentials(
         kind=CredentialKind.BASIC, username="oauth2", secret=secret
     )
+
+
+def test_application_patch_with_malformed_notification_id_answers_400(
+    api: httpx.Client, app_parts: tuple[dict[str, Any], ...], unique: str
+) -> None:
+    repository, agent = app_parts
+    created = _send(
+        api, "POST", "/applications", _application(repository["id"], agent["id"], name=unique)
+    )
+    assert created.status_code == 201, created.text
+    for ids in ([""], ["\udcff"], ["x" * 100]):
+        patched = _send(
+            api, "PATCH", f"/applications/{created.json()['id']}", {"notification_ids": ids}
+        )
+        _assert_one_line_4xx(patched, 400)

@@ -6,6 +6,7 @@ import pytest
 
 from ferry.domain.validation import (
     check_branch,
+    check_id,
     check_no_url_credentials,
     check_url,
     clean_name,
@@ -161,3 +162,13 @@ def test_url_credentials_and_without_credentials_split_the_user_info() -> None:
     assert url_credentials("git@github.com:acme/app.git") == ("git", None)
     assert without_credentials("git@github.com:acme/app.git") == "git@github.com:acme/app.git"
     assert url_credentials("https://github.com/a/b") == (None, None)
+
+
+@pytest.mark.parametrize("identifier", ["", " ", "app_1 ", "a/b", "\udcff", "x" * 65, "ápp"])
+def test_check_id_refuses_what_names_no_record(identifier: str) -> None:
+    with pytest.raises(InvalidInput, match="not an id"):
+        check_id(identifier, "notification target id")
+
+
+def test_check_id_accepts_ferry_ids() -> None:
+    assert check_id("app_3f9c2a1b7d4e5f60", "application id") == "app_3f9c2a1b7d4e5f60"

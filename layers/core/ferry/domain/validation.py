@@ -28,6 +28,7 @@ _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # sequences no ref may contain.
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
 _REF_SEQUENCES = ("..", "@{", "//")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # [user@]host:path with no slash before the colon: git's rule for scp-like SSH addresses.
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:]+):(?!//)")
 
@@ -134,6 +135,14 @@ def check_secret(secret: str, what: str, *, max_length: int = MAX_SECRET_LENGTH)
     if any(c == "\x00" or unicodedata.category(c) == "Cs" for c in secret):
         raise InvalidInput(f"{what} holds a NUL or an unpaired surrogate")
     return secret
+
+
+def check_id(identifier: str, what: str) -> str:
+    """A record id as Ferry makes them (`app_3f9c2a1b7d4e5f60`): ASCII letters, digits, `_` and
+    `-`, at most 64 characters. Anything else names no record (InvalidInput)."""
+    if not _ID.match(identifier):
+        raise InvalidInput(f"{what} is not an id (letters, digits, _ and -, at most 64)")
+    return identifier
 
 
 def check_url(url: str, what: str = "url") -> str:

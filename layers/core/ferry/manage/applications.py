@@ -9,7 +9,13 @@ from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Application, Trigger, new_id
 from ferry.domain.naming import compose_project_name
-from ferry.domain.validation import MAX_PATH_LENGTH, check_branch, check_text, clean_name
+from ferry.domain.validation import (
+    MAX_PATH_LENGTH,
+    check_branch,
+    check_id,
+    check_text,
+    clean_name,
+)
 from ferry.errors import (
     Conflict,
     GitError,
@@ -33,6 +39,7 @@ COMPOSE_CHECK_TIMEOUT_SECONDS = 8.0
 
 
 def _must_exist(kind: str, lookup: Any, identifier: str) -> None:
+    check_id(identifier, f"{kind} id")
     try:
         lookup(identifier)
     except NotFound as exc:

@@ -72,9 +72,12 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
                 ],
                 condition=ApplicationRow.id.exists(),
             )
-            release_guards(write, old, row.id)
+            # A guard whose hash did not change (an ASCII project name across a normalization
+            # change) is only claimed again: one transaction may not touch an item twice.
+            stale = tuple(guard for guard in old if guard not in new)
+            release_guards(write, stale, row.id)
             put_guards(write, new, row.id)
-        report.guards_moved += 2
+        report.guards_moved += len(stale)
     for agent in AgentRow.scan(consistent_read=True):
         new_agent = agent_guard(agent.name)
         old_agent = Guard(agent_name_key(agent.name_hash), "agent")

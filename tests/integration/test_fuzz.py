@@ -70,6 +70,8 @@ def _fuzz(
     return subprocess.run(
         [
             SCHEMATHESIS,
+            "--config-file",
+            str(ROOT / "tests" / "fuzz.toml"),
             "run",
             f"{stack.api_url}/openapi.json",
             "--checks",

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from ferry.errors import Conflict, FerryError, NotFound, TransientError
+from ferry.errors import Conflict, FerryError, InvalidInput, NotFound, TransientError
 
 
 @contextmanager
@@ -26,4 +26,8 @@ def translated(what: str, *, on_condition: type[FerryError] = Conflict) -> Itera
             if on_condition is NotFound:
                 raise NotFound(f"{what} not found") from exc
             raise on_condition(f"{what}: the write's condition did not hold") from exc
+        if exc.cause_response_code == "ValidationException":
+            # DynamoDB refuses the request itself (an empty or malformed key, an item over its
+            # size limit): retrying cannot help, so it is the caller's input, not an outage.
+            raise InvalidInput(f"{what}: not a value that can be stored or looked up") from exc
         raise TransientError(f"storage error on {what}: {exc.cause_response_code or exc}") from exc

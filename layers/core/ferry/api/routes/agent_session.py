@@ -6,7 +6,8 @@ from ferry.api.deps import CurrentAgent
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import AgentSession, HealthReport, RequestState
 from ferry.domain.models import Agent, Application
-from ferry.errors import Forbidden, NotFound
+from ferry.domain.validation import check_id
+from ferry.errors import Forbidden, InvalidInput, NotFound
 from ferry.manage.agent_sessions import agent_session
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
@@ -43,8 +44,8 @@ def _own_application(application_id: str, agent: Agent) -> Application:
     """The application if it is assigned to `agent`. One that does not exist and one of another
     agent's are answered alike (404), so an agent learns nothing about other agents' records."""
     try:
-        application = get_application(application_id)
-    except NotFound:
+        application = get_application(check_id(application_id, "application_id"))
+    except (NotFound, InvalidInput):
         application = None
     if application is None or application.agent_id != agent.id:
         raise NotFound(f"this agent runs no application {application_id}")

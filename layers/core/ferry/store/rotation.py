@@ -65,7 +65,8 @@ def _stored_application_guards(row: ApplicationRow) -> tuple[Guard, Guard]:
 
 def _move_guards(keyring: Keyring, report: RotationReport) -> None:
     for row in ApplicationRow.scan(consistent_read=True):
-        new = application_guards(row.name, row.agent_id)
+        project = row.project_name or compose_project_name(row.name)
+        new = application_guards(row.name, row.agent_id, project)
         old = _stored_application_guards(row)
         if new == old:
             continue
@@ -74,9 +75,7 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
                 ApplicationRow(id=row.id),
                 actions=[
                     ApplicationRow.name_hash.set(keyring.name_hash(row.name)),
-                    ApplicationRow.project_hash.set(
-                        keyring.name_hash(compose_project_name(row.name))
-                    ),
+                    ApplicationRow.project_hash.set(keyring.name_hash(project)),
                 ],
                 condition=ApplicationRow.id.exists(),
             )

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from ferry.api.deps import CurrentAgent
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import AgentSession, HealthReport, RequestState
-from ferry.errors import Forbidden
+from ferry.errors import Forbidden, NotFound
 from ferry.manage.agent_sessions import agent_session
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
@@ -32,9 +32,14 @@ def heartbeat(agent: CurrentAgent) -> Response:
 def request_state(request_id: str, application_id: str, agent: CurrentAgent) -> RequestState:
     """For agents, while they work: is this deploy request still the application's current one?
     False once it was cancelled or superseded: the agent then stops it."""
-    application = get_application(application_id)
-    if application.agent_id != agent.id:
-        raise Forbidden("that application is not assigned to this agent")
+    try:
+        application = get_application(application_id)
+    except NotFound:
+        application = None
+    if application is None or application.agent_id != agent.id:
+        # The same answer whether the application is gone or another agent's: an agent learns
+        # nothing about applications that are not its own.
+        raise NotFound("no such application on this agent")
     return RequestState(request_id=request_id, current=application.current_request_id == request_id)
 
 

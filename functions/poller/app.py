@@ -1,4 +1,5 @@
-"""EventBridge schedule (every minute) → queue syncs of the polling repositories that are due."""
+"""EventBridge schedule (every minute) → queue syncs of the polling repositories that are due,
+and sweep: no application or repository stays `syncing` once nothing works on it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ferry.deploy.sweep import sweep_applications
 from ferry.sync.polling import poll_due_repositories
 
 logger = Logger()
@@ -14,4 +16,5 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return {"queued": poll_due_repositories()}
+    queued = poll_due_repositories()
+    return {"queued": queued, "swept": sweep_applications()}

@@ -44,6 +44,7 @@ def test_agent_health_and_job_routes_refuse_other_agents_applications(
 
     job = f"{base}/requests/req-1"
     params = {"application_id": application["id"]}
-    assert httpx.get(job, params=params, headers=as_agent(stranger)).status_code == 403
+    # Another agent's application is answered as if it did not exist (issue 12: no oracle).
+    assert httpx.get(job, params=params, headers=as_agent(stranger)).status_code == 404
     mine = httpx.get(job, params=params, headers=as_agent(owner))
     assert mine.status_code == 200 and mine.json() == {"request_id": "req-1", "current": False}

@@ -426,6 +426,36 @@ def test_app_deploy_wait_reports_agent_success(
     assert f"Deployed {application['name']}" in out
 
 
+def test_app_rollback_to_commit_pins_show_says_so_unpin_releases(
+    ferry: Ferry,
+    api: httpx.Client,
+    git_repo: Path,
+    deployed: tuple[dict[str, Any], ScriptedAgent],
+) -> None:
+    application, scripted = deployed
+    first = get_application(api, application["id"])["commit"]
+    second = commit(git_repo, "app/compose.yaml", compose(greeting="two"), "two")
+    api.post(f"/repositories/{application['repository_id']}/sync")
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced", commit=second)
+    wait_for_idle_sync(application["repository_id"])
+
+    out = ok(ferry("app", "rollback", application["name"], "--to", first, "--reason", "bad"))
+    assert f"going back to {first[:12]}" in out
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced", commit=first)
+    shown = ok(ferry("app", "show", application["name"])).splitlines()
+    assert any("pinned at" in line and first[:12] in line for line in shown), shown
+    wait_for_idle_sync(application["repository_id"])
+    assert "follows main again" in ok(ferry("app", "unpin", application["name"]))
+    scripted.succeed(scripted.take())
+    wait_for_status(api, application["id"], "synced", commit=second)
+    assert "was not pinned" in ok(ferry("app", "unpin", application["name"]))
+    assert "full commit SHA" in one_error_line(
+        ferry("app", "rollback", application["name"], "--to", "main")
+    )
+
+
 def test_app_rm_agent_removes_it_reports_removed(
     ferry: Ferry, api: httpx.Client, deployed: tuple[dict[str, Any], ScriptedAgent]
 ) -> None:

@@ -69,7 +69,9 @@ def test_newer_commit_waits_for_the_slot_and_supersedes_the_older(
     assert running.request.commit == older
     newer = commit(git_repo, "app/compose.yaml", compose(greeting="newer"))
     push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
-    wait_for(lambda: get_status(api, application["id"])["commit"] == newer, what="newer recorded")
+    wait_for(
+        lambda: get_status(api, application["id"])["target_commit"] == newer, what="newer recorded"
+    )
 
     with pytest.raises(AssertionError):
         scripted.take(timeout=3)  # the newer one waits: one deploy per application at a time

@@ -73,7 +73,9 @@ def stored(api: httpx.Client, git_repo: Path, unique: str) -> dict[str, Any]:
         },
     ).json()
     wait_for(
-        lambda: api.get(f"/applications/{application['id']}").json()["commit"], what="first sync"
+        # The sync records the compose file with the commit it deploys (no agent answers here).
+        lambda: api.get(f"/applications/{application['id']}").json()["target_commit"],
+        what="first sync",
     )
     target = api.post(
         "/notifications", json={"name": "receiver", "url": f"json://user:tok-{unique}@127.0.0.1:9/"}

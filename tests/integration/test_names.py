@@ -120,16 +120,16 @@ def test_application_rename_moves_its_name_guard(
     renamed = api.patch(f"/applications/{created['id']}", json={"name": f"New {unique}"})
     refused = api.patch(f"/applications/{created['id']}", json={"name": f"TAKEN {unique}"})
 
-    assert renamed.status_code == 200 and renamed.json()["project_name"] == f"new-{unique}"
+    # The compose project stays the one the application was created with (issue 11).
+    assert renamed.status_code == 200 and renamed.json()["project_name"] == f"old-{unique}"
     assert refused.status_code == 409
     assert api.get(f"/applications/{created['id']}").json()["name"] == f"New {unique}"
-    # The old name is free again, the new one is held.
-    assert (
-        api.post(
-            "/applications", json=_body(f"old {unique}", repository["id"], agent["id"])
-        ).status_code
-        == 201
+    # The old name is free again, but not its project (still the renamed application's); the
+    # new name is held.
+    old_again = api.post(
+        "/applications", json=_body(f"old {unique}", repository["id"], agent["id"])
     )
+    assert old_again.status_code == 409 and "compose project" in old_again.json()["detail"]
     assert (
         api.post(
             "/applications", json=_body(f"new {unique}", repository["id"], agent["id"])

@@ -101,7 +101,7 @@ def test_sync_changed_compose_redeploys_at_new_commit(
     assert message.request.commit == head
     assert "v2" in message.request.compose_file
     recorded = stored_application(application["id"])
-    assert (recorded.previous_compose_file, recorded.commit) == (first, head)
+    assert (recorded.previous_compose_file, recorded.target_commit) == (first, head)
 
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=head)

@@ -1,6 +1,7 @@
 """Which triggers are the same sync job: a commit named without a delivery id is one job while
-that job is in flight, and a new one once it has finished (a rollback re-run deploys again);
-however many there are, the application deploys that commit once."""
+that job is in flight, and a new one once it has finished; however many there are, the
+application deploys that commit once, and an older commit named again never moves it back (going
+back is a rollback's: tests/integration/test_status_truth.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tests.helpers import (
     compose,
     create_repository,
     deployed_once,
+    events,
+    get_application,
     push_webhook,
     wait_for,
     wait_for_idle_sync,
@@ -61,20 +64,22 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
     )
     wait_for_idle_sync(repository["id"])
 
-    rollback = name(first)  # e.g. re-running the workflow of the earlier commit
-    message = scripted.take()
-    assert message.request.commit == first
-    scripted.succeed(message)
-    wait_for_status(api, application["id"], "synced", commit=first)
-    wait_for(lambda: _job_finished(api, rollback), what="the rollback sync to finish")
+    older = name(first)  # e.g. re-running the workflow of the earlier commit
+    wait_for(lambda: _job_finished(api, older), what="the older commit's sync to finish")
+    with pytest.raises(AssertionError):
+        scripted.take(timeout=3)  # recorded, not deployed: the host stays at the newer commit
+    assert get_application(api, application["id"])["commit"] == second
+    assert any(
+        e["status"] == "ignored" and e["commit"] == first for e in events(api, application["id"])
+    )
     wait_for_idle_sync(repository["id"])
 
-    again = name(second)  # the commit of finished jobs, named again: a new job, a new deploy
+    again = name(second)  # the commit of finished jobs, named again: a new job, nothing to deploy
     assert again not in concurrent
-    message = scripted.take()
-    assert message.request.commit == second
-    scripted.succeed(message)
-    wait_for_status(api, application["id"], "synced", commit=second)
+    wait_for(lambda: _job_finished(api, again), what="the repeated sync to finish")
+    with pytest.raises(AssertionError):
+        scripted.take(timeout=3)
+    assert get_application(api, application["id"])["sync_status"] == "synced"
 
 
 def test_concurrent_manual_syncs_queue_one_and_refuse_the_rest(

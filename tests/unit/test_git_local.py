@@ -199,3 +199,21 @@ def test_local_git_source_read_file_binary_raises_git_error(
 
     with pytest.raises(GitError, match="UTF-8"):
         LocalGitSource(str(repo_path)).read_file(sha, "logo.bin")
+
+
+def test_local_git_source_contains_ancestor_not_descendant(
+    repo_path: Path, history: tuple[str, str]
+) -> None:
+    first, second = history
+    source = LocalGitSource(str(repo_path))
+
+    assert source.contains(second, first) is True
+    assert source.contains(first, second) is False
+    assert source.contains(first, first) is True
+
+
+def test_local_git_source_contains_missing_commit_raises(
+    repo_path: Path, history: tuple[str, str]
+) -> None:
+    with pytest.raises(GitError, match="not in the repository"):
+        LocalGitSource(str(repo_path)).contains(history[1], "0badc0de" * 5)

@@ -1034,3 +1034,41 @@ def test_retry_after_seconds_gitlab_reset_header_counts_from_now() -> None:
     response = httpx.Response(429, headers={"RateLimit-Reset": "1747040460"})
 
     assert retry_after_seconds(response, now=1747040430.0) == 30
+
+
+# --- contains: does a commit's history include another (named commits never go back) -----------
+
+
+def test_github_contains_older_commit_one_comparison(replay: ReplayServer) -> None:
+    replay.play("github", "compare-main-c1")
+
+    assert github(replay).contains(C2, C1) is True
+    assert [r.path.rsplit("/", 1)[-1] for r in replay.received] == [f"{C2}...{C1}"]
+
+
+def test_gitea_contains_older_commit_one_comparison(replay: ReplayServer) -> None:
+    replay.play("gitea", "compare-main-c1")
+
+    assert gitea(replay).contains(C2, C1) is True
+
+
+def test_gitlab_contains_is_merge_base_check(replay: ReplayServer) -> None:
+    replay.play("gitlab", "merge-base-c2-c1")
+
+    assert gitlab(replay).contains(C2, C1) is True
+    assert replay.received[0].path.endswith("/repository/merge_base")
+
+
+def test_azure_contains_is_merge_base_check(replay: ReplayServer) -> None:
+    replay.play("azure-devops", "mergebases-c2-c1")
+
+    assert azure(replay).contains(C2, C1) is True
+    assert replay.received[0].query == {"otherCommitId": C1, "api-version": "7.1"}
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab", "gitea", "azure_devops"])
+def test_contains_refuses_short_sha_before_any_request(replay: ReplayServer, provider: str) -> None:
+    source = {"github": github, "gitlab": gitlab, "gitea": gitea, "azure_devops": azure}[provider]
+    with pytest.raises(GitError, match="not a full commit SHA"):
+        source(replay).contains("main", C1)
+    assert replay.received == []

@@ -15,9 +15,11 @@ from ferry.outbound.http import (
     AllowList,
     DestinationRefused,
     check_destination,
+    check_literal_destination,
     check_scheme,
     classify_address,
     default_allow_list,
+    literal_address,
     resolve_allow_list,
     safe_client,
 )
@@ -259,3 +261,37 @@ def test_safe_client_defaults_time_out_and_ignore_env_proxies(
         assert client.follow_redirects
         assert client.max_redirects == 5
         assert not client.trust_env
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("169.254.169.254", "169.254.169.254"),
+        ("0251.0376.0251.0376", "169.254.169.254"),  # octal, as inet_aton reads it
+        ("0xa9fea9fe", "169.254.169.254"),
+        ("2852039166", "169.254.169.254"),
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"),
+        ("127.1", "127.0.0.1"),
+    ],
+)
+def test_literal_address_numeric_forms_read_as_the_resolver_would(host: str, address: str) -> None:
+    assert str(literal_address(host)) == address
+
+
+@pytest.mark.parametrize("host", ["example.com", "deadbeef.com", "git.internal", ""])
+def test_literal_address_names_none(host: str) -> None:
+    assert literal_address(host) is None
+
+
+@pytest.mark.parametrize(
+    "host", ["0251.0376.0251.0376", "[::ffff:169.254.169.254]", "10.0.0.1", "127.1"]
+)
+def test_check_literal_destination_forbidden_forms_refused(host: str) -> None:
+    with pytest.raises(DestinationRefused, match="not a public address"):
+        check_literal_destination(host, allow=[])
+
+
+def test_check_literal_destination_names_and_public_addresses_pass() -> None:
+    check_literal_destination("github.com", allow=[])
+    check_literal_destination("140.82.112.3", allow=[])
+    check_literal_destination("127.0.0.1", allow=["127.0.0.0/8"])

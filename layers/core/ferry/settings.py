@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # longer be running (the sync queue's visibility timeout times maxReceiveCount, 720 s * 5,
     # plus a margin), so it went to the dead-letter queue. template.yaml sets it for the poller.
     sync_stalled_after_seconds: int = Field(default=3900, ge=60)
+    # An application `syncing` this long after its last write, whose deploy request has no
+    # execution, had its start lost (a crash between recording the request and starting it):
+    # the poller's sweep starts it again.
+    deploy_start_grace_seconds: int = Field(default=60, ge=0)
 
     # How long DELETE /applications/{id} waits for the agent before answering 202.
     removal_wait_seconds: float = 20

@@ -146,15 +146,25 @@ class ApplicationPatch(BaseModel):
 class ApplicationOut(BaseModel):
     id: str
     name: str
-    project_name: str
+    project_name: str = Field(
+        description="The compose project on its agent: fixed at creation, kept across renames."
+    )
     repository_id: str
     agent_id: str
     branch: str
     path: str
     sync_status: ApplicationSyncStatus
     health_status: HealthStatus
-    commit: str | None
+    commit: str | None = Field(description="What the host runs (written by a successful deploy).")
     commit_message: str | None
+    target_commit: str | None = Field(
+        description="The commit being deployed (while syncing) or that last failed to land."
+    )
+    target_commit_message: str | None
+    pinned_commit: str | None = Field(
+        description="Set by a rollback: pushes are recorded, not deployed, until unpinned."
+    )
+    removing: bool = Field(description="A delete was accepted and is under way.")
     last_synced_at: datetime | None
     last_sync_error: str | None
     notification_ids: list[str]
@@ -197,6 +207,22 @@ class Removing(BaseModel):
 
 class DeployStarted(BaseModel):
     request_id: str
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str | None = Field(
+        default=None,
+        description="The full SHA to go back to; default: the last commit that deployed "
+        "successfully before the current one.",
+    )
+    reason: str | None = Field(default=None, max_length=500, description="Kept in the history.")
+
+
+class RollbackStarted(BaseModel):
+    commit: str = Field(description="The commit the application is now pinned at.")
+    job_id: str = Field(description="The sync job that deploys it.")
 
 
 class JobsAccepted(BaseModel):

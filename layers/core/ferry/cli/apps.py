@@ -151,6 +151,17 @@ def show_(application: ApplicationArgument, as_json: JsonOption = False) -> None
                 ("sync status", cell(found["sync_status"])),
                 ("health", cell(found["health_status"])),
                 ("commit", commit),
+                *(
+                    [("deploying", short(found["target_commit"]))]
+                    if found.get("target_commit") and found["target_commit"] != found["commit"]
+                    else []
+                ),
+                *(
+                    [("pinned at", f"{short(found['pinned_commit'])} (ferry app unpin)")]
+                    if found.get("pinned_commit")
+                    else []
+                ),
+                *([("removing", "yes")] if found.get("removing") else []),
                 ("last synced", when(found["last_synced_at"]) or "never"),
                 ("last error", cell(found["last_sync_error"], "red")),
                 (
@@ -195,7 +206,7 @@ def rename(
     new_name: Annotated[str, typer.Argument(help="The new name.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Rename an application (its compose project name follows on the next deploy)."""
+    """Rename an application (its compose project keeps the name it was created with)."""
     with session() as client:
         _change(client, resolve(client, APPLICATION, application), {"name": new_name}, as_json)
 
@@ -246,6 +257,47 @@ def deploy(
         fail(f"deploy failed: {event['error'] or event['message'] or 'no reason given'}")
     if not as_json:
         say(f"Deployed {found['name']} ({event['status']}).", "green")
+
+
+@app.command("rollback")
+def rollback(
+    application: ApplicationArgument,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The full commit SHA (default: the last good one before now)."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Kept in the history.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Go back to an earlier commit and pin the application there: pushes are recorded, not
+    deployed, until `ferry app unpin`."""
+    body = {k: v for k, v in {"commit": to, "reason": reason}.items() if v}
+    with session() as client:
+        found = resolve(client, APPLICATION, application)
+        started = client.post(f"/applications/{found['id']}/rollback", body)
+    if as_json:
+        print_json(started)
+        return
+    say(
+        f"{found['name']} is going back to {short(started['commit'])} and stays there "
+        f"(job {started['job_id']}); `ferry app unpin {found['name']}` follows the branch again.",
+        "green",
+    )
+
+
+@app.command("unpin")
+def unpin(application: ApplicationArgument, as_json: JsonOption = False) -> None:
+    """Release a rollback's pin: the application follows its branch again (synced at once)."""
+    with session() as client:
+        found = resolve(client, APPLICATION, application)
+        changed = client.post(f"/applications/{found['id']}/unpin")
+    if as_json:
+        print_json(changed)
+        return
+    if changed.get("job_id") is None:
+        say(f"{found['name']} was not pinned.")
+        return
+    say(f"{found['name']} follows {found['branch']} again (job {changed['job_id']}).", "green")
 
 
 @app.command("history")

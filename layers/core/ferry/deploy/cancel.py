@@ -23,6 +23,8 @@ def cancel_deploy(application_id: str, *, actor: str | None = None) -> str:
     """Cancel the application's running deploy; returns its request id. Conflict if none runs."""
     application = get_application(application_id)
     request_id = application.current_request_id
+    if application.removal_request_id is not None:
+        raise Conflict("the application is being removed; its removal cannot be cancelled")
     if request_id is None or application.sync_status is not ApplicationSyncStatus.SYNCING:
         raise Conflict("no deploy of this application is running")
     # A request whose execution never started (its start failed) is still ended below.

@@ -44,10 +44,21 @@ def _superseded(application_id: str, request_id: str) -> dict[str, Any]:
     return {"applied": False, "reason": "superseded"}
 
 
-def record_outcome(application_id: str, request_id: str, change: StatusChange) -> dict[str, Any]:
+def record_outcome(
+    application_id: str,
+    request_id: str,
+    change: StatusChange,
+    *,
+    commit: str | None = None,
+    commit_message: str | None = None,
+) -> dict[str, Any]:
     """Write a deploy request's outcome, if the request is still the application's current one,
     and finish its history entry. Returns what the Notify step needs (`applied` False when a
-    newer request or a delete won, and nothing was written)."""
+    newer request or a delete won, and nothing was written).
+
+    A success records `commit` (the one the request deployed) as what the host runs: this is
+    the only write that moves it forward.
+    """
     changes: dict[str, Any] = {
         "sync_status": change.sync_status,
         "last_sync_error": change.last_sync_error,
@@ -56,6 +67,10 @@ def record_outcome(application_id: str, request_id: str, change: StatusChange) -
         changes["health_status"] = change.health_status
     if change.kind is OutcomeKind.SUCCEEDED:
         changes["last_synced_at"] = utcnow()
+        if commit is not None:
+            changes["commit"] = commit
+            if commit_message is not None:
+                changes["commit_message"] = commit_message
     if change.ends_request:
         changes["current_request_id"] = None
     try:
@@ -114,6 +129,8 @@ def apply_deploy_result(payload: dict[str, Any]) -> dict[str, Any]:
             deploy_input.application_id,
             deploy_input.request_id,
             _interpret(deploy_input, payload),
+            commit=deploy_input.commit,
+            commit_message=deploy_input.commit_message,
         )
     finally:
         release_deploy_slot(deploy_input.application_id, deploy_input.request_id)

@@ -1,22 +1,34 @@
-"""AcquireDeploySlot: one deploy per application at a time, so an older commit can never land
-after a newer one."""
+"""AcquireDeploySlot: one request per application at the agent at a time, so an older commit can
+never land after a newer one, and a teardown never runs beside (or before) a deploy."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from ferry.domain.messages import DeployInput
+from pydantic import BaseModel, ConfigDict
+
 from ferry.store.applications import acquire_deploy_slot, get_application
 
 
-def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
-    """State-machine task: may this deploy go to the agent now?
+class SlotAsk(BaseModel):
+    """What a deploy's or an undeploy's execution input says about the slot it wants."""
 
-    `superseded`: a newer request is the application's current one, so this one ends without
-    running. `acquired`: this request holds the application's deploy slot. Neither: wait.
+    model_config = ConfigDict(extra="ignore")
+
+    application_id: str
+    request_id: str
+    timeout_seconds: int
+
+
+def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
+    """State-machine task (deploy and undeploy): may this request go to the agent now?
+
+    `superseded`: another request is the application's current one (a newer commit, or a
+    delete), so this one ends without running. `acquired`: this request holds the application's
+    deploy slot. Neither: wait (a request at the agent holds it).
     """
-    deploy_input = DeployInput.model_validate(payload)
+    deploy_input = SlotAsk.model_validate(payload)
     application = get_application(deploy_input.application_id)
     if application.current_request_id != deploy_input.request_id:
         return {"acquired": False, "superseded": True}

@@ -30,19 +30,27 @@ def deploy_request_id(application_id: str, commit: str, job_id: str) -> str:
 def start_deploy(
     application: Application, request_id: str, trigger: Trigger, *, actor: str | None = None
 ) -> None:
-    """Start the deploy execution for the application's recorded commit.
+    """Start the deploy execution for the application's desired commit (its target).
 
-    The caller has already made `request_id` the application's current request. Starting the
-    same request twice is harmless: Step Functions refuses the duplicate name.
+    The caller has already made `request_id` the application's current request (and marked it
+    `syncing`, in the same write). Starting the same request twice is harmless: Step Functions
+    refuses the duplicate name.
     """
-    if application.commit is None:
+    commit = application.desired_commit
+    if commit is None:
         raise PermanentError(f"application {application.id} has no commit to deploy")
+    message = (
+        application.target_commit_message
+        if application.target_commit
+        else application.commit_message
+    )
     settings = get_settings()
     agent = get_agent(application.agent_id)
     deploy_input = DeployInput(
         application_id=application.id,
         request_id=request_id,
-        commit=application.commit,
+        commit=commit,
+        commit_message=message,
         trigger=trigger,
         agent_queue_url=agent.queue_url,
         timeout_seconds=settings.deploy_timeout_seconds,

@@ -11,29 +11,40 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ferry.domain.models import Application, ApplicationSyncStatus, HealthStatus
+from ferry.domain.models import Application, ApplicationSyncStatus, HealthStatus, Trigger
 from ferry.errors import FerryError
 from ferry.store.applications import update_application
 from ferry.store.feed import announce, application_path
 
 logger = Logger(child=True)
 
-_STATUS_ENUMS = {"sync_status": ApplicationSyncStatus, "health_status": HealthStatus}
+_STATUS_ENUMS = {
+    "sync_status": ApplicationSyncStatus,
+    "health_status": HealthStatus,
+    "current_trigger": Trigger,
+}
 
 
 def update_application_status(
-    application_id: str, changes: dict[str, Any], *, if_request_id: str | None = None
+    application_id: str,
+    changes: dict[str, Any],
+    *,
+    if_request_id: str | None = None,
+    unless_removing: bool = False,
 ) -> Application:
     """Write `changes` (None removes a field) to the application and return it as written.
 
     `if_request_id` makes the write conditional on that deploy request still being current
     (Conflict otherwise), so a superseded deploy can never overwrite a newer one.
+    `unless_removing` refuses (Conflict) once a delete was accepted: starting a deploy says so.
     """
     for field, enum in _STATUS_ENUMS.items():
         if field in changes and changes[field] is not None:
             changes[field] = enum(changes[field]).value
     try:
-        application = update_application(application_id, changes, if_request_id=if_request_id)
+        application = update_application(
+            application_id, changes, if_request_id=if_request_id, unless_removing=unless_removing
+        )
     except FerryError as exc:
         announce(
             application_path(application_id),

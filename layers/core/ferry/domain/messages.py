@@ -20,8 +20,11 @@ from ferry.domain.models import HealthStatus, Trigger, new_id, utcnow
 class SyncJob(BaseModel):
     """A request to sync one repository, put on the sync-jobs queue by a trigger.
 
-    `branch` narrows the sync to the applications tracking that branch; `commit` pins the commit
-    (a webhook's pushed SHA). Without `commit` each branch's latest commit is resolved.
+    `branch` narrows the sync to the applications tracking that branch, `application_id` to one
+    application (a rollback, an unpin). Without `commit` each branch's head is resolved from the
+    repository itself (a delivery only says that a branch moved). A named `commit` (a generic
+    webhook's, a GitHub Actions run's) is deployed only where it is the head or descends from
+    what the application runs; a rollback names the commit its application is pinned at.
 
     A job that names a business event (a delivery id, or a repository + branch + commit) gets an
     id derived from it, so a repeated trigger is the same job: SQS deduplicates it and the sync
@@ -34,6 +37,7 @@ class SyncJob(BaseModel):
     # Jobs queued by earlier versions call it `origin`.
     trigger: Trigger = Field(validation_alias=AliasChoices("trigger", "origin"))
     branch: str | None = None
+    application_id: str | None = None
     commit: str | None = None
     delivery_id: str | None = None
     actor: str | None = None
@@ -51,7 +55,8 @@ class SyncJob(BaseModel):
         if self.delivery_id:
             return f"delivery:{self.repository_id}:{self.delivery_id}"
         if self.commit:
-            return f"commit:{self.repository_id}:{self.branch}:{self.commit}"
+            scope = f"{self.branch}:{self.application_id}" if self.application_id else self.branch
+            return f"commit:{self.repository_id}:{scope}:{self.commit}"
         return None
 
 
@@ -61,6 +66,7 @@ class DeployInput(BaseModel):
     application_id: str
     request_id: str
     commit: str
+    commit_message: str | None = None
     trigger: Trigger = Field(validation_alias=AliasChoices("trigger", "origin"))
     agent_queue_url: str
     timeout_seconds: int

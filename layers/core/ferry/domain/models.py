@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ferry.domain.naming import compose_project_name
 
@@ -87,6 +87,7 @@ class Trigger(StrEnum):
 class EventType(StrEnum):
     COMMIT_SYNC = "commit_sync"
     DEPLOYMENT = "deployment"
+    PIN = "pin"  # a rollback pinned the application, or an unpin released it
 
 
 class EventStatus(StrEnum):
@@ -94,6 +95,7 @@ class EventStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     NO_CHANGE = "no_change"
+    IGNORED = "ignored"  # nothing deployed on purpose (an older commit, a push while pinned)
 
 
 class CredentialKind(StrEnum):
@@ -122,6 +124,7 @@ class Repository(BaseModel):
     last_sync_error: str | None = None
     last_synced_at: datetime | None = None
     sync_started_at: datetime | None = None  # the latest attempt's move to `syncing`
+    sync_job_id: str | None = None  # the latest attempt's sync job
     polled_at: datetime | None = None
     failures: int = 0
     # GitHub Actions runs may sync this repository (opt-in; see `github_actions_enabled`).
@@ -146,7 +149,12 @@ class Agent(BaseModel):
 
 
 class Application(BaseModel):
-    """One compose file in one repository, on one branch, deployed by one agent."""
+    """One compose file in one repository, on one branch, deployed by one agent.
+
+    `commit` is what the host runs: only a successful deploy writes it. `target_commit` is the
+    commit Ferry wants the host at (written with `syncing` when its deploy starts; it stays after
+    a failure, so `out_of_sync` can say what did not land). `compose_file` belongs to the target.
+    """
 
     id: str
     name: str
@@ -154,24 +162,42 @@ class Application(BaseModel):
     agent_id: str
     branch: str
     path: str
+    # The compose project on the agent, fixed when the application is created: a rename keeps
+    # it, so one application is one project for its whole life. Records from before it was
+    # stored run as their name's project.
+    project_name: str = ""
     sync_status: ApplicationSyncStatus = ApplicationSyncStatus.UNKNOWN
     health_status: HealthStatus = HealthStatus.UNKNOWN
     commit: str | None = None
     commit_message: str | None = None
+    target_commit: str | None = None
+    target_commit_message: str | None = None
+    # Set by a rollback: the application stays at this commit until it is unpinned.
+    pinned_commit: str | None = None
     last_synced_at: datetime | None = None
     last_sync_error: str | None = None
     compose_file: str | None = None
     previous_compose_file: str | None = None
-    # The deploy request (execution name) whose result may still change this application.
+    # The deploy request (execution name) whose result may still change this application, and
+    # the trigger it runs for (so a request whose execution never started can be started again).
     current_request_id: str | None = None
+    current_trigger: Trigger | None = None
+    # Set once a delete is accepted: nothing may deploy the application any more.
+    removal_request_id: str | None = None
     notification_ids: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
+    @model_validator(mode="after")
+    def _project_of_older_records(self) -> Application:
+        if not self.project_name:
+            self.project_name = compose_project_name(self.name)
+        return self
+
     @property
-    def project_name(self) -> str:
-        """The compose project this application runs as on its agent."""
-        return compose_project_name(self.name)
+    def desired_commit(self) -> str | None:
+        """The commit the application should run: its target, else what it runs."""
+        return self.target_commit or self.commit
 
 
 class ApplicationEvent(BaseModel):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Blob, Commit
+from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
@@ -78,6 +78,18 @@ class LocalGitSource:
                     if depth >= max_depth:
                         break
         return sorted(found)
+
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """Walk `descendant`'s history looking for `ancestor`."""
+        self.commit(ancestor)
+        head = self.commit(descendant).sha
+        if head == ancestor:
+            return True
+        with self._repo() as repo:
+            return any(
+                entry.commit.id.decode() == ancestor
+                for entry in repo.get_walker(include=[ObjectID(head.encode())])
+            )
 
     def read_file(self, sha: str, path: str) -> str:
         with self._repo() as repo:

@@ -3,31 +3,40 @@ bare clone, a hosted provider through its REST API."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ferry.domain.models import CredentialKind, Provider, Repository, RepositoryCredentials
-from ferry.errors import GitError
+from ferry.errors import GitError, InvalidInput
 from ferry.git.source import GitSource, UnavailableSource, local_path_of
+from ferry.outbound.http import check_literal_destination
 
 # The adapters are imported when first needed: a Lambda that never reads a repository over the
 # network does not pay for paramiko and the REST clients at cold start.
 
 
 def unsupported_reason(url: str, provider: Provider) -> str | None:
-    """Why Ferry cannot read this repository, or None when it can (checked before it is stored)."""
+    """Why Ferry cannot read this repository, or None when it can (checked before it is stored):
+    a URL it cannot parse, or one whose host is an address the outbound rules refuse."""
     if provider is Provider.GIT:
         if local_path_of(url) is not None:
             return None
         from ferry.git.remote import parse_remote_url
 
         try:
-            parse_remote_url(url)
+            host = parse_remote_url(url).host
         except GitError as exc:
             return str(exc)
-        return None
-    from ferry.git.providers.factory import provider_source
+    else:
+        from ferry.git.providers.factory import parse_repository_url, provider_source
 
+        try:
+            provider_source(provider.value, url, None).close()  # parses; opens no connection
+            host = urlsplit(url.strip()).hostname or parse_repository_url(url).netloc
+        except GitError as exc:
+            return str(exc)
     try:
-        provider_source(provider.value, url, None).close()  # parses; opens no connection
-    except GitError as exc:
+        check_literal_destination(host)
+    except InvalidInput as exc:
         return str(exc)
     return None
 

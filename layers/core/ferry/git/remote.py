@@ -250,6 +250,21 @@ class RemoteGitSource:
     def close(self) -> None:
         """Nothing to release: each operation opens and closes its own connection."""
 
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """Both commits are brought into the cache; the history between them may need a deeper
+        fetch (once per repository: later calls only fetch what is new)."""
+        check_sha(descendant)
+        check_sha(ancestor)
+        if descendant == ancestor:
+            self.commit(descendant)
+            return True
+        with self._fetch_lock(), self._repo() as repo:
+            self._fetch(repo, _all_heads, depth=_FULL_DEPTH, ref_prefix=[_HEADS])
+        self._ensure(descendant)
+        self._ensure(ancestor)
+        with self._repo() as repo:
+            return _reaches(repo, ObjectID(descendant.encode()), ObjectID(ancestor.encode()))
+
     def branches_containing(self, sha: str) -> list[str]:
         """The branches whose history includes the commit, sorted; GitError when the remote
         does not have it. Generic git has no API for this, so the branches are fetched with

@@ -33,6 +33,11 @@ class GitSource(Protocol):
         """A file's text at a commit. GitError when the file is missing there."""
         ...
 
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """Whether `ancestor` is in the history of `descendant` (a commit contains itself).
+        GitError when either commit is missing."""
+        ...
+
 
 class ProviderSource(GitSource, Protocol):
     """A repository on a git host that can also list what it holds."""
@@ -100,6 +105,9 @@ class UnavailableSource:
         raise GitError(self._reason)
 
     def read_file(self, sha: str, path: str) -> str:
+        raise GitError(self._reason)
+
+    def contains(self, descendant: str, ancestor: str) -> bool:
         raise GitError(self._reason)
 
 

@@ -7,7 +7,16 @@ from typing import Any
 from ferry.deploy.start import deploy_request_id, start_deploy
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
-from ferry.domain.models import Application, Trigger, new_id
+from ferry.domain.models import (
+    Application,
+    ApplicationEvent,
+    ApplicationSyncStatus,
+    EventStatus,
+    EventType,
+    Trigger,
+    new_id,
+    utcnow,
+)
 from ferry.domain.naming import compose_project_name
 from ferry.domain.validation import (
     MAX_PATH_LENGTH,
@@ -24,9 +33,10 @@ from ferry.errors import (
     TransientError,
     Unprocessable,
 )
-from ferry.git.source import normalize_repo_path
+from ferry.git.source import is_full_sha, normalize_repo_path
 from ferry.store.agents import get_agent
 from ferry.store.applications import create_application, get_application, redefine_application
+from ferry.store.events import add_event, list_events
 from ferry.store.feed import announce, application_path
 from ferry.store.notifications import get_target
 from ferry.store.repositories import get_repository
@@ -112,6 +122,8 @@ def register_application(
             repository_id=repository_id,
             trigger=Trigger.APPLICATION_CREATED,
             branch=application.branch,
+            # Only the new application: the others of its branch are where their syncs put them.
+            application_id=application.id,
             actor=actor,
         )
     )
@@ -158,6 +170,7 @@ def change_application(
                 repository_id=application.repository_id,
                 trigger=Trigger.MANUAL,
                 branch=application.branch,
+                application_id=application.id,
                 actor=actor,
             )
         )
@@ -165,11 +178,122 @@ def change_application(
 
 
 def redeploy_application(application_id: str, *, actor: str | None = None) -> str:
-    """Deploy the stored compose file again at the recorded commit; returns the deploy's id."""
+    """Deploy the application's desired commit again (its target, else what it runs) with the
+    stored compose file; returns the deploy request's id."""
     application = get_application(application_id)
-    if application.compose_file is None or application.commit is None:
+    commit = application.desired_commit
+    if application.compose_file is None or commit is None:
         raise Conflict("the application has not been synced yet: nothing to redeploy")
-    request_id = deploy_request_id(application.id, application.commit, new_id("redeploy"))
-    recorded = update_application_status(application.id, {"current_request_id": request_id})
+    request_id = deploy_request_id(application.id, commit, new_id("redeploy"))
+    recorded = update_application_status(
+        application.id,
+        {
+            "target_commit": commit,
+            "target_commit_message": (
+                application.target_commit_message
+                if application.target_commit
+                else application.commit_message
+            ),
+            "current_request_id": request_id,
+            "current_trigger": Trigger.MANUAL,
+            "sync_status": ApplicationSyncStatus.SYNCING,
+            "last_sync_error": None,
+        },
+        unless_removing=True,
+    )
     start_deploy(recorded, request_id, Trigger.MANUAL, actor=actor)
     return request_id
+
+
+def _last_good_commit(application: Application) -> str:
+    """The newest commit that deployed successfully before the one the application runs."""
+    for event in list_events(application.id, limit=200):
+        if (
+            event.type is EventType.DEPLOYMENT
+            and event.status is EventStatus.SUCCEEDED
+            and event.commit
+            and event.commit != application.commit
+        ):
+            return event.commit
+    raise Conflict(
+        "no earlier successful deploy to go back to: name the commit (rollback with a commit)"
+    )
+
+
+def _pin_event(
+    application: Application, actor: str | None, message: str, commit: str | None
+) -> None:
+    add_event(
+        ApplicationEvent(
+            application_id=application.id,
+            type=EventType.PIN,
+            trigger=Trigger.MANUAL,
+            status=EventStatus.SUCCEEDED,
+            commit=commit,
+            message=message,
+            actor=actor,
+            finished_at=utcnow(),
+        )
+    )
+
+
+def rollback_application(
+    application_id: str,
+    *,
+    commit: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> tuple[str, str]:
+    """Go back: pin the application at `commit` (default: the last commit that deployed
+    successfully before the current one) and queue its deploy. Pushes while pinned are recorded,
+    not deployed, until `unpin_application`. Returns (the commit, the sync job's id)."""
+    application = get_application(application_id)
+    if application.removal_request_id is not None:
+        raise Conflict("the application is being removed")
+    if commit is not None:
+        commit = commit.strip().lower()
+        if not is_full_sha(commit):
+            raise InvalidInput("commit must be a full commit SHA (40 hexadecimal characters)")
+    target = commit or _last_good_commit(application)
+    update_application_status(application.id, {"pinned_commit": target}, unless_removing=True)
+    why = f": {reason.strip()}" if reason and reason.strip() else ""
+    _pin_event(
+        application, actor, f"pinned at {target[:12]} by {actor or 'an operator'}{why}", target
+    )
+    announce(application_path(application.id), "application.updated")
+    job_id = enqueue_sync_job(
+        SyncJob(
+            repository_id=application.repository_id,
+            trigger=Trigger.MANUAL,
+            branch=application.branch,
+            application_id=application.id,
+            commit=target,
+            actor=actor,
+        )
+    )
+    return target, job_id
+
+
+def unpin_application(application_id: str, *, actor: str | None = None) -> str | None:
+    """Release a rollback's pin and sync the application to its branch's head; returns the sync
+    job's id (None when it was not pinned)."""
+    application = get_application(application_id)
+    if application.pinned_commit is None:
+        return None
+    update_application_status(application.id, {"pinned_commit": None})
+    _pin_event(
+        application,
+        actor,
+        f"unpinned by {actor or 'an operator'}: following {application.branch}",
+        None,
+    )
+    announce(application_path(application.id), "application.updated")
+    return enqueue_sync_job(
+        SyncJob(
+            repository_id=application.repository_id,
+            trigger=Trigger.MANUAL,
+            branch=application.branch,
+            application_id=application.id,
+            actor=actor,
+        )
+    )

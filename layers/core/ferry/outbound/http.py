@@ -206,6 +206,40 @@ def check_scheme(scheme: str, host: str) -> None:
         )
 
 
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names by itself, in any form a resolver accepts as a number
+    (`169.254.169.254`, `0251.0376.0251.0376`, `0xa9fea9fe`, `2852039166`, `[::ffff:a9fe:a9fe]`),
+    or None for a name."""
+    name = normalize_host(host)
+    literal = _parse_address(name)
+    if literal is not None:
+        return literal
+    if not name or not all(c in "0123456789abcdefx." for c in name):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
+def check_literal_destination(host: str, allow: AllowSpec = None) -> None:
+    """Refuse (DestinationRefused) a host that is an address, written in any numeric form, which
+    is not public and not allowed. Names are left to the connect-time check (what they resolve to
+    may change): this is the check a URL can get before it is stored."""
+    address = literal_address(host)
+    if address is None:
+        return
+    allow_list = resolve_allow_list(allow)
+    if allow_list.allows_host(normalize_host(host)) or allow_list.allows_address(address):
+        return
+    reason = classify_address(address)
+    if reason is not None:
+        raise DestinationRefused(
+            f"refusing {host} ({address}, {reason}): not a public address and not in the "
+            "outbound allow-list"
+        )
+
+
 def check_destination(host: str, port: int, allow: AllowSpec = None) -> list[IPAddress]:
     """Resolve `host` once and return the addresses it may be connected to, in resolver order.
 

@@ -10,6 +10,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from ferry.domain.models import Application, new_id, utcnow
+from ferry.domain.naming import compose_project_name
 from ferry.errors import Conflict, NotFound, TransientError
 from ferry.security.crypto import get_keyring
 from ferry.store.errors import translated
@@ -50,12 +51,14 @@ def create_application(
     """Store a new application; Conflict when its name or project is taken on that agent."""
     now = utcnow()
     keyring = get_keyring()
-    guards = application_guards(name, agent_id)
+    project = compose_project_name(name)
+    guards = application_guards(name, agent_id, project)
     row = ApplicationRow(
         id=new_id("app"),
         name=name,
         name_hash=keyring.name_hash(name),
-        project_hash=guards[1].key.rsplit("#", 1)[-1],
+        project_name=project,
+        project_hash=keyring.name_hash(project),
         repository_id=repository_id,
         agent_id=agent_id,
         branch=branch,
@@ -120,14 +123,16 @@ def redefine_application(application_id: str, changes: dict[str, Any]) -> Applic
     old_guards = _stored_guards(application_id)
     name = changes.get("name", current.name)
     agent_id = changes.get("agent_id", current.agent_id)
-    new_guards = application_guards(name, agent_id)
+    new_guards = application_guards(name, agent_id, current.project_name)
     keyring = get_keyring()
     actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
     for field, value in changes.items():
         actions.append(ApplicationRow.get_attributes()[field].set(value))
     if new_guards != old_guards:
         actions.append(ApplicationRow.name_hash.set(keyring.name_hash(name)))
-        actions.append(ApplicationRow.project_hash.set(new_guards[1].key.rsplit("#", 1)[-1]))
+        # Records from before the project was stored keep the one they run as.
+        actions.append(ApplicationRow.project_name.set(current.project_name))
+        actions.append(ApplicationRow.project_hash.set(keyring.name_hash(current.project_name)))
     try:
         with transaction() as write:
             write.update(
@@ -161,13 +166,18 @@ def delete_application(application_id: str) -> None:
 
 
 def update_application(
-    application_id: str, fields: dict[str, Any], *, if_request_id: str | None = None
+    application_id: str,
+    fields: dict[str, Any],
+    *,
+    if_request_id: str | None = None,
+    unless_removing: bool = False,
 ) -> Application:
     """Set (or, for None values, remove) state attributes; returns the row as written.
 
     With `if_request_id`, the write only happens while that deploy request is still the
     application's current one (a superseded deploy's late result cannot overwrite a newer one):
-    otherwise Conflict.
+    otherwise Conflict. With `unless_removing`, only while no delete has been accepted (a deploy
+    must never start once the application is being removed): otherwise Conflict.
     """
     if set(fields) & {"name", "agent_id"}:
         raise ValueError("name and agent_id change through redefine_application (guards)")
@@ -181,6 +191,8 @@ def update_application(
     condition: Condition = ApplicationRow.id.exists()
     if if_request_id is not None:
         condition &= ApplicationRow.current_request_id == if_request_id
+    if unless_removing:
+        condition &= ApplicationRow.removal_request_id.does_not_exist()
     row = ApplicationRow(id=application_id)
     try:
         with translated(f"application {application_id}"):
@@ -191,6 +203,8 @@ def update_application(
             raise Conflict(
                 f"deploy {if_request_id} is no longer current for application {application_id}"
             ) from None
+        if unless_removing and current.removal_request_id is not None:
+            raise Conflict(f"application {application_id} is being removed") from None
         raise NotFound(f"application {application_id} not found") from None
     return _to_domain(row)
 

@@ -36,10 +36,11 @@ def agent_name_key(name_hash: str) -> str:
     return f"agent-name#{name_hash}"
 
 
-def application_guards(name: str, agent_id: str) -> tuple[Guard, Guard]:
-    """The application's name and its compose project name, each unique per agent."""
+def application_guards(name: str, agent_id: str, project: str | None = None) -> tuple[Guard, Guard]:
+    """The application's name and its compose project name, each unique per agent. `project`
+    is the application's fixed project (default: the one its name makes, for a new one)."""
     keyring = get_keyring()
-    project = compose_project_name(name)
+    project = project or compose_project_name(name)
     return (
         Guard(
             application_name_key(agent_id, keyring.name_hash(name)),

@@ -63,13 +63,15 @@ def record_running(job_id: str) -> None:
         JobRow(id=job_id).update(actions=[JobRow.status.set("running")])
 
 
-def record_finished(job_id: str, *, ok: bool, error: str | None, result: dict[str, Any]) -> None:
+def record_finished(
+    job_id: str, *, ok: bool, error: str | None, result: dict[str, Any] | None
+) -> None:
     with translated(f"job {job_id}"):
         JobRow(id=job_id).update(
             actions=[
                 JobRow.status.set("succeeded" if ok else "failed"),
                 JobRow.error.set(error) if error else JobRow.error.remove(),
-                JobRow.result.set(json.dumps(result)),
+                JobRow.result.set(json.dumps(result)) if result else JobRow.result.remove(),
                 JobRow.finished_at.set(utcnow()),
             ]
         )

@@ -224,10 +224,12 @@ def set_repository_sync_status(
     synced_at: datetime | None = None,
     if_syncing_since: datetime | None = None,
     if_not_syncing: bool = False,
+    job_id: str | None = None,
 ) -> None:
     """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept).
 
-    `syncing` also notes when (`sync_started_at`). `if_syncing_since` makes the write conditional
+    `syncing` also notes when (`sync_started_at`) and for which sync job (`sync_job_id`, so a
+    sweeper can tell a sync whose job already ended). `if_syncing_since` makes the write conditional
     on the repository still being in the sync attempt that started then (Conflict otherwise), so
     ending a stalled sync never overwrites a newer attempt or its result. Rows written before
     `sync_started_at` existed are matched on `updated_at` instead (see `syncing_since`).
@@ -236,6 +238,8 @@ def set_repository_sync_status(
     actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
     if status is RepositorySyncStatus.SYNCING:
         actions.append(RepositoryRow.sync_started_at.set(utcnow()))
+        if job_id is not None:
+            actions.append(RepositoryRow.sync_job_id.set(job_id))
     elif status is RepositorySyncStatus.SUCCESS:
         actions.append(RepositoryRow.last_sync_error.remove())
         actions.append(RepositoryRow.failures.set(0))

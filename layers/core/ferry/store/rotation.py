@@ -57,7 +57,8 @@ def _reencrypt(model: type[Model], report: RotationReport) -> None:
 
 def _move_guards(keyring: Keyring, report: RotationReport) -> None:
     for row in ApplicationRow.scan(consistent_read=True):
-        new = application_guards(row.name, row.agent_id)
+        project = row.project_name or compose_project_name(row.name)
+        new = application_guards(row.name, row.agent_id, project)
         old = stored_application_guards(row.agent_id, row.name_hash, row.project_hash)
         if new == old:
             continue
@@ -66,9 +67,8 @@ def _move_guards(keyring: Keyring, report: RotationReport) -> None:
                 ApplicationRow(id=row.id),
                 actions=[
                     ApplicationRow.name_hash.set(keyring.name_hash(row.name)),
-                    ApplicationRow.project_hash.set(
-                        keyring.name_hash(compose_project_name(row.name))
-                    ),
+                    ApplicationRow.project_name.set(project),
+                    ApplicationRow.project_hash.set(keyring.name_hash(project)),
                 ],
                 condition=ApplicationRow.id.exists(),
             )

@@ -58,6 +58,7 @@ class RepositoryRow(Model):
     # When the latest sync attempt marked the repository `syncing` (the poller's clock for
     # ending a sync whose job died); kept after the sync ends.
     sync_started_at = UTCDateTimeAttribute(null=True)
+    sync_job_id = UnicodeAttribute(null=True)  # the sync job of the latest attempt
     polled_at = UTCDateTimeAttribute(null=True)
     failures = NumberAttribute(default=0)  # consecutive failed syncs: polling backs off
     # GitHub Actions: the repository's numeric id, recorded on the first verified run, and the
@@ -97,11 +98,18 @@ class ApplicationRow(Model):
     health_status = UnicodeAttribute(default="unknown")
     commit = UnicodeAttribute(null=True)
     commit_message = UnicodeAttribute(null=True)
+    target_commit = UnicodeAttribute(null=True)
+    target_commit_message = UnicodeAttribute(null=True)
+    pinned_commit = UnicodeAttribute(null=True)
+    # Derived from the (secret) name: encrypted like it. Null: a record from before it was stored.
+    project_name = EncryptedAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
     last_sync_error = UnicodeAttribute(null=True)
     compose_file = EncryptedAttribute(null=True)
     previous_compose_file = EncryptedAttribute(null=True)
     current_request_id = UnicodeAttribute(null=True)
+    current_trigger = UnicodeAttribute(null=True)
+    removal_request_id = UnicodeAttribute(null=True)
     # The deploy slot: the one request allowed to run on the agent now, until its lease ends.
     deploy_slot = UnicodeAttribute(null=True)
     deploy_slot_until = UTCDateTimeAttribute(null=True)

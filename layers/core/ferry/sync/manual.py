@@ -17,7 +17,7 @@ def start_whole_sync(job: SyncJob) -> str:
     Conflict (409) however close together they come. Returns the job id."""
     try:
         update_repository_status(
-            job.repository_id, RepositorySyncStatus.SYNCING, if_not_syncing=True
+            job.repository_id, RepositorySyncStatus.SYNCING, if_not_syncing=True, job_id=job.job_id
         )
     except Conflict:
         raise Conflict(

@@ -22,8 +22,9 @@ from aws_lambda_powertools import Logger
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, RepositorySyncStatus, SyncType, Trigger, utcnow
-from ferry.errors import Conflict, FerryError
+from ferry.errors import Conflict, FerryError, NotFound
 from ferry.settings import get_settings
+from ferry.store.jobs import get_job
 from ferry.store.repositories import (
     list_repositories,
     mark_polled,
@@ -84,9 +85,46 @@ def end_stalled_sync(repository: Repository, stalled_after_seconds: int) -> bool
     return True
 
 
+def end_finished_sync(repository: Repository, now: datetime) -> bool:
+    """A repository still `syncing` whose sync job has already ended (the sync's last write was
+    lost) or is gone ends the way its job did. False when there is nothing to end."""
+    if repository.sync_job_id is None:
+        return False
+    since = syncing_since(repository)
+    if now - since < timedelta(seconds=get_settings().deploy_start_grace_seconds):
+        return False
+    error: str | None
+    try:
+        job = get_job(repository.sync_job_id)
+    except NotFound:
+        status, error = RepositorySyncStatus.FAILED, "its sync job is gone"
+    else:
+        if job.status in ("queued", "running"):
+            return False
+        ok = job.status == "succeeded"
+        status = RepositorySyncStatus.SUCCESS if ok else RepositorySyncStatus.FAILED
+        error = None if ok else (job.error or "its sync job failed")
+    try:
+        update_repository_status(
+            repository.id,
+            status,
+            error=error,
+            synced_at=now if status is RepositorySyncStatus.SUCCESS else None,
+            if_syncing_since=since,
+        )
+    except Conflict:
+        return False
+    logger.warning(
+        "sync ended by the sweeper",
+        extra={"repository_id": repository.id, "job_id": repository.sync_job_id},
+    )
+    return True
+
+
 def poll_due_repositories(now: datetime | None = None) -> list[str]:
-    """Queue a polling sync for each due repository; returns their ids. Stalled syncs of any
-    repository are ended `failed` on the way (a polling one is polled again next tick)."""
+    """Queue a polling sync for each due repository; returns their ids. Syncs that can no longer
+    finish (their job ended, is gone, or stalled in the dead-letter queue) are ended on the way
+    (a polling repository is polled again next tick)."""
     now = now or utcnow()
     stalled_after = get_settings().sync_stalled_after_seconds
     moved = move_url_credentials()
@@ -97,6 +135,8 @@ def poll_due_repositories(now: datetime | None = None) -> list[str]:
         if repository.sync_status is RepositorySyncStatus.SYNCING:
             if sync_stalled(repository, now, stalled_after):
                 end_stalled_sync(repository, stalled_after)
+            else:
+                end_finished_sync(repository, now)
             continue  # one sync in flight per repository
         if repository.sync_type is not SyncType.POLLING:
             continue

@@ -29,7 +29,7 @@ from ferry.domain.models import (
     Trigger,
     utcnow,
 )
-from ferry.errors import FerryError, GitError, NotFound
+from ferry.errors import Conflict, FerryError, GitError, NotFound, TransientError
 from ferry.git.source import GitSource
 from ferry.store.applications import list_repository_applications
 from ferry.store.events import add_event
@@ -51,6 +51,7 @@ class AppSyncResult(StrEnum):
     DEPLOYING = "deploying"
     NO_CHANGE = "no_change"
     UP_TO_DATE = "up_to_date"  # polling found the commit already recorded: nothing done
+    IGNORED = "ignored"  # an older named commit, a push while pinned, an application being removed
     FAILED = "failed"
 
 
@@ -79,11 +80,14 @@ class SyncReport:
 @dataclass(frozen=True)
 class SyncContext:
     """What every application of one sync shares: its trigger, the sync job (its id names the
-    deploy requests) and who asked."""
+    deploy requests), who asked, and — for a named commit — each branch's head, resolved from
+    the repository (a named commit must be the head or descend from what an application runs).
+    """
 
     trigger: Trigger
     job_id: str
     actor: str | None = None
+    head: Resolver | None = None
 
 
 def _record(
@@ -111,14 +115,49 @@ def _notify_sync_failure(application: Application, reason: str) -> None:
         )
 
 
-def _needs_deploy(application: Application, compose_file: str) -> bool:
+def _why_not_deployed(
+    application: Application, commit: CommitInfo, sync: SyncContext, source: GitSource
+) -> str | None:
+    """Why this commit must not be deployed to this application (None: go ahead).
+
+    Going back is a rollback's alone: while pinned, nothing but the pinned commit deploys, and a
+    named commit deploys only when it is its branch's head or descends from what runs.
+    """
+    if application.removal_request_id is not None:
+        return "the application is being removed"
+    pinned = application.pinned_commit
+    if pinned is not None:
+        if commit.sha == pinned:
+            return None
+        return (
+            f"pinned at {pinned[:12]} by a rollback: {commit.sha[:12]} recorded, not deployed "
+            "(unpin to follow the branch)"
+        )
+    running = application.commit
+    if sync.head is None or running is None or commit.sha == running:
+        return None
+    if sync.head(application.branch).sha == commit.sha:
+        return None
+    if source.contains(commit.sha, running):
+        return None
+    return f"{commit.sha[:12]} is older than the deployed commit {running[:12]}"
+
+
+def _unchanged(application: Application, compose_file: str) -> bool:
     # An unchanged file needs no deploy, unless the last deploy did not succeed (then a push is
-    # how a user recovers a failed application) or none ever ran.
-    if compose_file != application.compose_file:
-        return True
-    return application.sync_status not in (
-        ApplicationSyncStatus.SYNCED,
-        ApplicationSyncStatus.SYNCING,
+    # how a user recovers a failed application), none ever ran, or one is in flight (it deploys
+    # an older commit: the newer request supersedes it, so the host ends at this one).
+    return (
+        compose_file == application.compose_file
+        and application.sync_status is ApplicationSyncStatus.SYNCED
+    )
+
+
+def _already_deploying(application: Application, commit: CommitInfo, compose_file: str) -> bool:
+    return (
+        application.sync_status is ApplicationSyncStatus.SYNCING
+        and application.target_commit == commit.sha
+        and application.compose_file == compose_file
     )
 
 
@@ -132,13 +171,39 @@ def _sync_application(
     if sync.trigger is Trigger.POLLING and application.commit == commit.sha:
         report.applications[application.id] = AppSyncResult.UP_TO_DATE
         return
+    refusal = _why_not_deployed(application, commit, sync, source)
+    if refusal is not None:
+        _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=refusal)
+        report.applications[application.id] = AppSyncResult.IGNORED
+        return
     compose_file = source.read_file(commit.sha, application.path)
 
-    if not _needs_deploy(application, compose_file):
-        changes: dict[str, object] = {"commit": commit.sha, "commit_message": commit.message}
-        if application.sync_status is ApplicationSyncStatus.SYNCED:
-            changes["last_sync_error"] = None
-        update_application_status(application.id, changes)
+    request_id = deploy_request_id(application.id, commit.sha, sync.job_id)
+    if _already_deploying(application, commit, compose_file):
+        # A duplicate trigger (a redelivery, the same commit named twice) never deploys the same
+        # (application, commit) a second time; a job run again records nothing the second time.
+        if application.current_request_id != request_id:
+            _record(
+                application,
+                sync,
+                EventStatus.NO_CHANGE,
+                commit=commit.sha,
+                message=f"{commit.sha[:12]} is already being deployed",
+            )
+        report.applications[application.id] = AppSyncResult.NO_CHANGE
+        return
+    if _unchanged(application, compose_file):
+        # The host already runs this very file: the commit is recorded as what it runs.
+        update_application_status(
+            application.id,
+            {
+                "commit": commit.sha,
+                "commit_message": commit.message,
+                "target_commit": commit.sha,
+                "target_commit_message": commit.message,
+                "last_sync_error": None,
+            },
+        )
         _record(
             application,
             sync,
@@ -149,20 +214,31 @@ def _sync_application(
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
 
-    request_id = deploy_request_id(application.id, commit.sha, sync.job_id)
     changed = compose_file != application.compose_file
-    recorded = update_application_status(
-        application.id,
-        {
-            "compose_file": compose_file,
-            "previous_compose_file": (
-                application.compose_file if changed else application.previous_compose_file
-            ),
-            "commit": commit.sha,
-            "commit_message": commit.message,
-            "current_request_id": request_id,
-        },
-    )
+    try:
+        # One write starts the deploy: what it deploys, and `syncing` (the host does not run it
+        # yet: `commit` changes only when the deploy's result says it does).
+        recorded = update_application_status(
+            application.id,
+            {
+                "compose_file": compose_file,
+                "previous_compose_file": (
+                    application.compose_file if changed else application.previous_compose_file
+                ),
+                "target_commit": commit.sha,
+                "target_commit_message": commit.message,
+                "current_request_id": request_id,
+                "current_trigger": sync.trigger,
+                "sync_status": ApplicationSyncStatus.SYNCING,
+                "last_sync_error": None,
+            },
+            unless_removing=True,
+        )
+    except Conflict:
+        reason = "the application is being removed"
+        _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=reason)
+        report.applications[application.id] = AppSyncResult.IGNORED
+        return
     _record(
         application,
         sync,
@@ -176,6 +252,22 @@ def _sync_application(
     report.deploy_requests[application.id] = request_id
 
 
+def _fail_application(
+    application: Application, sync: SyncContext, report: SyncReport, commit: str, error: str
+) -> None:
+    report.error = f"application {application.name}: {error}"
+    report.applications[application.id] = AppSyncResult.FAILED
+    _record(application, sync, EventStatus.FAILED, commit=commit, error=error)
+    try:
+        update_application_status(
+            application.id,
+            {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": error},
+        )
+    except FerryError:
+        logger.exception("failure not recorded", extra={"application_id": application.id})
+    _notify_sync_failure(application, error)
+
+
 def sync_applications(
     repo: Repository,
     apps: list[Application],
@@ -185,16 +277,18 @@ def sync_applications(
     source: GitSource,
     job_id: str,
     actor: str | None = None,
+    head: Resolver | None = None,
 ) -> SyncReport:
     """Sync `apps` of `repo`: resolve once per branch, deploy what changed, record the outcome.
 
     A branch whose commit cannot be resolved records a failed event on each of its applications;
     the other branches still proceed. The repository ends `success` or `failed` (the last error
-    wins). Applications with an empty branch are skipped.
+    wins). Applications with an empty branch are skipped. `head` (for a named commit) resolves
+    each branch's head, so an older named commit is recorded as ignored, never deployed.
     """
-    sync = SyncContext(trigger=trigger, job_id=job_id, actor=actor)
+    sync = SyncContext(trigger=trigger, job_id=job_id, actor=actor, head=head)
     report = SyncReport(repository_id=repo.id)
-    update_repository_status(repo.id, RepositorySyncStatus.SYNCING)
+    update_repository_status(repo.id, RepositorySyncStatus.SYNCING, job_id=job_id)
 
     by_branch: dict[str, list[Application]] = {}
     for application in apps:
@@ -216,14 +310,12 @@ def sync_applications(
             try:
                 _sync_application(application, commit, sync, source, report)
             except FerryError as exc:
-                report.error = f"application {application.name}: {exc}"
-                report.applications[application.id] = AppSyncResult.FAILED
-                _record(application, sync, EventStatus.FAILED, commit=commit.sha, error=str(exc))
-                update_application_status(
-                    application.id,
-                    {"sync_status": ApplicationSyncStatus.OUT_OF_SYNC, "last_sync_error": str(exc)},
+                _fail_application(application, sync, report, commit.sha, str(exc))
+            except Exception as exc:
+                logger.exception("unexpected error", extra={"application_id": application.id})
+                _fail_application(
+                    application, sync, report, commit.sha, f"unexpected error: {exc!r}"
                 )
-                _notify_sync_failure(application, str(exc))
 
     if report.error is None:
         report.status = RepositorySyncStatus.SUCCESS
@@ -244,9 +336,10 @@ def sync_applications(
 
 
 def _nothing_new(apps: list[Application], resolve: Resolver) -> bool:
-    """For polling: True when every application is already at its branch's commit."""
+    """For polling: True when every application is already at its branch's commit (a pinned
+    application stays where its rollback put it: a poll neither deploys nor records for it)."""
     for application in apps:
-        if not application.branch.strip():
+        if not application.branch.strip() or application.pinned_commit is not None:
             continue
         try:
             if application.commit != resolve(application.branch).sha:
@@ -256,28 +349,33 @@ def _nothing_new(apps: list[Application], resolve: Resolver) -> bool:
     return True
 
 
-def run_sync_job(job: SyncJob) -> SyncReport | None:
-    """Handle one sync job from the queue. None when there was nothing to do (its repository
-    is gone, or a poll found every application at its branch's commit)."""
-    record_running(job.job_id)
-    try:
-        repo = get_repository(job.repository_id)
-    except NotFound:
-        logger.warning("sync job for a deleted repository dropped", extra={"job_id": job.job_id})
-        record_finished(job.job_id, ok=True, error=None, result={"skipped": "repository deleted"})
-        return None
+def _applications_of(job: SyncJob, repo: Repository) -> list[Application]:
     apps = list_repository_applications(repo.id)
     if job.branch is not None:
         apps = [a for a in apps if a.branch == job.branch]
+    if job.application_id is not None:
+        apps = [a for a in apps if a.id == job.application_id]
+    if job.trigger is Trigger.POLLING:
+        apps = [a for a in apps if a.pinned_commit is None]
+    return apps
+
+
+def _sync(job: SyncJob, repo: Repository) -> SyncReport | None:
+    apps = _applications_of(job, repo)
     source = open_repository(repo)
-    resolve = latest_commit(source) if job.commit is None else static_commit(source, job.commit)
+    head: Resolver | None = None
+    if job.commit is None:
+        resolve = latest_commit(source)
+    else:
+        resolve = static_commit(source, job.commit)
+        head = resolve_once({a.branch for a in apps if a.branch.strip()}, latest_commit(source))
     if job.trigger is Trigger.POLLING:
         # Edge-triggered: a poll that finds nothing new leaves everything (errors included) as is.
         resolve = resolve_once({a.branch for a in apps if a.branch.strip()}, resolve)
         if _nothing_new(apps, resolve):
             record_finished(job.job_id, ok=True, error=None, result={"skipped": "no new commit"})
             return None
-    report = sync_applications(
+    return sync_applications(
         repo,
         apps,
         resolve,
@@ -285,7 +383,35 @@ def run_sync_job(job: SyncJob) -> SyncReport | None:
         source=source,
         job_id=job.job_id,
         actor=job.actor,
+        head=head,
     )
+
+
+def run_sync_job(job: SyncJob) -> SyncReport | None:
+    """Handle one sync job from the queue. None when there was nothing to do (its repository
+    is gone, or a poll found every application at its branch's commit).
+
+    Every failure ends the sync: an unexpected error marks the repository and the job `failed`
+    with the error (a transient one is raised again afterwards, so the queue retries the job).
+    """
+    record_running(job.job_id)
+    try:
+        repo = get_repository(job.repository_id)
+    except NotFound:
+        logger.warning("sync job for a deleted repository dropped", extra={"job_id": job.job_id})
+        record_finished(job.job_id, ok=True, error=None, result={"skipped": "repository deleted"})
+        return None
+    try:
+        report = _sync(job, repo)
+    except Exception as exc:
+        _end_failed(job, repo, exc)
+        if isinstance(exc, TransientError):
+            raise
+        return SyncReport(
+            repository_id=repo.id, status=RepositorySyncStatus.FAILED, error=_describe(exc)
+        )
+    if report is None:
+        return None
     record_finished(
         job.job_id,
         ok=report.status is RepositorySyncStatus.SUCCESS,
@@ -293,3 +419,19 @@ def run_sync_job(job: SyncJob) -> SyncReport | None:
         result=report.summary(),
     )
     return report
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FerryError):
+        return str(exc)
+    return f"unexpected error: {exc!r}"
+
+
+def _end_failed(job: SyncJob, repo: Repository, exc: BaseException) -> None:
+    """The sync stopped half-way: the repository and the job end `failed` with the reason."""
+    error = _describe(exc)
+    logger.exception("sync failed", extra={"job_id": job.job_id, "repository_id": repo.id})
+    try:
+        update_repository_status(repo.id, RepositorySyncStatus.FAILED, error=error)
+    finally:
+        record_finished(job.job_id, ok=False, error=error, result=None)

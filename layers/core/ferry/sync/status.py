@@ -17,12 +17,13 @@ def update_repository_status(
     synced_at: datetime | None = None,
     if_syncing_since: datetime | None = None,
     if_not_syncing: bool = False,
+    job_id: str | None = None,
 ) -> None:
     """Write the repository's sync status and announce it on the live feed.
 
     `if_syncing_since`: only if the repository is still in the sync attempt that started then
     (Conflict otherwise, and nothing is announced: nothing changed). `if_not_syncing`: only if
-    no sync is in flight (Conflict otherwise).
+    no sync is in flight (Conflict otherwise). `job_id`: the sync job a `syncing` is for.
     """
     set_repository_sync_status(
         repository_id,
@@ -31,5 +32,6 @@ def update_repository_status(
         synced_at=synced_at,
         if_syncing_since=if_syncing_since,
         if_not_syncing=if_not_syncing,
+        job_id=job_id,
     )
     announce(repository_path(repository_id), "repository.status")

@@ -19,7 +19,7 @@ from ferry.errors import FerryError, GitError, InvalidInput, NotFound, RateLimit
 from ferry.store.deliveries import record_delivery
 from ferry.store.ratelimit import check_rate
 from ferry.store.repositories import get_repository, get_webhook_secret
-from ferry.sync.deliveries import Ignored, Ping, Push, read_delivery
+from ferry.sync.deliveries import Ignored, Ping, Push, Sender, read_delivery
 from ferry.sync.queue import enqueue_sync_job
 from ferry.sync.resolvers import open_repository
 
@@ -71,9 +71,12 @@ def _sender_hint(headers: Mapping[str, str]) -> str:
 def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
     base = {"repository_id": repository.id, "trigger": Trigger.WEBHOOK}
     if push.branch is not None:
-        return [
-            SyncJob(**base, branch=push.branch, commit=push.commit, delivery_id=push.delivery_id)
-        ]
+        # A provider's push says that the branch moved: the sync resolves its head from the
+        # repository, so a replayed (even correctly signed) old delivery cannot move a host back.
+        # A generic sender may name a commit on purpose: it deploys only where it is the head or
+        # descends from what runs.
+        named = push.commit if push.sender == Sender.GENERIC else None
+        return [SyncJob(**base, branch=push.branch, commit=named, delivery_id=push.delivery_id)]
     if push.tag is not None and push.commit is not None:
         # A tag moves the branches that contain its commit; they sync at their latest commit
         # (never back to the tag's, should the branch have moved on since).

@@ -7,7 +7,7 @@ from ferry.deploy.status import update_application_status
 from ferry.domain.messages import AgentSession, HealthReport, RequestState
 from ferry.domain.models import Agent, Application
 from ferry.domain.validation import check_id
-from ferry.errors import Forbidden, InvalidInput, NotFound
+from ferry.errors import InvalidInput, NotFound
 from ferry.manage.agent_sessions import agent_session
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
@@ -30,13 +30,14 @@ def heartbeat(agent: CurrentAgent) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/requests/{request_id}")
+@router.get(
+    "/requests/{request_id}",
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
 def request_state(request_id: str, application_id: str, agent: CurrentAgent) -> RequestState:
     """For agents, while they work: is this deploy request still the application's current one?
     False once it was cancelled or superseded: the agent then stops it."""
-    application = get_application(application_id)
-    if application.agent_id != agent.id:
-        raise Forbidden("that application is not assigned to this agent")
+    application = _own_application(application_id, agent)
     return RequestState(request_id=request_id, current=application.current_request_id == request_id)
 
 
@@ -48,7 +49,7 @@ def _own_application(application_id: str, agent: Agent) -> Application:
     except (NotFound, InvalidInput):
         application = None
     if application is None or application.agent_id != agent.id:
-        raise NotFound(f"this agent runs no application {application_id}")
+        raise NotFound("this agent runs no such application")
     return application
 
 

@@ -16,11 +16,19 @@ from ferry.api.schemas import (
     DeployStarted,
     EventPage,
     Removing,
+    RollbackIn,
+    RollbackStarted,
 )
 from ferry.deploy.cancel import cancel_deploy
 from ferry.deploy.removal import forget_application, start_removal, wait_for_removal
 from ferry.domain.models import Application
-from ferry.manage.applications import change_application, redeploy_application, register_application
+from ferry.manage.applications import (
+    change_application,
+    redeploy_application,
+    register_application,
+    rollback_application,
+    unpin_application,
+)
 from ferry.settings import get_settings
 from ferry.store.applications import get_application, list_applications
 from ferry.store.events import list_events
@@ -29,7 +37,9 @@ router = APIRouter(prefix="/applications", tags=["applications"])
 
 
 def to_out(application: Application) -> ApplicationOut:
-    return ApplicationOut(**application.model_dump(), project_name=application.project_name)
+    return ApplicationOut(
+        **application.model_dump(), removing=application.removal_request_id is not None
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -102,6 +112,24 @@ def delete(
 def deploy(application_id: str, actor: Actor) -> DeployStarted:
     """Redeploy the stored compose file at the recorded commit."""
     return DeployStarted(request_id=redeploy_application(application_id, actor=actor))
+
+
+@router.post("/{application_id}/rollback", status_code=status.HTTP_202_ACCEPTED)
+def rollback(application_id: str, body: RollbackIn, actor: Actor) -> RollbackStarted:
+    """Go back to `commit` (default: the last commit that deployed successfully before the
+    current one) and pin the application there: pushes are recorded, not deployed, until
+    `POST .../unpin`. 409 when there is no earlier good commit to go back to."""
+    commit, job_id = rollback_application(
+        application_id, commit=body.commit, reason=body.reason, actor=actor
+    )
+    return RollbackStarted(commit=commit, job_id=job_id)
+
+
+@router.post("/{application_id}/unpin", status_code=status.HTTP_202_ACCEPTED)
+def unpin(application_id: str, actor: Actor) -> ApplicationChanged:
+    """Release a rollback's pin: the application follows its branch again (synced at once)."""
+    job_id = unpin_application(application_id, actor=actor)
+    return ApplicationChanged(**to_out(get_application(application_id)).model_dump(), job_id=job_id)
 
 
 @router.post("/{application_id}/cancel")

@@ -92,6 +92,20 @@ class AzureDevOpsSource(ProviderRepository):
             raise GitError(f"unexpected answer from {NAME}: not a commit")
         return commit_info(body.get("commitId"), body.get("comment"), NAME)
 
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """The merge base of the two is the ancestor (`GET /commits/{sha}/mergebases`)."""
+        check_sha(descendant)
+        check_sha(ancestor)
+        if descendant == ancestor:
+            self.commit(descendant)
+            return True
+        body = self._api.get_json(
+            f"commits/{descendant}/mergebases",
+            missing=f"commits {descendant[:12]} and {ancestor[:12]} in {self.full_name}",
+            params={"otherCommitId": ancestor, "api-version": API_VERSION},
+        )
+        return any(base.get("commitId") == ancestor for base in _values(body))
+
     def read_file(self, sha: str, path: str) -> str:
         """A file at a commit (`GET /items?path=...&versionDescriptor...&includeContent=true`)."""
         check_sha(sha)

@@ -19,6 +19,7 @@ from ferry.git.http import (
     retry_after_seconds,
 )
 from ferry.git.source import (
+    check_sha,
     decode_text,
 )
 from ferry.outbound.http import (
@@ -295,6 +296,12 @@ class HeadComparingRepository(ProviderRepository):
     def _head_contains(self, head: str, sha: str) -> bool:
         """Whether the history of `head` includes `sha`."""
         raise NotImplementedError
+
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """One comparison of the two commits."""
+        check_sha(descendant)
+        check_sha(ancestor)
+        return descendant == ancestor or self._head_contains(descendant, ancestor)
 
     def list_branches(self) -> list[str]:
         """Every branch name (`GET /branches`, paginated)."""

@@ -76,6 +76,20 @@ class GitLabSource(ProviderRepository):
         )
         return _commit(body)
 
+    def contains(self, descendant: str, ancestor: str) -> bool:
+        """The merge base of the two is the ancestor (`GET /repository/merge_base`)."""
+        check_sha(descendant)
+        check_sha(ancestor)
+        if descendant == ancestor:
+            self.commit(descendant)
+            return True
+        # `refs[]` repeats, which a parameter mapping cannot say: the query goes in the path.
+        body = self._api.get_json(
+            f"repository/merge_base?refs%5B%5D={descendant}&refs%5B%5D={ancestor}",
+            missing=f"commits {descendant[:12]} and {ancestor[:12]} in {self.project_path}",
+        )
+        return _commit(body).sha == ancestor
+
     def read_file(self, sha: str, path: str) -> str:
         """A file at a commit (`GET /repository/files/{path}/raw?ref={sha}`)."""
         check_sha(sha)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 import boto3
 
@@ -119,7 +120,7 @@ def test_dynamodb_concurrent_transactions_one_wins_nothing_else_lost(stack: Loca
     def claim(number: int) -> bool:
         # Long transactions (many items before the contended guard) keep each one's window
         # between its table snapshot and its restore wide open.
-        rows = [
+        rows: list[Any] = [
             {"Put": {"TableName": table, "Item": {"id": {"S": f"{race}#row{number}-{i}"}}}}
             for i in range(60)
         ]

@@ -129,17 +129,25 @@ def wait_for_status(
     application_id: str,
     *statuses: str,
     commit: str | None = None,
+    target: str | None = None,
     timeout: float = 60,
 ) -> dict[str, Any]:
+    """Wait for one of `statuses`, with `commit` (what the host runs) and/or `target` (what was
+    last deployed or tried: a failed deploy leaves `commit` where it was) when given."""
+
     def probe() -> dict[str, Any] | None:
         application = get_application(api, application_id)
-        if application["sync_status"] in statuses and (
-            commit is None or application["commit"] == commit
+        if (
+            application["sync_status"] in statuses
+            and (commit is None or application["commit"] == commit)
+            and (target is None or application["target_commit"] == target)
         ):
             return application
         return None
 
-    return wait_for(probe, timeout=timeout, what=f"{application_id} to be {statuses} at {commit}")
+    return wait_for(
+        probe, timeout=timeout, what=f"{application_id} to be {statuses} at {commit or target}"
+    )
 
 
 def push_webhook(

@@ -421,7 +421,7 @@ def test_agent_policy_violation_refused_out_of_sync_unhealthy_nothing_started(
 ) -> None:
     app = new_app(PRIVILEGED, agent.id)
 
-    done = wait_for_status(api, app.id, "out_of_sync", commit=app.head, timeout=60)
+    done = wait_for_status(api, app.id, "out_of_sync", target=app.head, timeout=60)
 
     assert "refused by the security policy" in done["last_sync_error"]
     assert "privileged" in done["last_sync_error"]
@@ -502,7 +502,7 @@ def test_agent_sigkill_mid_deploy_times_out_then_restarted_agent_serves(
 
     try:
         done = wait_for_status(
-            api, app.id, "out_of_sync", commit=app.head, timeout=TEST_HEARTBEAT_SECONDS + 20
+            api, app.id, "out_of_sync", target=app.head, timeout=TEST_HEARTBEAT_SECONDS + 20
         )
         assert time.monotonic() - killed < TEST_HEARTBEAT_SECONDS + 10
         assert "agent stopped responding" in done["last_sync_error"]
@@ -613,7 +613,7 @@ def test_agent_ssh_docker_host_unknown_host_key_refused(
     ) as remote:
         app = new_app(compose(greeting="refused"), remote.id)
 
-        done = wait_for_status(api, app.id, "out_of_sync", commit=app.head, timeout=90)
+        done = wait_for_status(api, app.id, "out_of_sync", target=app.head, timeout=90)
 
     assert f"Docker daemon not reachable at {sshd.docker_host}" in done["last_sync_error"]
     assert _logged(remote.log, f"is not in {strangers}")

@@ -51,7 +51,7 @@ def test_failed_pull_keeps_the_running_version_and_reports_the_pull_error(
         == 202
     )
 
-    failed = wait_for_status(api, application["id"], "out_of_sync", commit=broken, timeout=90)
+    failed = wait_for_status(api, application["id"], "out_of_sync", target=broken, timeout=90)
     assert failed["health_status"] == "unhealthy"
     assert "pull" in failed["last_sync_error"]
     assert f"missing-{unique}" in failed["last_sync_error"]
@@ -80,7 +80,7 @@ def test_compose_file_refused_by_policy_starts_nothing(
         api, name=f"policy {unique}", repository_id=repository["id"], agent_id=stack.state.agent_id
     )
 
-    refused = wait_for_status(api, application["id"], "out_of_sync", commit=head, timeout=90)
+    refused = wait_for_status(api, application["id"], "out_of_sync", target=head, timeout=90)
 
     assert refused["health_status"] == "unhealthy"
     assert "security policy" in refused["last_sync_error"]

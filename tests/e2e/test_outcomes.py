@@ -196,8 +196,9 @@ def test_deploy_outcome_statuses_one_change_per_write_and_notification(
 
     done = _settled(api, application["id"], timeout=90)
     assert (done["sync_status"], done["health_status"]) == statuses
-    assert done["commit"] == application["head"]
+    assert done["target_commit"] == application["head"]
     if error is None:
+        assert done["commit"] == application["head"]  # only a successful deploy moves it
         assert done["last_sync_error"] is None and done["last_synced_at"]
         # The agent's answer, as the execution received it: container states and digests.
         request_id = get_application(application["id"]).current_request_id

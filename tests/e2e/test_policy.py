@@ -195,7 +195,7 @@ def deploy(
         )
         applications.add(application["id"])
         return wait_for_status(
-            api, application["id"], "synced", "out_of_sync", commit=head, timeout=90
+            api, application["id"], "synced", "out_of_sync", target=head, timeout=90
         )
 
     return run

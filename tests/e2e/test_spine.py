@@ -160,7 +160,7 @@ def test_agent_stopped_deploy_times_out_out_of_sync_then_agent_serves_again(
         )
 
         done = wait_for_status(
-            api, application["id"], "out_of_sync", commit=head, timeout=TEST_HEARTBEAT_SECONDS + 30
+            api, application["id"], "out_of_sync", target=head, timeout=TEST_HEARTBEAT_SECONDS + 30
         )
         assert "agent stopped responding" in done["last_sync_error"]
     finally:

@@ -4,6 +4,8 @@ SQS poller behaves like an event source mapping (partial failures, dead-letter q
 from __future__ import annotations
 
 import json
+import secrets
+from typing import Any
 
 import boto3
 
@@ -100,3 +102,61 @@ def test_poller_failed_record_is_retried_then_dead_lettered(stack: LocalStack) -
     assert handled == 1  # the job for a deleted repository is done; the garbage is not
     moved = sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10).get("Messages", [])
     assert [m["Body"] for m in moved] == ["not a sync job"]
+
+
+def test_dynamodb_concurrent_transactions_one_wins_nothing_else_lost(stack: LocalStack) -> None:
+    """moto restores whole tables when a transaction fails: served one request at a time, a
+    failing transaction can no longer wipe a concurrent writer's rows (serialized_dynamodb)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    from ferry.settings import get_settings
+
+    table = get_settings().name_guards_table
+    client = boto3.client("dynamodb")
+    race = f"race#{secrets.token_hex(4)}"
+
+    def claim(number: int) -> bool:
+        # Long transactions (many items before the contended guard) keep each one's window
+        # between its table snapshot and its restore wide open.
+        rows: list[Any] = [
+            {"Put": {"TableName": table, "Item": {"id": {"S": f"{race}#row{number}-{i}"}}}}
+            for i in range(60)
+        ]
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    *rows,
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": {"id": {"S": race}, "owner_id": {"S": str(number)}},
+                            "ConditionExpression": "attribute_not_exists(id)",
+                        }
+                    },
+                ]
+            )
+        except ClientError:
+            return False
+        return True
+
+    def bystander(number: int) -> None:
+        client.put_item(TableName=table, Item={"id": {"S": f"{race}#other{number}"}})
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        claimed = [pool.submit(claim, n) for n in range(16)]
+        others = [pool.submit(bystander, n) for n in range(16)]  # writing while they race
+        claims = [future.result() for future in claimed]
+        for future in others:
+            future.result()
+
+    assert claims.count(True) == 1
+    winner = claims.index(True)
+    stored = {
+        item["id"]["S"]
+        for item in client.scan(TableName=table)["Items"]
+        if item["id"]["S"].startswith(race)
+    }
+    rows = {f"{race}#row{winner}-{i}" for i in range(60)}
+    assert stored == {race} | rows | {f"{race}#other{n}" for n in range(16)}

@@ -9,6 +9,8 @@ import socket
 import httpx
 from moto.server import ThreadedMotoServer
 
+from ferry.local.serialized_dynamodb import serialize_dynamodb
+
 LOCAL_ACCOUNT_ID = "123456789012"
 
 
@@ -29,6 +31,7 @@ class MotoServer:
         # The ASL interpreter sends its service calls (lambda:invoke, sqs:sendMessage) to
         # localhost:$MOTO_PORT, so it must name this server before it starts.
         os.environ["MOTO_PORT"] = str(self.port)
+        serialize_dynamodb()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         response = httpx.post(

@@ -64,6 +64,15 @@ def add(
         ),
     ],
     branch: Annotated[str, typer.Option("--branch", "-b", help="The branch to track.")] = "main",
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help="The directory that ships with the compose file, when not the file's own: a "
+            "parent of it, `.` for the repository root.",
+            show_default=False,
+        ),
+    ] = None,
     notify: Annotated[
         list[str] | None,
         typer.Option("--notify", "-n", help="Notification target id or name (repeatable)."),
@@ -78,6 +87,7 @@ def add(
             "agent_id": resolve(client, AGENT, agent)["id"],
             "branch": branch,
             "path": path,
+            **({"root": root} if root is not None else {}),
             "notification_ids": [resolve(client, NOTIFICATION, n)["id"] for n in notify or []],
         }
         created = client.post("/applications", body)
@@ -147,6 +157,8 @@ def show_(application: ApplicationArgument, as_json: JsonOption = False) -> None
                 ),
                 ("branch", found["branch"]),
                 ("path", found["path"]),
+                ("root", found.get("root") or "the compose file's directory"),
+                ("bundle", short(found.get("bundle_digest")) or "none yet"),
                 ("agent", f"{agents.get(found['agent_id'], '?')} ({found['agent_id']})"),
                 ("sync status", cell(found["sync_status"])),
                 ("health", cell(found["health_status"])),
@@ -181,7 +193,7 @@ def _change(client: ApiClient, found: dict[str, Any], body: dict[str, Any], as_j
         return
     say(f"Application {changed['name']} ({changed['id']}) changed.", "green")
     if changed.get("job_id"):
-        say(f"The new branch or path is being synced (job {changed['job_id']}).")
+        say(f"The new branch, path or root is being synced (job {changed['job_id']}).")
 
 
 @app.command("set")
@@ -190,13 +202,26 @@ def set_(
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     branch: Annotated[str | None, typer.Option("--branch", help="Track another branch.")] = None,
     path: Annotated[str | None, typer.Option("--path", help="Another compose file.")] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help="Another directory to ship (`.`: the repository root; `''`: the compose "
+            "file's own).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rename an application or point it at another branch or compose file (synced at once)."""
-    body = {k: v for k, v in {"name": name, "branch": branch, "path": path}.items() if v}
+    """Rename an application or point it at another branch, compose file or root (synced at
+    once)."""
+    body: dict[str, Any] = {
+        k: v for k, v in {"name": name, "branch": branch, "path": path}.items() if v
+    }
+    if root is not None:
+        body["root"] = root
     with session() as client:
         if not body:
-            raise CliError("nothing to change: pass --name, --branch or --path")
+            raise CliError("nothing to change: pass --name, --branch, --path or --root")
         _change(client, resolve(client, APPLICATION, application), body, as_json)
 
 

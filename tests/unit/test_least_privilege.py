@@ -97,7 +97,7 @@ def _dynamodb(env: str, operations: str, where: str) -> list[Call]:
 
 # pynamodb: get → GetItem, save → PutItem, update → UpdateItem, delete → DeleteItem, query →
 # Query, scan → Scan, batch_write → BatchWriteItem; a TransactWrite is checked per item (PutItem,
-# UpdateItem, DeleteItem, ConditionCheckItem); Powertools idempotency uses Get/Put/Update/Delete.
+# UpdateItem, DeleteItem, ConditionCheckItem).
 _CHANGE_FEED = [
     *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "change feed: next sequence number"),
     *_dynamodb("FERRY_CHANGES_TABLE", "PutItem", "change feed: the change row"),
@@ -170,31 +170,50 @@ CALLS: dict[str, list[Call]] = {
         Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "remove an app"),
         Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "removal"),
         Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "a deploy"),
+        Call("states:DescribeExecution", "execution:FERRY_SYNC_STATE_MACHINE_ARN", "a sync job"),
+        Call("states:GetExecutionHistory", "execution:FERRY_SYNC_STATE_MACHINE_ARN", "its path"),
         Call("states:GetExecutionHistory", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "its path"),
         Call("states:StopExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "cancel a deploy"),
         Call("sts:AssumeRole", "env:FERRY_AGENT_ROLE_ARN", "an agent's session credentials"),
     ],
     "SyncWorkerFunction": [
         *_SYNC_TRIGGER,
+        Call("states:StartExecution", "machine:FERRY_SYNC_STATE_MACHINE_ARN", "one per sync job"),
+    ],
+    "PlanSyncFunction": [
+        *_MASTER_SECRET,
+        *_STATUS_CHOKEPOINT,
+        *_NOTIFY,
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "the job's progress"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "the repository's sync"),
+        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
+    ],
+    "SyncBatchFunction": [
         *_MASTER_SECRET,
         *_STATUS_CHOKEPOINT,
         *_NOTIFY,
         *_START_DEPLOY,
-        *_dynamodb(
-            "FERRY_IDEMPOTENCY_TABLE",
-            "GetItem PutItem UpdateItem DeleteItem",
-            "one run per job id (Powertools idempotency)",
-        ),
-        *_dynamodb("FERRY_JOBS_TABLE", "GetItem UpdateItem", "the job's progress"),
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "the repository's sync"),
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "UpdateItem", "record the compose file, commit"),
-        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
+    ],
+    "EndSyncFunction": [
+        *_MASTER_SECRET,
+        *_CHANGE_FEED,
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "the job ends"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "UpdateItem", "the repository's sync ends"),
     ],
     "PollerFunction": [
         *_MASTER_SECRET,
         *_CHANGE_FEED,
         *_QUEUE_SYNC,
+        *_STATUS_CHOKEPOINT,
+        *_START_DEPLOY,
         *_dynamodb("FERRY_REPOSITORIES_TABLE", "Scan GetItem UpdateItem", "due repositories"),
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "end a dead-lettered job"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "Scan", "the sweep: applications stuck syncing"),
+        Call("sqs:ReceiveMessage", "queue:FERRY_SYNC_DEAD_LETTER_QUEUE_URL", "dead-lettered jobs"),
+        Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "the sweep"),
+        Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "the sweep"),
+        Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "the sweep"),
     ],
     "MarkInProgressFunction": [
         *_MASTER_SECRET,

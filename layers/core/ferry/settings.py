@@ -26,11 +26,12 @@ class Settings(BaseSettings):
     changes_table: str = "ferry-changes"
     counters_table: str = "ferry-counters"
     notification_targets_table: str = "ferry-notification-targets"
-    idempotency_table: str = "ferry-idempotency"
     jobs_table: str = "ferry-jobs"
     deliveries_table: str = "ferry-deliveries"
 
     sync_queue_url: str = ""
+    sync_dead_letter_queue_url: str = ""  # the poller's sweep reads it
+    sync_state_machine_arn: str = ""
     deploy_state_machine_arn: str = ""
     undeploy_state_machine_arn: str = ""
     agent_queue_prefix: str = "ferry-agent-"
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     # execution, had its start lost (a crash between recording the request and starting it):
     # the poller's sweep starts it again.
     deploy_start_grace_seconds: int = Field(default=60, ge=0)
+    # Applications per Map iteration of the repository sync: a few transitions per batch, not per
+    # application (template.yaml sets the Map's MaxConcurrency).
+    sync_batch_size: int = Field(default=25, ge=1, le=200)
 
     # How long DELETE /applications/{id} waits for the agent before answering 202.
     removal_wait_seconds: float = 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -267,3 +268,26 @@ class NotificationTestResult(BaseModel):
 class Health(BaseModel):
     status: str = "ok"
     version: str
+
+
+class ExecutionOut(BaseModel):
+    name: str
+    status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.")
+    path: list[str] = Field(description="The states entered, in order.")
+
+
+class JobOut(BaseModel):
+    id: str
+    repository_id: str
+    trigger: Trigger
+    status: str = Field(description="queued, running, succeeded or failed.")
+    branch: str | None = None
+    commit: str | None = None
+    actor: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    execution: ExecutionOut | None = Field(
+        default=None, description="The job's repository-sync execution (None until it starts)."
+    )

@@ -27,6 +27,14 @@ def deploy_request_id(application_id: str, commit: str, job_id: str) -> str:
     return f"{application_id}-{commit[:12]}-{job_id}"[:_EXECUTION_NAME_LIMIT]
 
 
+def sync_job_of(request_id: str) -> str | None:
+    """The sync job a deploy request was started by (its id ends the request's name), or None
+    for a request no sync job started (a redeploy, a rollback's own deploy)."""
+    parts = request_id.split("-", 2)
+    job_id = parts[2] if len(parts) == 3 else ""
+    return job_id if job_id.startswith("job_") else None
+
+
 def start_deploy(
     application: Application, request_id: str, trigger: Trigger, *, actor: str | None = None
 ) -> None:

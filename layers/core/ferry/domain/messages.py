@@ -39,6 +39,8 @@ class SyncJob(BaseModel):
     branch: str | None = None
     application_id: str | None = None
     commit: str | None = None
+    # A pushed tag: the sync moves the branches that contain `commit`, each to its head.
+    tag: str | None = None
     delivery_id: str | None = None
     actor: str | None = None
     requested_at: datetime = Field(default_factory=utcnow)
@@ -56,6 +58,8 @@ class SyncJob(BaseModel):
             return f"delivery:{self.repository_id}:{self.delivery_id}"
         if self.commit:
             scope = f"{self.branch}:{self.application_id}" if self.application_id else self.branch
+            if self.tag:
+                scope = f"tag:{self.tag}"
             return f"commit:{self.repository_id}:{scope}:{self.commit}"
         return None
 

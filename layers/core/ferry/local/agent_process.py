@@ -10,6 +10,8 @@ One local agent per state folder, and never one without its stack:
   the same projects at once.
 - When the API refuses its token (the agent exits AGENT_EXIT_TOKEN_REFUSED: the token was
   rotated), `renew_token` gives it a new one and it starts again.
+- It writes its log file itself (`echo` follows the file), so what it does after its stack died
+  is still in the log.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from ferry.domain.messages import AGENT_EXIT_TOKEN_REFUSED
 
 _PR_SET_PDEATHSIG = 1
+FOLLOW_EVERY_SECONDS = 0.2
 # How long a previous run's agent may take to finish its deploys and exit (its stop grace is
 # 60 s by default), before it is killed.
 PREVIOUS_AGENT_GRACE_SECONDS = 90.0
@@ -70,7 +72,8 @@ class AgentProcess:
         self.pid_path = pid_path
         self.renew_token = renew_token
         self.heartbeat_seconds = heartbeat_seconds
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where the running process's output starts in the log
         self.restarts = 0  # starts with a renewed token
         self._stopping = False
         self._lock = threading.Lock()
@@ -103,27 +106,26 @@ class AgentProcess:
     def _spawn(self) -> None:
         """Start the program (call with the lock held)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ferry_agent"],
-            env=self._environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            # Only prctl runs between fork and exec: nothing there takes a lock.
-            preexec_fn=_stop_with_parent(),
-        )
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ferry_agent"],
+                env=self._environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Only prctl runs between fork and exec: nothing there takes a lock.
+                preexec_fn=_stop_with_parent(),
+            )
         if self.pid_path is not None:
             self.pid_path.write_text(str(self.process.pid))
 
     def _watch(self) -> None:
-        """Copy the agent's output until it exits; start it again with a new token when its
-        token was refused."""
+        """Wait for the agent to exit (echoing its output); start it again with a new token when
+        its token was refused."""
         while True:
             process = self.process
             assert process is not None
-            assert process.stdout is not None
-            self._copy_output(process.stdout)
-            code = process.wait()
+            code = process.wait() if self.echo is None else self._follow(process, self.echo)
             with self._lock:
                 if self._stopping:
                     return
@@ -135,13 +137,21 @@ class AgentProcess:
                 self._say("the local agent's token was refused: started it with a new token")
                 self._spawn()
 
-    def _copy_output(self, stream: IO[str]) -> None:
-        with self.log_path.open("a") as log:
-            for line in stream:
-                log.write(line)
-                log.flush()
-                if self.echo is not None:
-                    self.echo(line.rstrip())
+    def _follow(self, process: subprocess.Popen[bytes], echo: Callable[[str], None]) -> int:
+        """Echo the log's new lines until the process has exited; returns its exit status."""
+        pending = b""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            while True:
+                code = process.poll()  # first: once it has exited, all it wrote is in the file
+                *lines, pending = (pending + log.read()).split(b"\n")
+                for line in lines:
+                    echo(line.decode(errors="replace").rstrip())
+                if code is not None:
+                    if pending:
+                        echo(pending.decode(errors="replace").rstrip())
+                    return code
+                time.sleep(FOLLOW_EVERY_SECONDS)
 
     def _say(self, line: str) -> None:
         with self.log_path.open("a") as log:

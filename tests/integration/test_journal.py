@@ -10,7 +10,9 @@ run of the stack; a second one, with other physical table names, for the run aft
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed, TransactionCanceled
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from ferry.local.cloud import REGION
-from ferry.local.journal import JournalCorrupt, PartiqlNotJournaled, TableJournal
+from ferry.local.journal import JournalCorrupt, JournalInUse, PartiqlNotJournaled, TableJournal
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID
 from ferry.local.stack import LocalStack
 
@@ -97,11 +99,12 @@ def _event(owner: str, seq: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def journaled(tmp_path: Path) -> tuple[DynamoDBBackend, dict[str, str], TableJournal]:
+def journaled(tmp_path: Path) -> Iterator[tuple[DynamoDBBackend, dict[str, str], TableJournal]]:
     backend, tables = _backend("before")
     journal = TableJournal(backend, tables, tmp_path / "state" / "journal.jsonl")
     journal.install()
-    return backend, tables, journal
+    yield backend, tables, journal
+    journal.close()
 
 
 def test_journal_every_kind_of_write_replays_to_the_same_tables(
@@ -200,25 +203,30 @@ def test_journal_transaction_is_one_line(
 
 
 def test_journal_torn_last_line_was_never_answered_and_compaction_drops_it(
-    journaled: tuple[DynamoDBBackend, dict[str, str], TableJournal],
+    journaled: tuple[DynamoDBBackend, dict[str, str], TableJournal], tmp_path: Path
 ) -> None:
     backend, tables, journal = journaled
     backend.put_item("before-things", _thing("kept"))
     expected = _contents(backend, tables)
     backend.put_item("before-things", _thing("torn"))
     text = journal.path.read_text()
-    journal.path.write_text(text[: len(text) - 10])  # a crash in the middle of that write
+    # What the file holds after a crash in the middle of that write (the dead process's
+    # journal, without its lock).
+    crashed = tmp_path / "crashed" / "journal.jsonl"
+    crashed.parent.mkdir()
+    crashed.write_text(text[: len(text) - 10])
 
-    assert _replayed(journal.path) == expected
+    assert _replayed(crashed) == expected
     after, after_tables = _backend("after")
-    restarted = TableJournal(after, after_tables, journal.path)
+    restarted = TableJournal(after, after_tables, crashed)
     restarted.replay()
     restarted.install()
     after.put_item("after-things", _thing("next"))
-    assert [json.loads(item)["id"]["S"] for item in _replayed(journal.path)["Things"]] == [
+    assert [json.loads(item)["id"]["S"] for item in _replayed(crashed)["Things"]] == [
         "kept",
         "next",
     ]
+    restarted.close()
 
 
 def test_journal_unreadable_line_before_the_last_refused(tmp_path: Path) -> None:
@@ -339,3 +347,17 @@ def test_local_cloud_journal_replays_to_what_the_stack_tables_hold(
 
     assert _contents(fresh, renamed) == live
     assert any(created.json()["id"] in item for item in live["AgentsTable"])
+
+
+def test_journal_kept_by_one_stack_at_a_time(
+    journaled: tuple[DynamoDBBackend, dict[str, str], TableJournal],
+) -> None:
+    _backend_in_use, _tables, journal = journaled
+    other, tables = _backend("other")
+    second = TableJournal(other, tables, journal.path)
+
+    with pytest.raises(JournalInUse, match=f"pid {os.getpid()}"):
+        second.install()
+    journal.close()
+    second.install()
+    second.close()

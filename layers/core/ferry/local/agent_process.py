@@ -133,9 +133,9 @@ class AgentProcess:
                     self._say(f"the local agent exited ({code}); see {self.log_path}")
                     return
                 self.token = self.renew_token()
-                self.restarts += 1
-                self._say("the local agent's token was refused: started it with a new token")
+                self._say("the local agent's token was refused: starting it with a new token")
                 self._spawn()
+                self.restarts += 1  # after the new process is in place: callers may look
 
     def _follow(self, process: subprocess.Popen[bytes], echo: Callable[[str], None]) -> int:
         """Echo the log's new lines until the process has exited; returns its exit status."""
@@ -169,6 +169,7 @@ class AgentProcess:
             return
         if not self._is_our_agent(pid):
             return
+        self._say(f"waiting for the previous run's agent (pid {pid}) to finish its deploys")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # already stopping if its parent died: harmless
         deadline = time.monotonic() + PREVIOUS_AGENT_GRACE_SECONDS

@@ -23,6 +23,7 @@ is installed (Ferry never sends one).
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import json
 import os
@@ -48,6 +49,10 @@ COMPACT_AFTER_BYTES = 8 * 1024 * 1024
 
 class JournalCorrupt(RuntimeError):
     """A line before the journal's last one cannot be read: replaying past it would lose writes."""
+
+
+class JournalInUse(OSError):
+    """Another process keeps this journal: two stacks on one state folder would corrupt it."""
 
 
 class PartiqlNotJournaled(RuntimeError):
@@ -86,6 +91,7 @@ class TableJournal:
         self._written = 0  # bytes in the journal file
         self._compacted = 0  # its size right after the last compaction
         self._installed: list[str] = []
+        self._claim: Any = None  # the open lock file while this journal is installed
 
     # -- start: replay, compact, hook ----------------------------------------------------------
 
@@ -113,8 +119,10 @@ class TableJournal:
         return len(items)
 
     def install(self) -> None:
-        """Compact what the tables hold now, then journal every write from here on."""
+        """Compact what the tables hold now, then journal every write from here on
+        (JournalInUse when another process keeps this journal)."""
         with self.lock:
+            self._claim_file()
             self._compact()
             for name in (*_WRITES, *_PARTIQL):
                 original = getattr(self.backend, name)
@@ -132,6 +140,27 @@ class TableJournal:
                 self._compact()
                 self._file.close()
                 self._file = None
+            if self._claim is not None:
+                self._claim.close()  # releases the lock
+                self._claim = None
+
+    def _claim_file(self) -> None:
+        """Hold `<journal>.lock` (an flock: released by the kernel however the process ends)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        claim = self.path.with_suffix(".lock").open("a+")
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.seek(0)
+            holder = claim.read().strip() or "another process"
+            claim.close()
+            raise JournalInUse(
+                f"{self.path.parent} is in use by another `ferry up` (pid {holder}); stop it first"
+            ) from None
+        claim.truncate(0)
+        claim.write(str(os.getpid()))
+        claim.flush()
+        self._claim = claim
 
     # -- the hook ------------------------------------------------------------------------------
 

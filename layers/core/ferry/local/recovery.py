@@ -102,7 +102,11 @@ def recover_interrupted_work() -> Recovery:
         ensure_agent_queue(agent.id)
     _forget_runs_in_progress()
     for application in list_applications():
-        recover_application(application, recovery)
+        try:
+            recover_application(application, recovery)
+        except FerryError:
+            # One application's records must not keep the stack from starting; it is logged.
+            logger.exception("could not recover application", extra={"id": application.id})
     requeued = requeue_jobs(list_unfinished_jobs(), recovery)
     end_abandoned_syncs(list_repositories(), requeued, recovery)
     if recovery.summary():

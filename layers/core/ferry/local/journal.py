@@ -7,11 +7,11 @@ backend call: before moto answers, so whatever a client was told is in the file.
 crash of the process (SIGKILL, an exception), not a power cut: a flushed `write()` is in the
 kernel's hands and survives the process, so there is no fsync.
 
-A consistent point. Writes are serialised by one lock held around "apply, then append", so the
-journal's order is the order in which writes took effect and every prefix of it is a state the
-tables really had; a transaction is one line, so it is replayed whole or (torn by a crash
-mid-line) not at all. The lock also makes each conditional write atomic against other writers,
-which moto's own backend does not promise.
+A consistent point. Writes are serialised by one lock held around "apply, then append" (moto's
+backend serialises each call itself, serialized_dynamodb.py, but not the line written after it),
+so the journal's order is the order in which writes took effect and every prefix of it is a state
+the tables really had; a transaction is one line, so it is replayed whole or (torn by a crash
+mid-line) not at all.
 
 At start the journal is replayed into the fresh tables, then compacted: rewritten as one line per
 item, in a temporary file renamed over it. It is compacted again when it has grown well past

@@ -42,6 +42,12 @@ class AgentConfig(BaseSettings):
         "key is always refused).",
     )
     poll_wait_seconds: int = Field(default=20, ge=0, le=20)
+    heartbeat_seconds: float = Field(
+        default=30,
+        ge=1,
+        description="How often the agent tells the API it is alive; an agent whose token was "
+        "rotated or revoked learns it at the next one and stops taking jobs.",
+    )
     max_parallel_jobs: int = Field(
         default=4, ge=1, le=10, description="Jobs run at once (one per application at most)."
     )

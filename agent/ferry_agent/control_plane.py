@@ -17,6 +17,10 @@ class ControlPlaneError(Exception):
     """The API refused us or could not be reached."""
 
 
+class TokenRefused(ControlPlaneError):
+    """The API refused the agent token (401): it was rotated or revoked. Retrying cannot help."""
+
+
 class ReportRefused(ControlPlaneError):
     """The API will not take a report about that application (not ours, or gone): retrying the
     same report cannot help."""
@@ -46,7 +50,7 @@ class ControlPlane:
         """Exchange the agent token for the agent's session (queue, region, credentials)."""
         response = self._request("GET", "session")
         if response.status_code == 401:
-            raise ControlPlaneError("the Ferry API refused the agent token (401)")
+            raise TokenRefused("the Ferry API refused the agent token (401)")
         if response.status_code != 200:
             raise ControlPlaneError(
                 f"the Ferry API answered {response.status_code}: {response.text[:200]}"
@@ -54,8 +58,11 @@ class ControlPlane:
         return AgentSession.model_validate(response.json())
 
     def heartbeat(self) -> None:
-        """Tell the control plane this agent is alive (it is listed offline otherwise)."""
+        """Tell the control plane this agent is alive (it is listed offline otherwise);
+        TokenRefused once its token was rotated or revoked."""
         response = self._request("POST", "heartbeat")
+        if response.status_code == 401:
+            raise TokenRefused("the Ferry API refused the agent token (401)")
         if response.status_code != 204:
             raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
 

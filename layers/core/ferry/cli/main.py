@@ -96,6 +96,9 @@ def _print_banner(stack: Any, state: Any, seconds: float) -> None:
     table.add_row("agent", f"local  (log: {home / 'logs' / 'agent.log'})")
     table.add_row("sample repo", f"{state.sample_path}  ({state.sample_repository.id})")
     table.add_row("sample image", state.sample_image_note)
+    recovered = stack.cloud.recovery.summary() if stack.cloud.recovery else None
+    if recovered:
+        table.add_row("after restart", recovered)
     table.add_row(
         "application",
         f"{state.sample_application.name}  ({state.sample_application.path} on "

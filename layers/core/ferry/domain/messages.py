@@ -188,6 +188,11 @@ class AgentSession(BaseModel):
     )
 
 
+# The agent's exit status when the API refuses its token (rotated or revoked): whoever runs the
+# agent learns that it needs a new token, not just a restart.
+AGENT_EXIT_TOKEN_REFUSED = 3
+
+
 class RequestState(BaseModel):
     """Whether a deploy request is still its application's current one."""
 

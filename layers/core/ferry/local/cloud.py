@@ -1,35 +1,38 @@
 """The embedded local cloud behind `ferry up` and `ferry demo`.
 
 One process holds: moto (server mode, loopback), the stack from template.yaml, the Lambda handlers
-(in-process), a poller per SQS event source, the API under uvicorn, and a snapshotter that keeps
-the tables under $FERRY_HOME. The local agent runs as its own process (see agent_process.py).
+(in-process), a poller per SQS event source, the API under uvicorn, and the journal that keeps
+the tables under $FERRY_HOME (journal.py). The local agent runs as its own process (see
+agent_process.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import uvicorn
-from aws_lambda_powertools import Logger
 
+from ferry.local.journal import TableJournal
 from ferry.local.lambdas import InProcessLambdas
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
 from ferry.local.poller import QueuePoller
 from ferry.local.scheduler import Scheduler, rate_seconds
-from ferry.local.snapshot import dump_tables, load_tables
 from ferry.local.template import CODE_BUCKET, LocalPlan, build_plan, is_marker, marker_target
 
-logger = Logger(service="ferry-local", child=True)
+if TYPE_CHECKING:
+    # Imported when used: the store's table names are settled only once the stack is up.
+    from ferry.local.recovery import Recovery
+
 
 STACK_NAME = "ferry"
 REGION = "us-east-1"
-SNAPSHOT_SECONDS = 2.0
 
 
 def project_root() -> Path:
@@ -51,6 +54,9 @@ class LocalOptions:
     # Fire the template's schedules on their own clock. Tests turn it off and fire them with
     # `scheduler.fire_all()`, so a tick landing mid-test cannot change what the test sees.
     run_schedules: bool = True
+    # Finish or restart what a previous run left unfinished (recovery.py). Off for short-lived
+    # maintenance runs (`ferry admin rotate-key`): the next `ferry up` does it.
+    recover_interrupted_work: bool = True
 
 
 class LocalCloud:
@@ -71,12 +77,17 @@ class LocalCloud:
         self.state_machine_arns: dict[str, str] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._uvicorn_thread: threading.Thread | None = None
-        self._snapshot_stop = threading.Event()
-        self._snapshot_thread: threading.Thread | None = None
+        self.journal: TableJournal | None = None
+        self.recovery: Recovery | None = None
         self.started = False
 
     @property
-    def snapshot_path(self) -> Path:
+    def journal_path(self) -> Path:
+        return self.home / "state" / "journal.jsonl"
+
+    @property
+    def legacy_snapshot_path(self) -> Path:
+        """Where stacks before the journal kept their tables (read once, then removed)."""
         return self.home / "state" / "tables.json"
 
     # -- start -------------------------------------------------------------------------------
@@ -90,12 +101,11 @@ class LocalCloud:
         self._create_state_machines(plan)
         self._apply_function_environment(plan)
         self._register_functions(plan)
-        restored = load_tables(self.tables, self.snapshot_path)
+        restored = self._restore_tables()
         self._recover_interrupted(restored)
         self._start_pollers(plan)
         self._start_scheduler(plan)
         self._start_api()
-        self._start_snapshots()
         self.started = True
 
     def _point_aws_at_moto(self) -> None:
@@ -251,13 +261,32 @@ class LocalCloud:
             self.lambdas.register(self.physical_ids[logical_id], spec)
         self.lambdas.install()
 
+    def _restore_tables(self) -> int:
+        """Replay the journal into the new tables and journal every write from now on; returns
+        how many item changes were replayed."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        journal = TableJournal(
+            dynamodb_backends[LOCAL_ACCOUNT_ID][REGION], self.tables, self.journal_path
+        )
+        restored = journal.replay()
+        legacy = self.legacy_snapshot_path
+        if not restored and legacy.exists():
+            snapshot: dict[str, list[dict[str, Any]]] = json.loads(legacy.read_text())
+            restored = sum(journal.load_items(k, items) for k, items in snapshot.items())
+        journal.install()  # compacts first: the journal now holds what the snapshot held
+        legacy.unlink(missing_ok=True)
+        self.journal = journal
+        return restored
+
     def _recover_interrupted(self, restored: int) -> None:
         if not restored:
             return
-        from ferry.local.recovery import end_interrupted_work, upgrade_stored_records
+        from ferry.local.recovery import recover_interrupted_work, upgrade_stored_records
 
         upgrade_stored_records()
-        end_interrupted_work()
+        if self.options.recover_interrupted_work:
+            self.recovery = recover_interrupted_work()
 
     def _start_pollers(self, plan: LocalPlan) -> None:
         for source in plan.event_sources:
@@ -297,27 +326,13 @@ class LocalCloud:
                 raise RuntimeError(f"the API could not listen on 127.0.0.1:{self.api_port}")
             time.sleep(0.02)
 
-    def _start_snapshots(self) -> None:
-        def run() -> None:
-            while not self._snapshot_stop.wait(SNAPSHOT_SECONDS):
-                self.snapshot()
-
-        self._snapshot_thread = threading.Thread(target=run, name="snapshots", daemon=True)
-        self._snapshot_thread.start()
-
-    def snapshot(self) -> None:
-        try:
-            dump_tables(self.tables, self.snapshot_path)
-        except Exception:
-            logger.exception("table snapshot failed")
-
     # -- stop --------------------------------------------------------------------------------
 
     def stop(self) -> None:
         if not self.started:
+            self._close_journal()
             self.moto.stop()
             return
-        self._snapshot_stop.set()
         for poller in self.pollers:
             poller.stop()
         if self.scheduler is not None:
@@ -326,10 +341,15 @@ class LocalCloud:
             self._uvicorn.should_exit = True
         if self._uvicorn_thread is not None:
             self._uvicorn_thread.join(timeout=5)
-        self.snapshot()
+        self._close_journal()
         self.lambdas.uninstall()
         self.moto.stop()
         self.started = False
+
+    def _close_journal(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
     # -- handy views -------------------------------------------------------------------------
 

@@ -177,9 +177,12 @@ def change_application(
     return application, job_id
 
 
-def redeploy_application(application_id: str, *, actor: str | None = None) -> str:
+def redeploy_application(
+    application_id: str, *, actor: str | None = None, trigger: Trigger = Trigger.MANUAL
+) -> str:
     """Deploy the application's desired commit again (its target, else what it runs) with the
-    stored compose file; returns the deploy request's id."""
+    stored compose file; returns the deploy request's id. `trigger` is what the deploy is for (a
+    restart of the local stack redeploys with the interrupted deploy's own)."""
     application = get_application(application_id)
     commit = application.desired_commit
     if application.compose_file is None or commit is None:
@@ -195,13 +198,13 @@ def redeploy_application(application_id: str, *, actor: str | None = None) -> st
                 else application.commit_message
             ),
             "current_request_id": request_id,
-            "current_trigger": Trigger.MANUAL,
+            "current_trigger": trigger,
             "sync_status": ApplicationSyncStatus.SYNCING,
             "last_sync_error": None,
         },
         unless_removing=True,
     )
-    start_deploy(recorded, request_id, Trigger.MANUAL, actor=actor)
+    start_deploy(recorded, request_id, trigger, actor=actor)
     return request_id
 
 

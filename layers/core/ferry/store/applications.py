@@ -255,3 +255,19 @@ def release_deploy_slot(application_id: str, request_id: str) -> None:
             )
     except Conflict:
         return
+
+
+def clear_deploy_slot(application_id: str) -> None:
+    """Free the application's deploy slot whoever holds it: only for when no execution can be
+    holding it any more (the local stack after a restart)."""
+    try:
+        with translated(f"application {application_id}", on_condition=NotFound):
+            ApplicationRow(id=application_id).update(
+                actions=[
+                    ApplicationRow.deploy_slot.remove(),
+                    ApplicationRow.deploy_slot_until.remove(),
+                ],
+                condition=ApplicationRow.id.exists() & ApplicationRow.deploy_slot.exists(),
+            )
+    except NotFound:
+        return  # no slot held (or no application): nothing to free

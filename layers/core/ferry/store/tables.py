@@ -236,6 +236,9 @@ class JobRow(Model):
     actor = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
     result = UnicodeAttribute(null=True)  # JSON: per-application outcome
+    # The job as it was queued (JSON), so that it can be queued again when the queue lost it
+    # (a restart of the local stack).
+    message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)

@@ -90,7 +90,10 @@ class TableJournal:
         self._file: Any = None
         self._written = 0  # bytes in the journal file
         self._compacted = 0  # its size right after the last compaction
-        self._installed: list[str] = []
+        # name -> what the backend instance held before this journal's hook (None: nothing, so
+        # the class's method showed); another journal on the same backend (tests run a second
+        # stack in one process) may have installed its hook first, and must get it back.
+        self._installed: dict[str, Any] = {}
         self._claim: Any = None  # the open lock file while this journal is installed
 
     # -- start: replay, compact, hook ----------------------------------------------------------
@@ -127,14 +130,17 @@ class TableJournal:
             for name in (*_WRITES, *_PARTIQL):
                 original = getattr(self.backend, name)
                 hook = self._journaled(name, original) if name in _WRITES else self._refused(name)
+                self._installed[name] = vars(self.backend).get(name)
                 setattr(self.backend, name, hook)
-                self._installed.append(name)
 
     def close(self) -> None:
         """Stop journaling (a last compaction first) and give moto its own methods back."""
         with self.lock:
-            for name in self._installed:
-                delattr(self.backend, name)  # the instance attribute hid the class's method
+            for name, previous in self._installed.items():
+                if previous is None:
+                    delattr(self.backend, name)  # the instance attribute hid the class's method
+                else:
+                    setattr(self.backend, name, previous)
             self._installed.clear()
             if self._file is not None:
                 self._compact()

@@ -3,6 +3,8 @@
 One process holds: moto (server mode, loopback), the stack from template.yaml, the Lambda handlers
 (in-process), a poller per SQS event source, the API under uvicorn, and a snapshotter that keeps
 the tables under $FERRY_HOME. The local agent runs as its own process (see agent_process.py).
+Once the stack stands, moto checks IAM: each function, the API and each state machine act as
+their own role (see iam.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import boto3
 import uvicorn
 from aws_lambda_powertools import Logger
 
+from ferry.local.iam import LocalIam, acting_as
 from ferry.local.lambdas import InProcessLambdas
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
 from ferry.local.poller import QueuePoller
@@ -62,7 +65,8 @@ class LocalCloud:
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto = MotoServer(free_port())
-        self.lambdas = InProcessLambdas()
+        self.iam = LocalIam(self.moto.url, REGION)
+        self.lambdas = InProcessLambdas(self.iam.role)
         self.pollers: list[QueuePoller] = []
         self.scheduler: Scheduler | None = None
         self.tables: dict[str, str] = {}
@@ -90,11 +94,12 @@ class LocalCloud:
         self._create_state_machines(plan)
         self._apply_function_environment(plan)
         self._register_functions(plan)
+        self._enforce_least_privilege()
         restored = load_tables(self.tables, self.snapshot_path)
         self._recover_interrupted(restored)
         self._start_pollers(plan)
         self._start_scheduler(plan)
-        self._start_api()
+        self._start_api(plan)
         self._start_snapshots()
         self.started = True
 
@@ -192,8 +197,8 @@ class LocalCloud:
             )
             return attributes["Attributes"]["QueueArn"]
         if kind == "AWS::Lambda::Function":
-            configuration = boto3.client("lambda").get_function(FunctionName=physical)
-            return configuration["Configuration"]["FunctionArn"]
+            # Built, not asked: moto's IAM checks reject Lambda's GET requests (signature).
+            return f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT_ID}:function:{physical}"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{physical}"
         raise ValueError(f"cannot resolve {logical_id}.Arn ({kind}) locally")
@@ -251,6 +256,25 @@ class LocalCloud:
             self.lambdas.register(self.physical_ids[logical_id], spec)
         self.lambdas.install()
 
+    def _enforce_least_privilege(self) -> None:
+        """From here on moto checks every call against its caller's policies."""
+        self.iam.prepare(
+            physical
+            for logical_id, physical in self.physical_ids.items()
+            if self.resource_types[logical_id] == "AWS::IAM::Role"
+        )
+        operator = self.iam.operator
+        assert operator is not None
+        # Processes this one starts (the CLI in tests) act as the operator too; the local agent
+        # is given only its session's credentials (agent_process.py).
+        os.environ["AWS_ACCESS_KEY_ID"] = operator.access_key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = operator.secret_key
+        self.iam.enforce()
+        _forget_cached_configuration()
+
+    def _role_arn(self, role: Any) -> str | None:
+        return self._resolve(role) if role is not None else None
+
     def _recover_interrupted(self, restored: int) -> None:
         if not restored:
             return
@@ -264,6 +288,8 @@ class LocalCloud:
             queue_arn = self._resolve(source.queue_arn)
             queue_name = queue_arn.rsplit(":", 1)[-1]
             queue_url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+            # Lambda reads the queue with the function's role, then invokes it as the service.
+            function = plan.functions[source.function["Ref"]]
             poller = QueuePoller(
                 queue_url=queue_url,
                 queue_arn=queue_arn,
@@ -271,25 +297,40 @@ class LocalCloud:
                 batch_size=source.batch_size,
                 report_batch_item_failures=source.report_batch_item_failures,
                 region=REGION,
+                sqs_client=self.iam.client("sqs", self._role_arn(function.role)),
+                lambda_client=self.iam.client("lambda", None),
             )
             poller.start()
             self.pollers.append(poller)
 
     def _start_scheduler(self, plan: LocalPlan) -> None:
         self.scheduler = Scheduler(
-            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules]
+            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules],
+            # Each schedule invokes with its own role, as EventBridge Scheduler does.
+            clients={
+                self._resolve(s.function): self.iam.client("lambda", self._role_arn(s.role))
+                for s in plan.schedules
+            },
         )
         if self.options.run_schedules:
             self.scheduler.start()
 
-    def _start_api(self) -> None:
+    def _start_api(self, plan: LocalPlan) -> None:
         from ferry.api.app import create_app
 
         config = uvicorn.Config(
             create_app(), host="127.0.0.1", port=self.api_port, log_level="warning", lifespan="off"
         )
         self._uvicorn = uvicorn.Server(config)
-        self._uvicorn_thread = threading.Thread(target=self._uvicorn.run, name="api", daemon=True)
+        server = self._uvicorn
+        role = self.iam.role(self._resolve(plan.api_function.role))
+
+        def serve() -> None:
+            # Every request's task (and the thread-pool calls it makes) inherits this context.
+            with acting_as(role):
+                server.run()
+
+        self._uvicorn_thread = threading.Thread(target=serve, name="api", daemon=True)
         self._uvicorn_thread.start()
         deadline = time.monotonic() + 15
         while not self._uvicorn.started:
@@ -315,7 +356,7 @@ class LocalCloud:
 
     def stop(self) -> None:
         if not self.started:
-            self.moto.stop()
+            self._stop_moto()
             return
         self._snapshot_stop.set()
         for poller in self.pollers:
@@ -328,8 +369,13 @@ class LocalCloud:
             self._uvicorn_thread.join(timeout=5)
         self.snapshot()
         self.lambdas.uninstall()
-        self.moto.stop()
+        self._stop_moto()
         self.started = False
+
+    def _stop_moto(self) -> None:
+        if self.iam.operator is not None and self.moto.running:
+            self.iam.relax()  # moto's checks are process-wide: leave none behind
+        self.moto.stop()
 
     # -- handy views -------------------------------------------------------------------------
 

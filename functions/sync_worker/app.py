@@ -8,6 +8,7 @@ so a repeated trigger returns the first run's result instead of syncing again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
@@ -25,6 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ferry.aws.metrics import metrics, record_sync_duration
+from ferry.aws.tracing import tracer
 from ferry.domain.messages import SyncJob
 from ferry.settings import get_settings
 from ferry.sync.run import run_sync_job
@@ -38,7 +41,12 @@ idempotency = IdempotencyConfig(event_key_jmespath="job_id", expires_after_secon
 
 
 def _run(job: SyncJob) -> dict[str, Any]:
-    report = run_sync_job(job)
+    started = time.perf_counter()
+    try:
+        report = run_sync_job(job)
+    finally:
+        # Every run of a job, also one that fails; a repeat answered by idempotency runs nothing.
+        record_sync_duration((time.perf_counter() - started) * 1000)
     return report.summary() if report else {"skipped": True}
 
 
@@ -60,6 +68,8 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     return process_partial_response(  # type: ignore[return-value]

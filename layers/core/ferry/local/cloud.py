@@ -247,6 +247,8 @@ class LocalCloud:
             merged["FERRY_PREVIOUS_SECRET_KEYS"] = previous.read_text().strip()
         # The local stack's own sample repository and notification receivers live on loopback.
         merged.setdefault("FERRY_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
+        # No X-Ray daemon here: Tracer must not try to reach one.
+        merged["POWERTOOLS_TRACE_DISABLED"] = "true"
         merged["FERRY_GIT_CACHE_DIR"] = str(self.home / "git-cache")
         os.environ.update(merged)
         _forget_cached_configuration()
@@ -319,7 +321,11 @@ class LocalCloud:
         from ferry.api.app import create_app
 
         config = uvicorn.Config(
-            create_app(), host="127.0.0.1", port=self.api_port, log_level="warning", lifespan="off"
+            _flushing_metrics(create_app()),
+            host="127.0.0.1",
+            port=self.api_port,
+            log_level="warning",
+            lifespan="off",
         )
         self._uvicorn = uvicorn.Server(config)
         server = self._uvicorn
@@ -382,6 +388,21 @@ class LocalCloud:
     @property
     def deploy_state_machine_arn(self) -> str:
         return self.state_machine_arns["DeployStateMachine"]
+
+
+def _flushing_metrics(app: Any) -> Any:
+    """On Lambda the API handler flushes its metrics once per invocation (`log_metrics`); here
+    uvicorn serves the app instead, so each request does."""
+    from ferry.aws.metrics import metrics
+
+    async def serve(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and metrics.metric_set:
+                metrics.flush_metrics()
+
+    return serve
 
 
 def _forget_cached_configuration() -> None:

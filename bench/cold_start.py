@@ -2,8 +2,10 @@
 import of the libraries it cannot do without, timed in the same run on the same machine.
 
 Each figure is the median of ROUNDS fresh interpreters (Ferry and baseline alternate, so a busy
-moment weighs on both). Only the import is timed, not the interpreter's own start. Outside Lambda
-Powertools Tracer stays off, so X-Ray's SDK is not part of these figures.
+moment weighs on both). Only the import is timed, not the interpreter's own start. The
+interpreters see LAMBDA_TASK_ROOT as on Lambda, so Powertools Tracer is on and patches botocore,
+and X-Ray's SDK takes its Lambda path (outside Lambda it would build two botocore clients for its
+sampling rules, a cost Lambda never pays).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 
 ROUNDS = int(os.environ.get("FERRY_BENCH_IMPORT_ROUNDS", "5"))
@@ -45,6 +48,7 @@ def _seconds(statement: str) -> float:
     # A clean environment: no configuration the handlers would read, no bytecode writes.
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "AWS_"))}
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    environment["LAMBDA_TASK_ROOT"] = tempfile.gettempdir()
     completed = subprocess.run(
         [sys.executable, "-c", _TIMED_IMPORT.format(statement=statement)],
         capture_output=True,

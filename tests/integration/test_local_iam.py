@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ferry.local.iam import SESSION_NAME, acting_as
-from ferry.local.moto_server import LOCAL_ACCOUNT_ID, free_port
+from ferry.local.moto_server import free_port
 from ferry.local.stack import LocalStack
 from ferry.local.template import FunctionSpec
 from tests.cfn import ROOT, Deployment, sam_template, translated
@@ -38,7 +38,7 @@ def _role_name(stack: LocalStack, logical_id: str) -> str:
 
 
 def _role_arn(stack: LocalStack, logical_id: str) -> str:
-    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{_role_name(stack, logical_id)}"
+    return stack.cloud.role_arn(logical_id)
 
 
 def _denied(call: Any) -> str:

@@ -389,6 +389,10 @@ class LocalCloud:
     def deploy_state_machine_arn(self) -> str:
         return self.state_machine_arns["DeployStateMachine"]
 
+    def role_arn(self, logical_id: str) -> str:
+        """The ARN of one of the stack's roles (by its logical id in the translated template)."""
+        return self._attribute(logical_id, "Arn")
+
 
 def _flushing_metrics(app: Any) -> Any:
     """On Lambda the API handler flushes its metrics once per invocation (`log_metrics`); here

@@ -5,11 +5,14 @@ An exception's class name is the error name the state machine catches.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ferry.aws.metrics import metrics, record_sync_duration
+from ferry.aws.tracing import tracer
 from ferry.domain.messages import SyncJob
 from ferry.sync.run import (
     ResolvedCommit,
@@ -25,6 +28,8 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event)
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
@@ -32,6 +37,8 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event["job"])
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
@@ -44,6 +51,8 @@ def batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def end(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event["job"])
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
@@ -53,4 +62,8 @@ def end(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for b in event.get("batches") or []
     ]
     error = describe_caught(event["error"]) if event.get("error") else None
-    return end_sync(job, planned, batches, error=error).model_dump(mode="json")
+    ended = end_sync(job, planned, batches, error=error).model_dump(mode="json")
+    # One sync, from its job being queued to every deploy handed on (or the failure recorded).
+    elapsed = datetime.now(UTC) - job.requested_at
+    record_sync_duration(elapsed.total_seconds() * 1000)
+    return ended

@@ -291,7 +291,8 @@ class Agent:
 def dispatch_machine(stack: LocalStack) -> str:
     """A state machine that does what DispatchToAgent does, with the job from its input: jobs
     reach the agent side by side, which the control plane's deploy slot never lets happen for one
-    application."""
+    application. It acts as the deploy state machine's role (moto checks IAM), which may send to
+    agents' queues."""
     definition = dispatch_definition(
         queue_url=None, heartbeat_seconds=TEST_HEARTBEAT_SECONDS, timeout_seconds=90
     )
@@ -299,7 +300,7 @@ def dispatch_machine(stack: LocalStack) -> str:
         boto3.client("stepfunctions").create_state_machine(
             name=f"e2e-agent-dispatch-{secrets.token_hex(3)}",
             definition=json.dumps(definition),
-            roleArn="arn:aws:iam::123456789012:role/e2e-agent-dispatch",
+            roleArn=stack.cloud.role_arn("DeployStateMachineRole"),
         )["stateMachineArn"]
     )
 

@@ -26,6 +26,7 @@ import docker.errors
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core.authorization import disable_iam_authentication
 
 from ferry.domain.messages import AgentSession, AwsCredentials, DeployRequest
 from ferry.domain.models import HealthStatus
@@ -190,7 +191,12 @@ def session(**overrides: Any) -> AgentSession:
 @pytest.fixture
 def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    # moto's IAM checks are process-wide: a local stack started earlier in this test session (it
+    # turns them on) must not check this test's placeholder credentials.
+    with (
+        disable_iam_authentication(),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
         queue_url = boto3.client("sqs").create_queue(
             QueueName="ferry-agent-agt_1",
             Attributes={"VisibilityTimeout": str(QUEUE_VISIBILITY_SECONDS)},

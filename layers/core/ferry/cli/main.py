@@ -226,4 +226,9 @@ def main() -> None:
     # The local stack runs the Lambda handlers in this process: keep their JSON logs to warnings
     # unless asked (FERRY_LOG_LEVEL=INFO), so the terminal shows what a person wants to read.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("FERRY_LOG_LEVEL", "WARNING"))
+    # Their CloudWatch metrics (EMF lines) likewise, unless the log level asks for detail.
+    os.environ.setdefault(
+        "POWERTOOLS_METRICS_DISABLED",
+        "false" if os.environ["POWERTOOLS_LOG_LEVEL"] in ("DEBUG", "INFO") else "true",
+    )
     app()

@@ -6,7 +6,7 @@ what it reports on: its last status is recorded on the target.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -14,16 +14,22 @@ from ferry.domain.messages import DeployInput
 from ferry.domain.models import Application
 from ferry.domain.outcomes import OutcomeKind
 from ferry.errors import FerryError, NotFound
-from ferry.outbound.notify import NotificationResult, send_notification
 from ferry.store.applications import get_application
 from ferry.store.feed import announce, notification_path
 from ferry.store.notifications import get_target_url, record_send
+
+if TYPE_CHECKING:
+    from ferry.outbound.notify import NotificationResult
 
 logger = Logger(child=True)
 
 
 def send_to_target(target_id: str, title: str, body: str) -> NotificationResult:
     """Send one notification and record how it went on the target."""
+    # apprise, requests and httpx load here, on the first send: the deploy tasks that share this
+    # module's handler file (and the API) never send.
+    from ferry.outbound.notify import send_notification
+
     result = send_notification(get_target_url(target_id), title, body)
     try:
         record_send(target_id, ok=result.ok, error=result.error)

@@ -50,6 +50,8 @@ def _stop_with_parent() -> Callable[[], None] | None:
 
     return preexec
 
+_AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"}
+
 
 class AgentProcess:
     def __init__(
@@ -89,8 +91,11 @@ class AgentProcess:
 
     def _environment(self) -> dict[str, str]:
         # The agent gets its own configuration only: never the control plane's FERRY_* settings
-        # (FERRY_SECRET_KEY among them) that the local stack keeps in its own environment.
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        # (FERRY_SECRET_KEY among them) that the local stack keeps in its own environment, nor
+        # its AWS credentials: the agent acts only with those of its session (AgentRole).
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith("FERRY_") and k not in _AWS_KEYS
+        }
         environment.update(
             {
                 "FERRY_API_URL": self.api_url,

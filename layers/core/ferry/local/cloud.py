@@ -3,7 +3,8 @@
 One process holds: moto (server mode, loopback), the stack from template.yaml, the Lambda handlers
 (in-process), a poller per SQS event source, the API under uvicorn, and the journal that keeps
 the tables under $FERRY_HOME (journal.py). The local agent runs as its own process (see
-agent_process.py).
+agent_process.py). Once the stack stands, moto checks IAM: each function, the API and each state
+machine act as their own role (see iam.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import uvicorn
 
+from ferry.local.iam import LocalIam, acting_as
 from ferry.local.journal import TableJournal
 from ferry.local.lambdas import InProcessLambdas
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
@@ -68,7 +70,8 @@ class LocalCloud:
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto = MotoServer(free_port())
-        self.lambdas = InProcessLambdas()
+        self.iam = LocalIam(self.moto.url, REGION)
+        self.lambdas = InProcessLambdas(self.iam.role)
         self.pollers: list[QueuePoller] = []
         self.scheduler: Scheduler | None = None
         self.tables: dict[str, str] = {}
@@ -101,11 +104,12 @@ class LocalCloud:
         self._create_state_machines(plan)
         self._apply_function_environment(plan)
         self._register_functions(plan)
+        self._enforce_least_privilege()
         restored = self._restore_tables()
         self._recover_interrupted(restored)
         self._start_pollers(plan)
         self._start_scheduler(plan)
-        self._start_api()
+        self._start_api(plan)
         self.started = True
 
     def _point_aws_at_moto(self) -> None:
@@ -202,8 +206,8 @@ class LocalCloud:
             )
             return attributes["Attributes"]["QueueArn"]
         if kind == "AWS::Lambda::Function":
-            configuration = boto3.client("lambda").get_function(FunctionName=physical)
-            return configuration["Configuration"]["FunctionArn"]
+            # Built, not asked: moto's IAM checks reject Lambda's GET requests (signature).
+            return f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT_ID}:function:{physical}"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{physical}"
         raise ValueError(f"cannot resolve {logical_id}.Arn ({kind}) locally")
@@ -252,6 +256,8 @@ class LocalCloud:
             merged["FERRY_PREVIOUS_SECRET_KEYS"] = previous.read_text().strip()
         # The local stack's own sample repository and notification receivers live on loopback.
         merged.setdefault("FERRY_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
+        # No X-Ray daemon here: Tracer must not try to reach one.
+        merged["POWERTOOLS_TRACE_DISABLED"] = "true"
         merged["FERRY_GIT_CACHE_DIR"] = str(self.home / "git-cache")
         os.environ.update(merged)
         _forget_cached_configuration()
@@ -279,6 +285,25 @@ class LocalCloud:
         self.journal = journal
         return restored
 
+    def _enforce_least_privilege(self) -> None:
+        """From here on moto checks every call against its caller's policies."""
+        self.iam.prepare(
+            physical
+            for logical_id, physical in self.physical_ids.items()
+            if self.resource_types[logical_id] == "AWS::IAM::Role"
+        )
+        operator = self.iam.operator
+        assert operator is not None
+        # Processes this one starts (the CLI in tests) act as the operator too; the local agent
+        # is given only its session's credentials (agent_process.py).
+        os.environ["AWS_ACCESS_KEY_ID"] = operator.access_key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = operator.secret_key
+        self.iam.enforce()
+        _forget_cached_configuration()
+
+    def _role_arn(self, role: Any) -> str | None:
+        return self._resolve(role) if role is not None else None
+
     def _recover_interrupted(self, restored: int) -> None:
         if not restored:
             return
@@ -293,6 +318,8 @@ class LocalCloud:
             queue_arn = self._resolve(source.queue_arn)
             queue_name = queue_arn.rsplit(":", 1)[-1]
             queue_url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+            # Lambda reads the queue with the function's role, then invokes it as the service.
+            function = plan.functions[source.function["Ref"]]
             poller = QueuePoller(
                 queue_url=queue_url,
                 queue_arn=queue_arn,
@@ -300,25 +327,44 @@ class LocalCloud:
                 batch_size=source.batch_size,
                 report_batch_item_failures=source.report_batch_item_failures,
                 region=REGION,
+                sqs_client=self.iam.client("sqs", self._role_arn(function.role)),
+                lambda_client=self.iam.client("lambda", None),
             )
             poller.start()
             self.pollers.append(poller)
 
     def _start_scheduler(self, plan: LocalPlan) -> None:
         self.scheduler = Scheduler(
-            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules]
+            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules],
+            # Each schedule invokes with its own role, as EventBridge Scheduler does.
+            clients={
+                self._resolve(s.function): self.iam.client("lambda", self._role_arn(s.role))
+                for s in plan.schedules
+            },
         )
         if self.options.run_schedules:
             self.scheduler.start()
 
-    def _start_api(self) -> None:
+    def _start_api(self, plan: LocalPlan) -> None:
         from ferry.api.app import create_app
 
         config = uvicorn.Config(
-            create_app(), host="127.0.0.1", port=self.api_port, log_level="warning", lifespan="off"
+            _flushing_metrics(create_app()),
+            host="127.0.0.1",
+            port=self.api_port,
+            log_level="warning",
+            lifespan="off",
         )
         self._uvicorn = uvicorn.Server(config)
-        self._uvicorn_thread = threading.Thread(target=self._uvicorn.run, name="api", daemon=True)
+        server = self._uvicorn
+        role = self.iam.role(self._resolve(plan.api_function.role))
+
+        def serve() -> None:
+            # Every request's task (and the thread-pool calls it makes) inherits this context.
+            with acting_as(role):
+                server.run()
+
+        self._uvicorn_thread = threading.Thread(target=serve, name="api", daemon=True)
         self._uvicorn_thread.start()
         deadline = time.monotonic() + 15
         while not self._uvicorn.started:
@@ -331,7 +377,7 @@ class LocalCloud:
     def stop(self) -> None:
         if not self.started:
             self._close_journal()
-            self.moto.stop()
+            self._stop_moto()
             return
         for poller in self.pollers:
             poller.stop()
@@ -343,7 +389,7 @@ class LocalCloud:
             self._uvicorn_thread.join(timeout=5)
         self._close_journal()
         self.lambdas.uninstall()
-        self.moto.stop()
+        self._stop_moto()
         self.started = False
 
     def _close_journal(self) -> None:
@@ -351,11 +397,35 @@ class LocalCloud:
             self.journal.close()
             self.journal = None
 
+    def _stop_moto(self) -> None:
+        if self.iam.operator is not None and self.moto.running:
+            self.iam.relax()  # moto's checks are process-wide: leave none behind
+        self.moto.stop()
+
     # -- handy views -------------------------------------------------------------------------
 
     @property
     def deploy_state_machine_arn(self) -> str:
         return self.state_machine_arns["DeployStateMachine"]
+
+    def role_arn(self, logical_id: str) -> str:
+        """The ARN of one of the stack's roles (by its logical id in the translated template)."""
+        return self._attribute(logical_id, "Arn")
+
+
+def _flushing_metrics(app: Any) -> Any:
+    """On Lambda the API handler flushes its metrics once per invocation (`log_metrics`); here
+    uvicorn serves the app instead, so each request does."""
+    from ferry.aws.metrics import metrics
+
+    async def serve(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and metrics.metric_set:
+                metrics.flush_metrics()
+
+    return serve
 
 
 def _forget_cached_configuration() -> None:

@@ -5,8 +5,8 @@ The tables come back whole (journal.py); the queues and the Step Functions execu
 moto kept them in the memory of the process that ended. So, before the pollers and the API start:
 
 1. every agent's queue is created again (deploys are about to be handed to them);
-2. idempotency records of runs in progress are forgotten (no process is running them; they would
-   only hold back their job's re-run), and every deploy slot is freed (its execution is gone);
+2. every deploy slot is freed (its execution is gone; a re-run sync job starts a new execution
+   under its own name, since moto forgot the old one);
 3. each deploy that was in flight (the application `syncing`) ends `out_of_sync` "interrupted by
    restart" through the one interpreter (`record_outcome`), and a new deploy of the same commit
    (its target) starts at once, for the same trigger, so an accepted push still lands;
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from ferry.aws.queues import ensure_agent_queue, send_sync_job
@@ -46,7 +45,6 @@ from ferry.domain.models import (
 from ferry.domain.outcomes import interpret_transport_error
 from ferry.errors import Conflict, FerryError, NotFound
 from ferry.manage.applications import redeploy_application
-from ferry.settings import get_settings
 from ferry.store.agents import list_agents
 from ferry.store.applications import clear_deploy_slot, list_applications
 from ferry.store.events import EVENTS_KEPT, add_event, complete_event, list_events
@@ -100,7 +98,6 @@ def recover_interrupted_work() -> Recovery:
     recovery = Recovery()
     for agent in list_agents():
         ensure_agent_queue(agent.id)
-    _forget_runs_in_progress()
     for application in list_applications():
         try:
             recover_application(application, recovery)
@@ -112,25 +109,6 @@ def recover_interrupted_work() -> Recovery:
     if recovery.summary():
         logger.info("work interrupted by the restart", extra={"recovery": recovery.summary()})
     return recovery
-
-
-def _forget_runs_in_progress() -> None:
-    """Powertools' INPROGRESS idempotency records: their runs died with the previous process."""
-    table = boto3.resource("dynamodb").Table(get_settings().idempotency_table)
-    scan = {
-        "FilterExpression": "#status = :running",
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": {":running": "INPROGRESS"},
-        "ProjectionExpression": "id",
-        "ConsistentRead": True,
-    }
-    while True:
-        page = table.scan(**scan)  # type: ignore[arg-type]
-        for item in page["Items"]:
-            table.delete_item(Key={"id": item["id"]})
-        if "LastEvaluatedKey" not in page:
-            return
-        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def recover_application(application: Application, recovery: Recovery) -> None:

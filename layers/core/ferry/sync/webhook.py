@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferry.aws.metrics import count_delivery
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, SyncType, Trigger
 from ferry.errors import FerryError, InvalidInput, NotFound, RateLimited, Unauthorized
@@ -124,6 +125,7 @@ def receive_webhook(
     seen_id = _header(headers, _DELIVERY_HEADERS)
 
     def log(outcome: str, status: int, reason: str | None, job_id: str | None = None) -> None:
+        count_delivery(outcome)
         record_delivery(
             repository_id,
             sender=sender,

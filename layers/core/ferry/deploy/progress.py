@@ -57,7 +57,8 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
                 trigger=deploy_input.trigger,
                 status=EventStatus.RUNNING,
                 commit=deploy_input.commit,
-                message=f"deploying {deploy_input.commit[:12]}",
+                message=f"deploying {deploy_input.commit[:12]}"
+                + (f" ({deploy_input.reason})" if deploy_input.reason else ""),
                 request_id=deploy_input.request_id,
                 actor=deploy_input.actor,
             )
@@ -71,5 +72,6 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
         compose_path=application.path,
         compose_file=application.compose_file,
         heartbeat_seconds=deploy_input.heartbeat_seconds,
+        pull=deploy_input.pull,
     )
     return {"request": request.model_dump(mode="json"), "marked_at": utcnow().isoformat()}

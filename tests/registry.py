@@ -118,6 +118,7 @@ class PushedImages:
     """Images a test built and pushed; `remove()` deletes exactly those tags and builds."""
 
     references: set[str] = field(default_factory=set)
+    image_ids: set[str] = field(default_factory=set)
 
     def push(self, reference: str, auth: dict[str, str] | None = None) -> str:
         """Build a new image (a new digest every time) as `reference`, push it, and return the
@@ -128,6 +129,7 @@ class PushedImages:
         dockerfile = f"FROM {BASE_IMAGE}\nLABEL ferry.test.build={secrets.token_hex(8)}\n"
         image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=reference)
         self.references.add(reference)
+        self.image_ids.add(str(image.id))
         repository, tag = reference.rsplit(":", 1)
         for line in client.images.push(
             repository, tag=tag, auth_config=auth, stream=True, decode=True
@@ -144,9 +146,10 @@ class PushedImages:
         import docker.errors
 
         client = docker.from_env()
-        for reference in self.references:
+        # By id as well: a build whose tag moved on to a later one is left untagged.
+        for name in [*self.references, *self.image_ids]:
             with contextlib.suppress(docker.errors.APIError):  # already gone
-                client.images.remove(reference, force=True)
+                client.images.remove(name, force=True)
 
 
 Request = tuple[str, str, dict[str, str]]  # method, path, headers (lowercased names)

@@ -8,8 +8,9 @@ while no agent watched (it ignores a report that repeats what it knows).
 
 The agent's own work is not drift: while a job of an application runs (the worker's JobObserver
 hooks), nothing of it is looked at; once the job is over, the new deployed record is the
-reference. Reports refused with 403/404 (another agent's project on a shared daemon, a deleted
-application) are not repeated.
+reference, and the job's answer is what the control plane knows (no drift). Reports refused
+with 403/404 (another agent's project on a shared daemon, a deleted application) are not
+repeated.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class DriftWatcher:
             if removed:
                 self._reported.pop(application_id, None)
                 return
+            # The job's answer told the control plane what runs now (synced, or why not): a
+            # difference seen from here on is new to it, even one it heard of before the job.
+            self._reported[application_id] = ()
             self._pending[application_id] = time.monotonic() + self._debounce
             self._changed.notify_all()
 

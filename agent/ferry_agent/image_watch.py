@@ -167,6 +167,7 @@ class ImageWatcher:
             and (applications is None or a.application_id in applications)
         ]
         known: dict[str, str | RegistryError] = {}  # one question per reference and pass
+        checked = 0
         for application in watched:
             with self._changed:
                 if application.application_id in self._busy:
@@ -178,6 +179,7 @@ class ImageWatcher:
             for service, (text, reference, digest) in sorted(running.items()):
                 if images is not None and reference.name not in images:
                     continue
+                checked += 1
                 answer = known.get(str(reference))
                 if answer is None:
                     try:
@@ -197,6 +199,7 @@ class ImageWatcher:
                         )
                     )
             self._report(application.application_id, changes, errors)
+        log.info("image check done: %d image(s) of %d application(s)", checked, len(watched))
 
     def _report(
         self, application_id: str, changes: list[ImageChange], errors: dict[str, str]

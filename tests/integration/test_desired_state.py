@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,9 @@ from tests.helpers import (
     wait_for,
     wait_for_status,
 )
+from tests.integration.test_cli_commands import Ferry, Watching, ferry, ok
+
+__all__ = ["ferry"]  # the CLI fixture, shared with test_cli_commands
 
 OLD = "sha256:" + "a1" * 32
 NEW = "sha256:" + "b2" * 32
@@ -354,3 +359,39 @@ def test_applications_settings_shown_and_listed_for_their_agent(
             "image_updates": "deploy",
         }
     ]
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_settings_shown_and_watch_names_drift_and_self_heal_live(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str, ferry: Ferry
+) -> None:
+    host = Host(stack, api, git_repo, unique)
+
+    ok(ferry("app", "set", host.id, "--image-updates", "deploy", "--self-heal"))
+
+    shown = ok(ferry("app", "show", host.id))
+    assert re.search(r"image updates\s+deploy", shown), shown
+    assert re.search(r"self-heal\s+on", shown), shown
+    watching = Watching(stack, "--timeout", "120")
+    host.drift("web stopped")
+    said = wait_for(
+        lambda: (
+            [line for line in watching.out if host.id in line and "application." in line]
+            if any("application.self_heal" in line for line in watching.out)
+            else None
+        ),
+        what="watch to show the drift and the heal",
+    )
+    watching.process.send_signal(signal.SIGINT)
+    assert watching.finish() == 0, watching.err
+    assert any("application.drift" in line and "web stopped" in line for line in said), said
+    assert any("redeploying: healing web stopped" in line for line in said), said
+    host.scripted.succeed(host.scripted.take())
+
+    ok(ferry("app", "set", host.id, "--no-self-heal", "--image-updates", "off"))
+    shown = ok(ferry("app", "show", host.id))
+    assert re.search(r"self-heal\s+off", shown), shown
+    issued = ok(ferry("agent", "image-webhook", host.application["agent_id"], "--yes"))
+    assert f"{stack.api_url}/api/v1/webhooks/images/{host.application['agent_id']}." in issued

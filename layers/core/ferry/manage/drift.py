@@ -35,6 +35,7 @@ from ferry.errors import FerryError, Forbidden
 from ferry.manage.applications import redeploy_application
 from ferry.store.applications import get_application, swap_application_field
 from ferry.store.events import add_event
+from ferry.store.feed import announce, application_path
 
 logger = Logger(child=True)
 
@@ -58,8 +59,19 @@ def record_drift(agent: Agent, report: DriftReport) -> None:
         _back_in_sync(application)
 
 
+def record_automatic(event: ApplicationEvent) -> None:
+    """Add a history event of the host's own doing (drift, self-heal, image update) and say it
+    on the live feed as `application.<cause>`, so `ferry watch` shows why the application
+    changed."""
+    add_event(event)
+    said = event.error or event.message
+    announce(
+        application_path(event.application_id), f"application.{event.trigger.value}", detail=said
+    )
+
+
 def _event(application: Application, status: EventStatus, trigger: Trigger, **text: str) -> None:
-    add_event(
+    record_automatic(
         ApplicationEvent(
             application_id=application.id,
             type=EventType.DRIFT,
@@ -116,6 +128,11 @@ def _heal(application: Application, what: str) -> None:
         return  # another report of the same drift is healing it
     try:
         redeploy_application(application.id, trigger=Trigger.SELF_HEAL, reason=f"healing {what}")
+        announce(
+            application_path(application.id),
+            f"application.{Trigger.SELF_HEAL.value}",
+            detail=f"redeploying: healing {what}",
+        )
     except FerryError as exc:
         logger.warning(
             "self-heal not started", extra={"application_id": application.id, "error": str(exc)}

@@ -41,10 +41,10 @@ from ferry.domain.models import (
 )
 from ferry.errors import Unauthorized
 from ferry.manage.applications import redeploy_application
-from ferry.manage.drift import assigned_application
+from ferry.manage.drift import assigned_application, record_automatic
 from ferry.store.agents import authenticate_image_webhook
 from ferry.store.applications import list_agent_applications, swap_application_field
-from ferry.store.events import add_event
+from ferry.store.feed import announce, application_path
 from ferry.store.ratelimit import check_rate
 from ferry.sync.image_deliveries import read_image_delivery
 from ferry.sync.webhook import count_refused
@@ -79,12 +79,12 @@ def receive_image_report(agent: Agent, report: ImageReport) -> ImageReportAnswer
         finished_at=utcnow(),
     )
     if report.error:
-        add_event(event.model_copy(update={"error": f"image check failed: {report.error}"}))
+        record_automatic(event.model_copy(update={"error": f"image check failed: {report.error}"}))
     if not report.changes:
         return ImageReportAnswer(action="recorded" if report.error else "ignored")
     moved = "; ".join(change.describe() for change in report.changes)
     if mode is ImageUpdates.NOTIFY:
-        add_event(
+        record_automatic(
             event.model_copy(
                 update={"status": EventStatus.SUCCEEDED, "message": f"new image digests: {moved}"}
             )
@@ -114,6 +114,11 @@ def receive_image_report(agent: Agent, report: ImageReport) -> ImageReportAnswer
         )
     request_id = redeploy_application(
         application.id, trigger=Trigger.IMAGE_UPDATE, reason=f"image update: {moved}", pull=True
+    )
+    announce(
+        application_path(application.id),
+        f"application.{Trigger.IMAGE_UPDATE.value}",
+        detail=f"redeploying: {moved}",
     )
     return ImageReportAnswer(action="deployed", request_id=request_id)
 

@@ -141,11 +141,13 @@ class ImageWatcher:
                 return
             if not (full or hinted or retry):
                 continue
+            images: set[str] | None = None
+            applications: set[str] | None = None
+            if not full and "*" not in hinted and not (hinted and retry):
+                # Only what was asked: the webhook's images, or the applications held back.
+                images, applications = (hinted, None) if hinted else (None, retry)
             try:
-                self.check(
-                    images=None if full or "*" in hinted else hinted,
-                    applications=None if full or hinted else retry,
-                )
+                self.check(images=images, applications=applications)
             except (ControlPlaneError, *DOCKER_ERRORS) as exc:
                 log.warning("image check not made (%s); retrying in %.0f s", exc, _RETRY_SECONDS)
                 with self._changed:

@@ -152,7 +152,7 @@ class PushedImages:
                 client.images.remove(name, force=True)
 
 
-Request = tuple[str, str, dict[str, str]]  # method, path, headers (lowercased names)
+Request = tuple[str, str, dict[str, str], bytes]  # method, path, headers (lowercased), body
 Response = tuple[int, dict[str, str], bytes]
 
 
@@ -170,23 +170,21 @@ class ScriptedRegistry:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
-                request = (
-                    self.command,
-                    self.path,
-                    {name.lower(): value for name, value in self.headers.items()},
-                )
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                body = self.rfile.read(int(headers.get("content-length") or 0))
+                request = (self.command, self.path, headers, body)
                 scripted.requests.append(request)
                 if scripted.respond is not None:
-                    status, headers, body = scripted.respond(request)
+                    status, answer_headers, answer = scripted.respond(request)
                 else:
-                    status, headers, body = scripted.status, scripted.headers, b""
+                    status, answer_headers, answer = scripted.status, scripted.headers, b""
                 self.send_response(status)
-                for name, value in headers.items():
+                for name, value in answer_headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
+                    self.wfile.write(answer)
 
             do_GET = do_HEAD = do_POST = _answer
 

@@ -156,27 +156,12 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=***)"
 
 
-HelperRunner = Callable[[str, str], "subprocess.CompletedProcess[str]"]
-
-
-def _run_helper(program: str, server: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [program, "get"],
-        input=server,
-        capture_output=True,
-        text=True,
-        timeout=_HELPER_TIMEOUT_SECONDS,
-        check=False,
-    )
-
-
 class DockerCredentials:
     """The host's Docker credentials for a registry, read as the Docker CLI reads them (the
     configuration is read again on every lookup: `docker login` takes effect at once)."""
 
-    def __init__(self, config_dir: Path | None = None, helper: HelperRunner = _run_helper) -> None:
+    def __init__(self, config_dir: Path | None = None) -> None:
         self.config_path = (config_dir or Path("~/.docker").expanduser()) / "config.json"
-        self._run = helper
 
     def _config(self) -> dict[str, Any]:
         try:
@@ -205,7 +190,15 @@ class DockerCredentials:
             log.warning("credential helper docker-credential-%s is not installed", helper)
             return None
         try:
-            answered = self._run(program, server)
+            # The helper protocol: `get` with the server on stdin, JSON credentials on stdout.
+            answered = subprocess.run(
+                [program, "get"],
+                input=server,
+                capture_output=True,
+                text=True,
+                timeout=_HELPER_TIMEOUT_SECONDS,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("credential helper %s failed: %s", helper, exc)
             return None

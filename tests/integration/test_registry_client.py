@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_registry_client_bearer_challenge_token_fetched_once_with_credentials(
     basic = "Basic " + base64.b64encode(b"robot:pw").decode()
 
     def respond(request: Request) -> Response:
-        _, path, headers = request
+        _, path, headers, _ = request
         if path.startswith("/token"):
             assert headers.get("authorization") == basic
             assert "scope=repository%3Ateam%2Fshop%3Apull" in path
@@ -173,9 +174,47 @@ def test_registry_client_bearer_challenge_token_fetched_once_with_credentials(
         assert client.digest(reference) == DIGEST
     finally:
         server.close()
-    paths = [path for _, path, _ in server.requests]
+    paths = [path for _, path, _, _ in server.requests]
     assert sum(path.startswith("/token") for path in paths) == 1  # the token is reused
-    assert all(method == "HEAD" for method, path, _ in server.requests if "/manifests/" in path)
-    accepted = next(h["accept"] for _, p, h in server.requests if "/manifests/" in p)
+    manifests = [r for r in server.requests if "/manifests/" in r[1]]
+    assert {method for method, _, _, _ in manifests} == {"HEAD"}
+    accepted = manifests[0][2]["accept"]
     assert "application/vnd.oci.image.index.v1+json" in accepted
     assert "application/vnd.docker.distribution.manifest.list.v2+json" in accepted
+
+
+def test_registry_client_identity_token_exchanged_as_refresh_token(tmp_path: Path) -> None:
+    port = free_port()
+    realm = f"http://127.0.0.1:{port}/token"
+    forms: list[bytes] = []
+
+    def respond(request: Request) -> Response:
+        method, path, headers, body = request
+        if method == "POST" and path.startswith("/token"):
+            forms.append(body)
+            return 200, {"Content-Type": "application/json"}, b'{"access_token": "t-2"}'
+        if headers.get("authorization") == "Bearer t-2":
+            return 200, {"Docker-Content-Digest": DIGEST}, b""
+        return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'}, b""
+
+    server = ScriptedRegistry(port, respond)
+    try:
+        config = tmp_path / "docker"
+        config.mkdir()
+        (config / "config.json").write_text(
+            json.dumps({"auths": {server.host: {"identitytoken": "refresh-me"}}})
+        )
+        digest = RegistryClient(DockerCredentials(config)).digest(
+            parse_reference(f"{server.host}/shop:1")
+        )
+    finally:
+        server.close()
+    assert digest == DIGEST
+    [form] = forms
+    assert parse_qs(form.decode()) == {
+        "scope": ["repository:shop:pull"],
+        "service": ["reg"],
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["refresh-me"],
+        "client_id": ["ferry-agent"],
+    }

@@ -21,6 +21,7 @@ import base64
 import ipaddress
 import json
 import logging
+import os
 import re
 import shutil
 import ssl
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from ferry_agent.compose import COMPOSE_VARIABLES
 
 log = logging.getLogger("ferry_agent")
 
@@ -198,6 +201,8 @@ class DockerCredentials:
                 text=True,
                 timeout=_HELPER_TIMEOUT_SECONDS,
                 check=False,
+                # As clean as compose's: the agent's token and AWS session are not the helper's.
+                env={name: os.environ[name] for name in COMPOSE_VARIABLES if name in os.environ},
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("credential helper %s failed: %s", helper, exc)

@@ -125,6 +125,7 @@ def helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         '[ "$1" = get ] || exit 2\n'
         "read server\n"
         f'echo "$server" >> {asked}\n'
+        f'echo "${{FERRY_AGENT_TOKEN:-none}} ${{AWS_SECRET_ACCESS_KEY:-none}}" >> {asked}.env\n'
         'case "$server" in\n'
         "  123456789012.dkr.ecr.eu-west-1.amazonaws.com)\n"
         '    echo \'{"ServerURL":"x","Username":"AWS","Secret":"ecr-password"}\' ;;\n'
@@ -134,6 +135,8 @@ def helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FERRY_AGENT_TOKEN", "agt_1.the-agents-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-agents-session")
     return asked
 
 
@@ -148,6 +151,8 @@ def test_docker_credentials_cred_helper_for_its_registry(
     assert credentials.for_registry(ecr) == Credentials("AWS", "ecr-password")
     assert credentials.for_registry("ghcr.io") == Credentials("u", "p")  # no helper for it
     assert helper_on_path.read_text().split() == [ecr]
+    # The helper runs without the agent's own secrets, as compose does.
+    assert helper_on_path.with_suffix(".env").read_text().split() == ["none", "none"]
 
 
 def test_docker_credentials_default_store_identity_token_and_fallback_to_auths(

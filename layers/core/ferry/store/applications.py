@@ -226,16 +226,21 @@ def swap_application_field(
     application_id: str, field: str, expected: Any, value: Any, **also: Any
 ) -> bool:
     """Set `field` to `value` (and the `also` fields) only while it still holds `expected` (None:
-    absent); False when another writer changed it first. Automation state (the image-redeploy
-    debounce, the flap guard's heals) is claimed this way, so two reports at once act once."""
+    absent; an empty list: empty or absent); False when another writer changed it first.
+    Automation state (the image-redeploy debounce, the flap guard's heals) is claimed this way,
+    so two reports at once act once."""
     attributes = ApplicationRow.get_attributes()
     actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
     for name, new in {field: value, **also}.items():
         actions.append(attributes[name].remove() if new is None else attributes[name].set(new))
     attribute = attributes[field]
-    condition: Condition = ApplicationRow.id.exists() & (
-        attribute.does_not_exist() if expected is None else attribute == expected
-    )
+    if expected is None:
+        held: Condition = attribute.does_not_exist()
+    elif expected == []:
+        held = attribute.does_not_exist() | (attribute == [])  # rows older than the field
+    else:
+        held = attribute == expected
+    condition: Condition = ApplicationRow.id.exists() & held
     try:
         with translated(f"application {application_id}"):
             ApplicationRow(id=application_id).update(actions=actions, condition=condition)

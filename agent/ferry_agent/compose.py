@@ -391,7 +391,8 @@ class ComposeRunner:
         observed = [
             found
             for container in self._project_containers(client, job.project_name)
-            if (found := observe(container)) is not None
+            if container.labels.get(APPLICATION_LABEL) == job.application_id
+            and (found := observe(container)) is not None
         ]
         write_deployed(
             self.project_dir(job.project_name),

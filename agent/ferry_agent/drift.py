@@ -27,7 +27,7 @@ import docker
 
 from ferry.domain.messages import DriftReport
 from ferry.domain.models import HealthStatus
-from ferry_agent.compose import PROJECT_LABEL
+from ferry_agent.compose import APPLICATION_LABEL, PROJECT_LABEL
 from ferry_agent.control_plane import ControlPlaneError, ReportRefused
 from ferry_agent.deployed import DeployedState, differences, observe, read_deployed
 from ferry_agent.health import DOCKER_ERRORS
@@ -151,8 +151,15 @@ class DriftWatcher:
 
     @staticmethod
     def _differences(client: docker.DockerClient, state: DeployedState) -> tuple[str, ...]:
+        # Both labels: on a daemon shared with other agents, a project name is not unique.
         containers = client.containers.list(
-            all=True, filters={"label": f"{PROJECT_LABEL}={state.project_name}"}
+            all=True,
+            filters={
+                "label": [
+                    f"{PROJECT_LABEL}={state.project_name}",
+                    f"{APPLICATION_LABEL}={state.application_id}",
+                ]
+            },
         )
         observed = [found for c in containers if (found := observe(c)) is not None]
         return tuple(differences(state, observed))

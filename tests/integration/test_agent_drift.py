@@ -47,7 +47,7 @@ class Project:
         self.folder.mkdir(parents=True)
         self.containers: list[Any] = []
 
-    def run(self, service: str, config_hash: str) -> Any:
+    def run(self, service: str, config_hash: str, application_id: str | None = None) -> Any:
         container = self.client.containers.run(
             IMAGE,
             ["sleep", "600"],
@@ -57,7 +57,7 @@ class Project:
                 "com.docker.compose.project": self.name,
                 "com.docker.compose.service": service,
                 "com.docker.compose.config-hash": config_hash,
-                "ferry.application-id": self.application_id,
+                "ferry.application-id": application_id or self.application_id,
             },
             stop_signal="SIGKILL",
         )
@@ -134,3 +134,18 @@ def test_drift_watcher_refused_application_not_reported_again(
     watcher.check()
 
     assert reports.seen == []
+
+
+def test_drift_watcher_same_project_name_of_another_application_ignored(
+    project: Project, tmp_path: Path
+) -> None:
+    """Another agent on the same daemon may run a project of the same name (two `hello`s)."""
+    project.run("web", "hash-1")
+    project.record()
+    stranger = project.run("web", "hash-theirs", application_id="app_of_another_agent")
+    stranger.stop()
+    reports = Reports()
+
+    DriftWatcher(docker.from_env, reports, tmp_path / "deployments").check()
+
+    assert reports.seen == [[]]

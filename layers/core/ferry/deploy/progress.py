@@ -12,6 +12,7 @@ from ferry.domain.models import (
     ApplicationSyncStatus,
     EventStatus,
     EventType,
+    Trigger,
     utcnow,
 )
 from ferry.errors import PermanentError
@@ -72,6 +73,7 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
         compose_path=application.path,
         compose_file=application.compose_file,
         heartbeat_seconds=deploy_input.heartbeat_seconds,
-        pull=deploy_input.pull,
+        # An image update exists to run the new images: it must pull them, whoever restarts it.
+        pull=deploy_input.trigger is Trigger.IMAGE_UPDATE,
     )
     return {"request": request.model_dump(mode="json"), "marked_at": utcnow().isoformat()}

@@ -34,14 +34,13 @@ def start_deploy(
     *,
     actor: str | None = None,
     reason: str | None = None,
-    pull: bool = False,
 ) -> None:
     """Start the deploy execution for the application's desired commit (its target).
 
     The caller has already made `request_id` the application's current request (and marked it
     `syncing`, in the same write). Starting the same request twice is harmless: Step Functions
     refuses the duplicate name. `reason` (why an automatic deploy runs) goes into its history
-    event; `pull` makes the agent fetch every image even if present.
+    event.
     """
     commit = application.desired_commit
     if commit is None:
@@ -64,7 +63,6 @@ def start_deploy(
         heartbeat_seconds=settings.deploy_heartbeat_seconds,
         actor=actor,
         reason=reason,
-        pull=pull,
     )
     if not start_execution(
         settings.deploy_state_machine_arn, request_id, deploy_input.model_dump_json()

@@ -74,7 +74,6 @@ class DeployInput(BaseModel):
     actor: str | None = None
     # Why an automatic deploy runs (which images moved, what drifted): said in its history event.
     reason: str | None = None
-    pull: bool = False
 
 
 class DeployRequest(BaseModel):

@@ -206,13 +206,12 @@ def redeploy_application(
     actor: str | None = None,
     trigger: Trigger = Trigger.MANUAL,
     reason: str | None = None,
-    pull: bool = False,
 ) -> str:
     """Deploy the application's desired commit again (its target, else what it runs) with the
     stored compose file; returns the deploy request's id.
 
-    Automatic redeploys name their `trigger` (image update, self-heal) and `reason` (shown in the
-    history event); `pull` fetches every image even if the host has it.
+    Automatic redeploys name their `trigger` (an image update also pulls every image) and their
+    `reason` (shown in the history event).
     """
     application = get_application(application_id)
     commit = application.desired_commit
@@ -235,7 +234,7 @@ def redeploy_application(
         },
         unless_removing=True,
     )
-    start_deploy(recorded, request_id, trigger, actor=actor, reason=reason, pull=pull)
+    start_deploy(recorded, request_id, trigger, actor=actor, reason=reason)
     return request_id
 
 

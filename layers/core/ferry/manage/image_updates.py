@@ -113,7 +113,7 @@ def receive_image_report(agent: Agent, report: ImageReport) -> ImageReportAnswer
             action="debounced", retry_after_seconds=_seconds(IMAGE_DEPLOY_INTERVAL)
         )
     request_id = redeploy_application(
-        application.id, trigger=Trigger.IMAGE_UPDATE, reason=f"image update: {moved}", pull=True
+        application.id, trigger=Trigger.IMAGE_UPDATE, reason=f"image update: {moved}"
     )
     announce(
         application_path(application.id),

@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,28 @@ def test_drift_self_heal_redeploys_until_the_flap_guard_stops_and_says_so(
     host.drift("web stopped")
     host.scripted.succeed(host.scripted.take())  # healing again
     wait_for_status(api, host.id, "synced")
+
+
+def test_drift_and_image_reports_of_an_application_being_removed_change_nothing(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    host = Host(stack, api, git_repo, unique, self_heal=True, image_updates="deploy")
+    deleting = threading.Thread(target=lambda: api.delete(f"/applications/{host.id}"))
+    deleting.start()
+    wait_for(lambda: get_application(api, host.id)["removing"], what="the delete accepted")
+
+    host.drift("web missing")  # the agent saw the teardown begin
+
+    assert host.images(_moved())["action"] == "ignored"
+    assert host.events("drift") == []
+    assert get_application(api, host.id)["last_sync_error"] is None
+    removal = host.scripted.take_removal()  # the undeploy, and no heal or image deploy behind it
+    host.scripted.answer(
+        removal,
+        {"request_id": removal.request.request_id, "application_id": host.id, "success": True},
+    )
+    deleting.join(timeout=60)
+    assert host.queue_is_empty()
 
 
 # --- image updates -------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ def assigned_application(agent: Agent, application_id: str) -> Application:
 def record_drift(agent: Agent, report: DriftReport) -> None:
     """Apply an agent's drift report to its application (see the module's docstring)."""
     application = assigned_application(agent, report.application_id)
+    if application.removal_request_id is not None:
+        return  # being removed: its containers are going anyway
     if report.differences:
         _drifted(application, report.differences)
     else:

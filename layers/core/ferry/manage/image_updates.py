@@ -68,7 +68,7 @@ def receive_image_report(agent: Agent, report: ImageReport) -> ImageReportAnswer
     """Act on an agent's image check of one application, as its `image_updates` says."""
     application = assigned_application(agent, report.application_id)
     mode = application.image_updates
-    if mode is ImageUpdates.OFF:
+    if mode is ImageUpdates.OFF or application.removal_request_id is not None:
         return ImageReportAnswer(action="ignored")
     event = ApplicationEvent(
         application_id=application.id,

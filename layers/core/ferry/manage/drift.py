@@ -22,7 +22,6 @@ from ferry.domain.desired_state import (
 )
 from ferry.domain.messages import DriftReport
 from ferry.domain.models import (
-    Agent,
     Application,
     ApplicationEvent,
     ApplicationSyncStatus,
@@ -31,9 +30,9 @@ from ferry.domain.models import (
     Trigger,
     utcnow,
 )
-from ferry.errors import FerryError, Forbidden
+from ferry.errors import FerryError
 from ferry.manage.applications import redeploy_application
-from ferry.store.applications import get_application, swap_application_field
+from ferry.store.applications import swap_application_field
 from ferry.store.events import add_event
 from ferry.store.feed import announce, application_path
 
@@ -42,17 +41,8 @@ logger = Logger(child=True)
 BACK_IN_SYNC = "back at the deployed state"
 
 
-def assigned_application(agent: Agent, application_id: str) -> Application:
-    """The application, if it is assigned to `agent` (Forbidden otherwise, NotFound if gone)."""
-    application = get_application(application_id)
-    if application.agent_id != agent.id:
-        raise Forbidden("that application is not assigned to this agent")
-    return application
-
-
-def record_drift(agent: Agent, report: DriftReport) -> None:
-    """Apply an agent's drift report to its application (see the module's docstring)."""
-    application = assigned_application(agent, report.application_id)
+def record_drift(application: Application, report: DriftReport) -> None:
+    """Apply its agent's drift report to an application (see the module's docstring)."""
     if application.removal_request_id is not None:
         return  # being removed: its containers are going anyway
     if report.differences:

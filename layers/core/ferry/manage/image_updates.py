@@ -31,6 +31,7 @@ from ferry.domain.messages import (
 )
 from ferry.domain.models import (
     Agent,
+    Application,
     ApplicationEvent,
     ApplicationSyncStatus,
     EventStatus,
@@ -41,7 +42,7 @@ from ferry.domain.models import (
 )
 from ferry.errors import Unauthorized
 from ferry.manage.applications import redeploy_application
-from ferry.manage.drift import assigned_application, record_automatic
+from ferry.manage.drift import record_automatic
 from ferry.store.agents import authenticate_image_webhook
 from ferry.store.applications import list_agent_applications, swap_application_field
 from ferry.store.feed import announce, application_path
@@ -64,9 +65,8 @@ def _seconds(wait: timedelta) -> int:
     return max(1, math.ceil(wait.total_seconds()))
 
 
-def receive_image_report(agent: Agent, report: ImageReport) -> ImageReportAnswer:
-    """Act on an agent's image check of one application, as its `image_updates` says."""
-    application = assigned_application(agent, report.application_id)
+def receive_image_report(application: Application, report: ImageReport) -> ImageReportAnswer:
+    """Act on its agent's image check of an application, as its `image_updates` says."""
     mode = application.image_updates
     if mode is ImageUpdates.OFF or application.removal_request_id is not None:
         return ImageReportAnswer(action="ignored")

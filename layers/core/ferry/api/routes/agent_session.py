@@ -85,18 +85,27 @@ def applications(agent: CurrentAgent) -> list[AgentApplication]:
     return watched_applications(agent)
 
 
-@router.post("/drift", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/drift",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
 def drift(report: DriftReport, agent: CurrentAgent) -> Response:
     """For agents: what runs differs from what they deployed ("web stopped"), or no longer does
     (no differences). The application goes `out_of_sync` with what differs and, where it
-    self-heals, is redeployed (403 for another agent's application)."""
-    record_drift(agent, report)
+    self-heals, is redeployed."""
+    touch_agent(agent.id)
+    record_drift(_own_application(report.application_id, agent), report)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/images")
+@router.post(
+    "/images",
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
 def images(report: ImageReport, agent: CurrentAgent) -> ImageReportAnswer:
     """For agents: an application's images whose registry digest moved (or why the check
     failed). Its `image_updates` decides: notified, deployed, or debounced (report again after
     `retry_after_seconds`)."""
-    return receive_image_report(agent, report)
+    touch_agent(agent.id)
+    return receive_image_report(_own_application(report.application_id, agent), report)

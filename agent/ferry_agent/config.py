@@ -72,6 +72,24 @@ class AgentConfig(BaseSettings):
         ge=1,
         description="How often every application's health is read again, events or not.",
     )
+    drift_check_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How often every project is compared with what was deployed, Docker events "
+        "or not (events are looked at within the health debounce).",
+    )
+    image_check_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        description="How often the images of applications with image updates on are checked "
+        "against their registries (jittered by ±10 %; the image webhook asks at once).",
+    )
+    docker_config: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DOCKER_CONFIG", "FERRY_DOCKER_CONFIG"),
+        description="The Docker CLI's configuration folder holding registry credentials "
+        "(config.json); unset means ~/.docker.",
+    )
     credentials_refresh_margin_seconds: float = Field(
         default=300,
         ge=0,

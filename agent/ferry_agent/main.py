@@ -30,8 +30,11 @@ from ferry_agent.aws_access import AwsAccess
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig
 from ferry_agent.control_plane import ControlPlane, ControlPlaneError, TokenRefused
+from ferry_agent.drift import DriftWatcher
 from ferry_agent.health import HealthWatcher
+from ferry_agent.image_watch import ImageWatcher
 from ferry_agent.images import ImageUnavailable, build_local_busybox
+from ferry_agent.registry import DockerCredentials, RegistryClient
 from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
 from ferry_agent.worker import Worker
 
@@ -107,15 +110,31 @@ def run(config_file: Path | None = None) -> None:
         bind_allow_list=config.policy_bind_allow_list,
         policy_bypass=config.policy_bypass,
     )
+
+    def docker_client() -> docker.DockerClient:
+        if docker_host:
+            return docker.DockerClient(base_url=docker_host, use_ssh_client=False)
+        return docker.from_env()
+
+    drift = DriftWatcher(
+        docker_client,
+        control_plane,
+        config.deployments_dir,
+        check_seconds=config.drift_check_seconds,
+        debounce_seconds=config.health_debounce_seconds,
+    )
     watcher = HealthWatcher(
-        lambda: (
-            docker.DockerClient(base_url=docker_host, use_ssh_client=False)
-            if docker_host
-            else docker.from_env()
-        ),
+        docker_client,
         control_plane,
         debounce_seconds=config.health_debounce_seconds,
         resync_seconds=config.health_resync_seconds,
+        listeners=(drift.changed,),
+    )
+    images = ImageWatcher(
+        docker_client,
+        control_plane,
+        RegistryClient(DockerCredentials(config.docker_config)),
+        interval_seconds=config.image_check_seconds,
     )
     worker = Worker(
         aws,
@@ -125,10 +144,11 @@ def run(config_file: Path | None = None) -> None:
         stop_grace_seconds=config.stop_grace_seconds,
         contact=control_plane.heartbeat,
         contact_every_seconds=config.heartbeat_seconds,
-        observer=watcher,
+        observers=(watcher, drift, images),
         request_is_current=lambda job: control_plane.request_is_current(
             job.request_id, job.application_id
         ),
+        on_hint=lambda hint: images.hint(hint.images),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -150,7 +170,11 @@ def run(config_file: Path | None = None) -> None:
     log.info("agent %s (%s)", session.name, session.agent_id)
     aws.start()
     watcher.start()
+    drift.start()
+    images.start()
     clean = worker.run_forever()
+    images.stop()
+    drift.stop()
     watcher.stop()
     aws.stop()
     if tunnel is not None:

@@ -18,6 +18,8 @@ a time per application, keep every held job alive, answer, then delete.
 - A contact thread tells the control plane the agent is alive every `contact_every_seconds`. When
   the API refuses the agent's token there (it was rotated or revoked), the agent stops as above:
   it takes no job after that heartbeat, and `token_refused` tells its caller why it stopped.
+- A hint on the queue (the image webhook's "check these images now") holds no job: it is handed
+  to its handler and deleted at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +42,7 @@ from ferry.domain.messages import (
     DeployMessage,
     DeployRequest,
     DeployResult,
+    ImageCheckHint,
     UndeployRequest,
     UndeployResult,
 )
@@ -77,7 +80,8 @@ class JobRunner(Protocol):
 
 
 class JobObserver(Protocol):
-    """Told when an application's job starts and ends (the health watcher holds off meanwhile)."""
+    """Told when an application's job starts and ends (the health and drift watchers hold off
+    meanwhile: the job decides what runs)."""
 
     def job_started(self, application_id: str) -> None: ...
 
@@ -150,9 +154,10 @@ class Worker:
         stop_grace_seconds: float = 60,
         contact: Callable[[], None] | None = None,
         contact_every_seconds: float = CONTACT_EVERY_SECONDS,
-        observer: JobObserver | None = None,
+        observers: Sequence[JobObserver] = (),
         retry_seconds: float = 5,
         request_is_current: Callable[[DeployRequest], bool] | None = None,
+        on_hint: Callable[[ImageCheckHint], None] | None = None,
     ) -> None:
         self.aws = aws
         self.runner = runner
@@ -161,7 +166,8 @@ class Worker:
         self.stop_grace_seconds = stop_grace_seconds
         self.contact = contact  # "still alive" to the control plane
         self.contact_every_seconds = contact_every_seconds
-        self.observer = observer
+        self.observers = tuple(observers)
+        self.on_hint = on_hint
         self.retry_seconds = retry_seconds
         self.request_is_current = request_is_current
         self.stopping = threading.Event()
@@ -304,7 +310,11 @@ class Worker:
 
     def accept(self, message: Mapping[str, Any]) -> None:
         """Queue a received message behind its application's earlier jobs (or hand it back when
-        stopping)."""
+        stopping); a hint goes to its handler."""
+        hint = _hint(message["Body"])
+        if hint is not None:
+            self._take_hint(message, hint)
+            return
         try:
             deploy_message = DeployMessage.model_validate_json(message["Body"])
         except ValidationError as exc:
@@ -372,14 +382,14 @@ class Worker:
             self._delete(held)
             return
         log.info("%s started", held.describe())
-        if self.observer is not None:
-            self.observer.job_started(job.application_id)
+        for observer in self.observers:
+            observer.job_started(job.application_id)
         result: DeployResult | UndeployResult | None = None
         try:
             result = self._perform(held)
         finally:
-            if self.observer is not None:
-                self.observer.job_finished(
+            for observer in self.observers:
+                observer.job_finished(
                     job.application_id,
                     result.health if isinstance(result, DeployResult) else None,
                     removed=isinstance(result, UndeployResult) and result.success,
@@ -602,6 +612,16 @@ class Worker:
         self._handed_back.set()
         log.info("handed back %s", held.describe())
 
+    def _take_hint(self, message: Mapping[str, Any], hint: ImageCheckHint) -> None:
+        try:
+            self.aws.sqs().delete_message(
+                QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("could not delete a hint: %s", exc)  # it comes again: checking is cheap
+        if self.on_hint is not None:
+            self.on_hint(hint)
+
     def _reject_malformed(self, message: Mapping[str, Any], error: ValidationError) -> None:
         log.error("malformed job dropped: %s", error)
         try:
@@ -621,3 +641,17 @@ class Worker:
             )
         except (BotoCoreError, ClientError) as exc:
             log.warning("could not delete the malformed job: %s", exc)
+
+
+def _hint(body: str) -> ImageCheckHint | None:
+    """The hint a message carries, or None for a job (or anything else)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or parsed.get("kind") != ImageCheckHint().kind:
+        return None
+    try:
+        return ImageCheckHint.model_validate(parsed)
+    except ValidationError:
+        return None

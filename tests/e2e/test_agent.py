@@ -444,12 +444,16 @@ def test_agent_container_stopped_and_started_health_reported_by_watcher(
     container.stop(timeout=1)
 
     wait_for(_health(api, app.id, "unhealthy"), timeout=20, what="unhealthy after docker stop")
-    assert _logged(agent.log, app.id, "is unhealthy", "exited")
+    # The agent logs a report once it was taken, a moment after the API shows it.
+    wait_for(
+        lambda: _logged(agent.log, app.id, "is unhealthy", "exited"), timeout=5, what="the log"
+    )
 
     container.start()
 
     wait_for(_health(api, app.id, "healthy"), timeout=20, what="healthy after docker start")
-    assert get_application(api, app.id)["sync_status"] == "synced"
+    # The stop was drift too (tests/e2e/test_desired_state.py); started again, it is over.
+    wait_for_status(api, app.id, "synced", timeout=20)
 
 
 # --- crash and stop ----------------------------------------------------------------------------

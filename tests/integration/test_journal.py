@@ -312,6 +312,36 @@ def test_journal_closed_compacted_and_moto_methods_restored(
     assert [json.loads(i)["id"]["S"] for i in _replayed(journal.path)["Things"]] == ["a"]
 
 
+def test_journal_two_on_one_backend_closed_in_turn_give_each_other_back(tmp_path: Path) -> None:
+    backend, tables = _backend("nested")
+    outer = TableJournal(backend, tables, tmp_path / "outer" / "journal.jsonl")
+    outer.install()
+    inner = TableJournal(backend, tables, tmp_path / "inner" / "journal.jsonl")
+    inner.install()
+
+    inner.close()
+    backend.put_item("nested-things", _thing("after the inner one"))
+    outer.close()
+
+    assert "put_item" not in vars(backend)
+    assert [json.loads(i)["id"]["S"] for i in _replayed(outer.path)["Things"]] == [
+        "after the inner one"
+    ]
+
+
+def test_journal_backend_reset_under_it_closes_and_keeps_what_it_wrote(
+    journaled: tuple[DynamoDBBackend, dict[str, str], TableJournal],
+) -> None:
+    backend, _tables, journal = journaled
+    backend.put_item("before-things", _thing("a"))
+
+    backend.reset()  # what a test's `mock_aws` does to every backend of the process
+    journal.close()
+
+    assert "put_item" not in vars(backend)
+    assert [json.loads(i)["id"]["S"] for i in _replayed(journal.path)["Things"]] == ["a"]
+
+
 def test_local_cloud_journal_replays_to_what_the_stack_tables_hold(
     stack: LocalStack, api: httpx.Client, tmp_path: Path
 ) -> None:

@@ -167,6 +167,7 @@ CALLS: dict[str, list[Call]] = {
         *_dynamodb("FERRY_DELIVERIES_TABLE", "PutItem Query", "webhook delivery log"),
         Call("sqs:CreateQueue", "agent-queue", "register an agent: its queue"),
         Call("sqs:DeleteQueue", "agent-queue", "remove an agent: its queue"),
+        Call("sqs:SendMessage", "agent-queue", "image webhook: a check hint on the agent's queue"),
         Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "remove an app"),
         Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "removal"),
         Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "a deploy"),

@@ -13,6 +13,7 @@ from ferry.domain.models import (
     EventStatus,
     EventType,
     HealthStatus,
+    ImageUpdates,
     Provider,
     RepositoryCredentials,
     RepositorySyncStatus,
@@ -123,6 +124,13 @@ class AgentCreated(AgentOut, AgentToken):
     pass
 
 
+class ImageWebhook(BaseModel):
+    webhook_url: str = Field(
+        description="Where registries POST image pushes; it holds the token: shown once, now."
+    )
+    token: str = Field(description="Also the secret that signs GitHub's package deliveries.")
+
+
 class ApplicationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -132,6 +140,16 @@ class ApplicationIn(BaseModel):
     branch: str = "main"
     path: str = Field(description="Path of the compose file inside the repository.")
     notification_ids: list[str] = Field(default_factory=list)
+    image_updates: ImageUpdates = Field(
+        default=ImageUpdates.OFF,
+        description="When a running image's tag moves in its registry: `off`, `notify` the "
+        "targets, or `deploy` it (one image redeploy a minute at most).",
+    )
+    self_heal: bool = Field(
+        default=False,
+        description="Redeploy when the host drifts from what was deployed (at most 3 times "
+        "in 10 minutes).",
+    )
 
 
 class ApplicationPatch(BaseModel):
@@ -142,6 +160,10 @@ class ApplicationPatch(BaseModel):
     path: str | None = None
     agent_id: str | None = None
     notification_ids: list[str] | None = None
+    image_updates: ImageUpdates | None = None
+    self_heal: bool | None = Field(
+        default=None, description="`true` also resumes healing the flap guard stopped."
+    )
 
 
 class ApplicationOut(BaseModel):
@@ -169,6 +191,11 @@ class ApplicationOut(BaseModel):
     last_synced_at: datetime | None
     last_sync_error: str | None
     notification_ids: list[str]
+    image_updates: ImageUpdates
+    self_heal: bool
+    self_heal_stopped_at: datetime | None = Field(
+        description="When the flap guard stopped healing (null while healing works)."
+    )
     created_at: datetime
     updated_at: datetime
 

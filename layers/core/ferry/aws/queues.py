@@ -6,7 +6,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ferry import aws
-from ferry.domain.messages import SyncJob
+from ferry.domain.messages import ImageCheckHint, SyncJob
 from ferry.errors import TransientError
 from ferry.settings import get_settings
 
@@ -75,3 +75,11 @@ def dead_sync_jobs(max_messages: int = 10) -> list[SyncJob]:
         except ValueError:
             continue
     return jobs
+
+
+def send_agent_hint(queue_url: str, hint: ImageCheckHint) -> None:
+    """Put a hint on an agent's own queue (no task token: nothing waits for an answer)."""
+    try:
+        aws.sqs().send_message(QueueUrl=queue_url, MessageBody=hint.model_dump_json())
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not reach the agent's queue: {exc}") from exc

@@ -50,6 +50,7 @@ def _stop_with_parent() -> Callable[[], None] | None:
 
     return preexec
 
+
 _AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"}
 
 

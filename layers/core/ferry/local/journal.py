@@ -90,10 +90,10 @@ class TableJournal:
         self._file: Any = None
         self._written = 0  # bytes in the journal file
         self._compacted = 0  # its size right after the last compaction
-        # name -> what the backend instance held before this journal's hook (None: nothing, so
-        # the class's method showed); another journal on the same backend (tests run a second
-        # stack in one process) may have installed its hook first, and must get it back.
-        self._installed: dict[str, Any] = {}
+        # name -> (this journal's hook, what the backend instance held before it: None when
+        # nothing, so the class's method showed). Another journal on the same backend (tests run
+        # a second stack in one process) may have installed its hook first, and gets it back.
+        self._installed: dict[str, tuple[Any, Any]] = {}
         self._claim: Any = None  # the open lock file while this journal is installed
 
     # -- start: replay, compact, hook ----------------------------------------------------------
@@ -130,20 +130,29 @@ class TableJournal:
             for name in (*_WRITES, *_PARTIQL):
                 original = getattr(self.backend, name)
                 hook = self._journaled(name, original) if name in _WRITES else self._refused(name)
-                self._installed[name] = vars(self.backend).get(name)
+                self._installed[name] = (hook, vars(self.backend).get(name))
                 setattr(self.backend, name, hook)
 
     def close(self) -> None:
         """Stop journaling (a last compaction first) and give moto its own methods back."""
         with self.lock:
-            for name, previous in self._installed.items():
+            # A moto reset (a test's `mock_aws` in the same process) empties the backend and drops
+            # our hooks with it: then the tables no longer hold what the journal does, and the
+            # journal is kept as it was written instead of being compacted from them.
+            intact = all(
+                vars(self.backend).get(n) is hook for n, (hook, _) in self._installed.items()
+            )
+            for name, (hook, previous) in self._installed.items():
+                if vars(self.backend).get(name) is not hook:
+                    continue
                 if previous is None:
                     delattr(self.backend, name)  # the instance attribute hid the class's method
                 else:
                     setattr(self.backend, name, previous)
             self._installed.clear()
             if self._file is not None:
-                self._compact()
+                if intact:
+                    self._compact()
                 self._file.close()
                 self._file = None
             if self._claim is not None:

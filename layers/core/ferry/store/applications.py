@@ -25,7 +25,16 @@ from ferry.store.guards import (
 from ferry.store.tables import ApplicationRow, row_values, transaction
 
 # Fields that define what an application is (and so touch its guards); everything else is state.
-_DEFINITION = ("name", "agent_id", "branch", "path", "repository_id", "notification_ids")
+_DEFINITION = (
+    "name",
+    "agent_id",
+    "branch",
+    "path",
+    "repository_id",
+    "notification_ids",
+    "image_updates",
+    "self_heal",
+)
 
 
 def _to_domain(row: ApplicationRow) -> Application:
@@ -47,6 +56,8 @@ def create_application(
     branch: str,
     path: str,
     notification_ids: list[str] | None = None,
+    image_updates: str = "off",
+    self_heal: bool = False,
 ) -> Application:
     """Store a new application; Conflict when its name or project is taken on that agent."""
     now = utcnow()
@@ -64,6 +75,8 @@ def create_application(
         branch=branch,
         path=path,
         notification_ids=notification_ids or [],
+        image_updates=image_updates,
+        self_heal=self_heal,
         created_at=now,
         updated_at=now,
     )
@@ -207,6 +220,34 @@ def update_application(
             raise Conflict(f"application {application_id} is being removed") from None
         raise NotFound(f"application {application_id} not found") from None
     return _to_domain(row)
+
+
+def swap_application_field(
+    application_id: str, field: str, expected: Any, value: Any, **also: Any
+) -> bool:
+    """Set `field` to `value` (and the `also` fields) only while it still holds `expected` (None:
+    absent; an empty list: empty or absent); False when another writer changed it first.
+    Automation state (the image-redeploy debounce, the flap guard's heals) is claimed this way,
+    so two reports at once act once."""
+    attributes = ApplicationRow.get_attributes()
+    actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
+    for name, new in {field: value, **also}.items():
+        actions.append(attributes[name].remove() if new is None else attributes[name].set(new))
+    attribute = attributes[field]
+    if expected is None:
+        held: Condition = attribute.does_not_exist()
+    elif expected == []:
+        held = attribute.does_not_exist() | (attribute == [])  # rows older than the field
+    else:
+        held = attribute == expected
+    condition: Condition = ApplicationRow.id.exists() & held
+    try:
+        with translated(f"application {application_id}"):
+            ApplicationRow(id=application_id).update(actions=actions, condition=condition)
+    except Conflict:
+        get_application(application_id)  # NotFound when it is gone
+        return False
+    return True
 
 
 def next_event_number(application_id: str) -> int:

@@ -54,6 +54,7 @@ from ferry_agent.bundles import (
     receive,
 )
 from ferry_agent.compose_yaml import load_compose, service_names
+from ferry_agent.deployed import deployed_state, forget_deployed, observe, write_deployed
 from ferry_agent.policy import (
     HostResources,
     PolicyOptions,
@@ -402,13 +403,34 @@ class ComposeRunner:
             prepared = self.prepare(job, DockerResources(client), cancel)
             base = self._base(job.project_name, prepared.bundle)
             try:
-                self.pull(base, client, prepared.images, cancel)
+                self.pull(base, client, prepared.images, cancel, required=job.pull)
             except BaseException:
                 prepared.abandon()
                 raise
             prepared.install()
+            forget_deployed(self.project_dir(job.project_name))
             self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up", cancel)
-            return self.snapshot(client, job.project_name, cancel)
+            snapshot = self.snapshot(client, job.project_name, cancel)
+            self.record_deployed(client, job)
+            return snapshot
+
+    def record_deployed(self, client: docker.DockerClient, job: DeployRequest) -> None:
+        """Keep what `up` left beside the project: the drift watcher compares against it."""
+        observed = [
+            found
+            for container in self._project_containers(client, job.project_name)
+            if container.labels.get(APPLICATION_LABEL) == job.application_id
+            and (found := observe(container)) is not None
+        ]
+        write_deployed(
+            self.project_dir(job.project_name),
+            deployed_state(job.application_id, job.project_name, job.commit, observed),
+        )
+
+    def _project_containers(self, client: docker.DockerClient, project_name: str) -> list[Any]:
+        return list(
+            client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"})
+        )
 
     def _base(self, project_name: str, bundle: Unpacked) -> list[str]:
         arguments = [
@@ -428,13 +450,18 @@ class ComposeRunner:
         client: docker.DockerClient,
         images: list[str],
         cancel: threading.Event | None = None,
+        *,
+        required: bool = False,
     ) -> None:
         """Fetch every image before anything is replaced: a failed pull leaves the running
         version untouched. Images only this host has (built or imported locally, no registry
-        knows them) are fine as long as they are here."""
+        knows them) are fine as long as they are here, unless the pull is `required` (an image
+        update, which must not end running the image it replaces)."""
         try:
             self._run([*base, "pull"], "docker compose pull", cancel)
         except DeployError as failure:
+            if required:
+                raise
             missing = [image for image in images if not _image_present(client, image)]
             if missing:
                 raise DeployError(f"{failure} (missing here: {', '.join(missing)})") from failure
@@ -496,9 +523,7 @@ class ComposeRunner:
                 raise JobCancelled("stopped waiting for health checks: the job was cancelled")
 
     def _read(self, client: docker.DockerClient, project_name: str) -> Snapshot:
-        containers = client.containers.list(
-            all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"}
-        )
+        containers = self._project_containers(client, project_name)
         states: list[ContainerState] = []
         digests: dict[str, str] = {}
         for container in containers:

@@ -42,6 +42,12 @@ class AgentConfig(BaseSettings):
         "key is always refused).",
     )
     poll_wait_seconds: int = Field(default=20, ge=0, le=20)
+    heartbeat_seconds: float = Field(
+        default=30,
+        ge=1,
+        description="How often the agent tells the API it is alive; an agent whose token was "
+        "rotated or revoked learns it at the next one and stops taking jobs.",
+    )
     max_parallel_jobs: int = Field(
         default=4, ge=1, le=10, description="Jobs run at once (one per application at most)."
     )
@@ -65,6 +71,24 @@ class AgentConfig(BaseSettings):
         default=60.0,
         ge=1,
         description="How often every application's health is read again, events or not.",
+    )
+    drift_check_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How often every project is compared with what was deployed, Docker events "
+        "or not (events are looked at within the health debounce).",
+    )
+    image_check_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        description="How often the images of applications with image updates on are checked "
+        "against their registries (jittered by ±10 %; the image webhook asks at once).",
+    )
+    docker_config: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DOCKER_CONFIG", "FERRY_DOCKER_CONFIG"),
+        description="The Docker CLI's configuration folder holding registry credentials "
+        "(config.json); unset means ~/.docker.",
     )
     credentials_refresh_margin_seconds: float = Field(
         default=300,

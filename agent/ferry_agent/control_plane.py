@@ -1,5 +1,5 @@
-"""The agent's view of the Ferry API: who am I, where are my deploy requests, and what my
-applications' health is.
+"""The agent's view of the Ferry API: who am I, where are my deploy requests, which
+applications are mine, and what their health, drift and images are.
 
 Every call is authenticated with the agent token; the API applies what an agent says only to the
 agent's own applications.
@@ -8,13 +8,26 @@ agent's own applications.
 from __future__ import annotations
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 
-from ferry.domain.messages import AgentSession, HealthReport, RequestState
+from ferry.domain.messages import (
+    AgentApplication,
+    AgentSession,
+    DriftReport,
+    HealthReport,
+    ImageReport,
+    ImageReportAnswer,
+    RequestState,
+)
 from ferry.domain.models import HealthStatus
 
 
 class ControlPlaneError(Exception):
     """The API refused us or could not be reached."""
+
+
+class TokenRefused(ControlPlaneError):
+    """The API refused the agent token (401): it was rotated or revoked. Retrying cannot help."""
 
 
 class ReportRefused(ControlPlaneError):
@@ -46,7 +59,7 @@ class ControlPlane:
         """Exchange the agent token for the agent's session (queue, region, credentials)."""
         response = self._request("GET", "session")
         if response.status_code == 401:
-            raise ControlPlaneError("the Ferry API refused the agent token (401)")
+            raise TokenRefused("the Ferry API refused the agent token (401)")
         if response.status_code != 200:
             raise ControlPlaneError(
                 f"the Ferry API answered {response.status_code}: {response.text[:200]}"
@@ -54,8 +67,11 @@ class ControlPlane:
         return AgentSession.model_validate(response.json())
 
     def heartbeat(self) -> None:
-        """Tell the control plane this agent is alive (it is listed offline otherwise)."""
+        """Tell the control plane this agent is alive (it is listed offline otherwise);
+        TokenRefused once its token was rotated or revoked."""
         response = self._request("POST", "heartbeat")
+        if response.status_code == 401:
+            raise TokenRefused("the Ferry API refused the agent token (401)")
         if response.status_code != 204:
             raise ControlPlaneError(f"heartbeat refused ({response.status_code})")
 
@@ -92,3 +108,44 @@ class ControlPlane:
                 f"health report for {application_id} answered {response.status_code}: "
                 f"{response.text[:200]}"
             )
+
+    def _report(self, path: str, application_id: str, body: object) -> httpx.Response:
+        response = self._request("POST", path, body)
+        if response.status_code in (403, 404):
+            raise ReportRefused(
+                f"{path} of {application_id} refused ({response.status_code}): "
+                f"{response.text[:200]}"
+            )
+        if not 200 <= response.status_code < 300:
+            raise ControlPlaneError(
+                f"{path} report for {application_id} answered {response.status_code}: "
+                f"{response.text[:200]}"
+            )
+        return response
+
+    def applications(self) -> list[AgentApplication]:
+        """This agent's applications and what to watch for each."""
+        response = self._request("GET", "applications")
+        if response.status_code != 200:
+            raise ControlPlaneError(
+                f"the list of applications answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            return _APPLICATIONS.validate_json(response.content)
+        except ValidationError as exc:
+            raise ControlPlaneError(f"the list of applications is malformed: {exc}") from exc
+
+    def report_drift(self, report: DriftReport) -> None:
+        """Report what differs from what was deployed (ReportRefused: not ours, or gone)."""
+        self._report("drift", report.application_id, report.model_dump(mode="json"))
+
+    def report_images(self, report: ImageReport) -> ImageReportAnswer:
+        """Report an image check; the answer says what the control plane did."""
+        response = self._report("images", report.application_id, report.model_dump(mode="json"))
+        try:
+            return ImageReportAnswer.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ControlPlaneError(f"the image report's answer is malformed: {exc}") from exc
+
+
+_APPLICATIONS = TypeAdapter(list[AgentApplication])

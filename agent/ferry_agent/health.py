@@ -1,4 +1,5 @@
-"""The health watcher: Docker events for Ferry's containers → settled health → the control plane.
+"""The health watcher: Docker events for Ferry's containers → settled health → the control plane
+(and the drift watcher, which listens to the same stream).
 
 A deploy's answer carries the health of that moment; what happens afterwards (a container dies,
 its check starts failing, someone runs `docker stop`) reaches the control plane only through this
@@ -38,7 +39,7 @@ log = logging.getLogger("ferry_agent")
 # Event actions that can change an application's health (health_status comes as
 # "health_status: healthy" and so on).
 _ACTIONS = ("start", "die", "stop", "kill", "pause", "unpause", "destroy", "oom", "health_status")
-_DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 _REPORT_RETRY_SECONDS = 5.0
 
 
@@ -69,6 +70,7 @@ class HealthWatcher:
         debounce_seconds: float = 2.0,
         resync_seconds: float = 60.0,
         reconnect_max_seconds: float = 30.0,
+        listeners: tuple[Callable[[str], None], ...] = (),
     ) -> None:
         self._docker_client = docker_client
         self._reporter = reporter
@@ -83,6 +85,9 @@ class HealthWatcher:
         self._resync_due = 0.0
         self._stop = threading.Event()
         self._stream: Any = None
+        # Others told of every application whose containers changed (the drift watcher): one
+        # event stream serves them all.
+        self._listeners = listeners
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -129,10 +134,12 @@ class HealthWatcher:
                 for application_id in self._events():
                     delay = first_delay
                     self.changed(application_id)
+                    for listener in self._listeners:
+                        listener(application_id)
                 if self._stop.is_set():
                     return
                 log.warning("Docker event stream ended; reconnecting")
-            except _DOCKER_ERRORS as exc:
+            except DOCKER_ERRORS as exc:
                 if self._stop.is_set():
                     return
                 log.warning("Docker events unavailable (%s); retrying in %.0f s", exc, delay)
@@ -194,7 +201,7 @@ class HealthWatcher:
                     self.resync()
                 for application_id in due:
                     self.read_and_report(application_id)
-            except _DOCKER_ERRORS as exc:
+            except DOCKER_ERRORS as exc:
                 log.warning("cannot read container health (%s)", exc)
                 with self._changed:
                     retry = time.monotonic() + self._reconnect_max

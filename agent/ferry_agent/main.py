@@ -7,7 +7,8 @@ ferry-agent build-local-image  build the busybox image used where no registry is
 
 The first SIGTERM or SIGINT stops taking jobs: running ones finish (within
 FERRY_STOP_GRACE_SECONDS), waiting ones are handed back to the queue, and the agent exits 0. A
-second one exits at once.
+second one exits at once. When the API refuses the agent token (it was rotated or revoked), at
+start or at a heartbeat, the agent stops the same way and exits 3: it needs its new token.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from types import FrameType
 import docker
 from pydantic import ValidationError
 
-from ferry.domain.messages import AgentSession
+from ferry.domain.messages import AGENT_EXIT_TOKEN_REFUSED, AgentSession
 from ferry_agent.aws_access import AwsAccess
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig
-from ferry_agent.control_plane import ControlPlane, ControlPlaneError
+from ferry_agent.control_plane import ControlPlane, ControlPlaneError, TokenRefused
+from ferry_agent.drift import DriftWatcher
 from ferry_agent.health import HealthWatcher
+from ferry_agent.image_watch import ImageWatcher
 from ferry_agent.images import ImageUnavailable, build_local_busybox
+from ferry_agent.registry import DockerCredentials, RegistryClient
 from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
 from ferry_agent.worker import Worker
 
@@ -44,7 +48,7 @@ def _session_with_retry(control_plane: ControlPlane, stop_after: float) -> Agent
         try:
             return control_plane.session()
         except ControlPlaneError as exc:
-            if "refused the agent token" in str(exc) or time.monotonic() > deadline:
+            if isinstance(exc, TokenRefused) or time.monotonic() > deadline:
                 raise
             log.warning("%s; retrying in %.0f s", exc, delay)
             time.sleep(delay)
@@ -85,6 +89,9 @@ def run(config_file: Path | None = None) -> None:
     try:
         session = _session_with_retry(control_plane, stop_after=120)
         docker_host, tunnel = _docker_host(config)
+    except TokenRefused as exc:
+        print(f"ferry-agent: {exc}: start it with the agent's current token", file=sys.stderr)
+        sys.exit(AGENT_EXIT_TOKEN_REFUSED)
     except (ControlPlaneError, SshTunnelError) as exc:
         sys.exit(f"ferry-agent: {exc}")
     config.deployments_dir.mkdir(parents=True, exist_ok=True)
@@ -104,15 +111,31 @@ def run(config_file: Path | None = None) -> None:
         policy_bypass=config.policy_bypass,
         read_object=aws.read_bundle,
     )
+
+    def docker_client() -> docker.DockerClient:
+        if docker_host:
+            return docker.DockerClient(base_url=docker_host, use_ssh_client=False)
+        return docker.from_env()
+
+    drift = DriftWatcher(
+        docker_client,
+        control_plane,
+        config.deployments_dir,
+        check_seconds=config.drift_check_seconds,
+        debounce_seconds=config.health_debounce_seconds,
+    )
     watcher = HealthWatcher(
-        lambda: (
-            docker.DockerClient(base_url=docker_host, use_ssh_client=False)
-            if docker_host
-            else docker.from_env()
-        ),
+        docker_client,
         control_plane,
         debounce_seconds=config.health_debounce_seconds,
         resync_seconds=config.health_resync_seconds,
+        listeners=(drift.changed,),
+    )
+    images = ImageWatcher(
+        docker_client,
+        control_plane,
+        RegistryClient(DockerCredentials(config.docker_config)),
+        interval_seconds=config.image_check_seconds,
     )
     worker = Worker(
         aws,
@@ -121,10 +144,12 @@ def run(config_file: Path | None = None) -> None:
         poll_wait_seconds=config.poll_wait_seconds,
         stop_grace_seconds=config.stop_grace_seconds,
         contact=control_plane.heartbeat,
-        observer=watcher,
+        contact_every_seconds=config.heartbeat_seconds,
+        observers=(watcher, drift, images),
         request_is_current=lambda job: control_plane.request_is_current(
             job.request_id, job.application_id
         ),
+        on_hint=lambda hint: images.hint(hint.images),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -146,11 +171,19 @@ def run(config_file: Path | None = None) -> None:
     log.info("agent %s (%s)", session.name, session.agent_id)
     aws.start()
     watcher.start()
+    drift.start()
+    images.start()
     clean = worker.run_forever()
+    images.stop()
+    drift.stop()
     watcher.stop()
     aws.stop()
     if tunnel is not None:
         tunnel.close()
+    if worker.token_refused.is_set():
+        log.error("stopped: the Ferry API refused the agent token (rotated or revoked)")
+        logging.shutdown()
+        os._exit(AGENT_EXIT_TOKEN_REFUSED)
     log.info("stopped")
     if not clean:
         # A job thread is still inside compose; do not wait for it at interpreter exit.

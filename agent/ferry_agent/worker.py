@@ -15,6 +15,11 @@ a time per application, keep every held job alive, answer, then delete.
 - Stopping hands back what has not started (visibility 0: another agent process takes it at
   once) and lets running jobs finish within a grace period; what still runs then is stopped and
   handed back too.
+- A contact thread tells the control plane the agent is alive every `contact_every_seconds`. When
+  the API refuses the agent's token there (it was rotated or revoked), the agent stops as above:
+  it takes no job after that heartbeat, and `token_refused` tells its caller why it stopped.
+- A hint on the queue (the image webhook's "check these images now") holds no job: it is handed
+  to its handler and deleted at once.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,11 +42,13 @@ from ferry.domain.messages import (
     DeployMessage,
     DeployRequest,
     DeployResult,
+    ImageCheckHint,
     UndeployRequest,
     UndeployResult,
 )
 from ferry.domain.models import HealthStatus
 from ferry_agent.compose import DeployError, JobCancelled, Snapshot
+from ferry_agent.control_plane import TokenRefused
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -55,6 +62,8 @@ _ENDED_TASK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExis
 # a first heartbeat right after receipt can be refused as InvalidToken. Believe it after this.
 FIRST_CHECK_SECONDS = 3.0
 CONTACT_EVERY_SECONDS = 30.0
+# A full agent is woken when a job ends or it stops; this only bounds each wait.
+ROOM_CHECK_SECONDS = 30.0
 # After the grace period, how long stopped jobs get to wind down before the agent exits anyway.
 WIND_DOWN_SECONDS = 20.0
 # A new message keeps the queue's visibility timeout (30 s by default) until its first
@@ -71,7 +80,8 @@ class JobRunner(Protocol):
 
 
 class JobObserver(Protocol):
-    """Told when an application's job starts and ends (the health watcher holds off meanwhile)."""
+    """Told when an application's job starts and ends (the health and drift watchers hold off
+    meanwhile: the job decides what runs)."""
 
     def job_started(self, application_id: str) -> None: ...
 
@@ -143,9 +153,11 @@ class Worker:
         poll_wait_seconds: int = 20,
         stop_grace_seconds: float = 60,
         contact: Callable[[], None] | None = None,
-        observer: JobObserver | None = None,
+        contact_every_seconds: float = CONTACT_EVERY_SECONDS,
+        observers: Sequence[JobObserver] = (),
         retry_seconds: float = 5,
         request_is_current: Callable[[DeployRequest], bool] | None = None,
+        on_hint: Callable[[ImageCheckHint], None] | None = None,
     ) -> None:
         self.aws = aws
         self.runner = runner
@@ -153,11 +165,13 @@ class Worker:
         self.poll_wait_seconds = poll_wait_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.contact = contact  # "still alive" to the control plane
-        self.observer = observer
+        self.contact_every_seconds = contact_every_seconds
+        self.observers = tuple(observers)
+        self.on_hint = on_hint
         self.retry_seconds = retry_seconds
         self.request_is_current = request_is_current
         self.stopping = threading.Event()
-        self._last_contact = 0.0
+        self.token_refused = threading.Event()  # why it stopped: the API refused the token
         self._changed = threading.Condition()
         self._held: list[HeldJob] = []
         self._waiting: dict[str, deque[HeldJob]] = {}  # per application, in arrival order
@@ -177,6 +191,8 @@ class Worker:
         self._receiver = threading.Thread(target=self._receive_loop, name="receive", daemon=True)
         self._receiver.start()
         threading.Thread(target=self._keep_alive_loop, name="keeper", daemon=True).start()
+        if self.contact is not None:
+            threading.Thread(target=self._contact_loop, name="contact", daemon=True).start()
 
     def run_forever(self) -> bool:
         """Serve until `stop()`, then shut down; True when every job ended cleanly."""
@@ -237,8 +253,7 @@ class Worker:
 
     def _receive_loop(self) -> None:
         while not self.stopping.is_set():
-            self.keep_in_contact()
-            room = self._wait_for_room(CONTACT_EVERY_SECONDS)
+            room = self._wait_for_room(ROOM_CHECK_SECONDS)
             if room == 0:
                 continue
             try:
@@ -257,12 +272,27 @@ class Worker:
                 return 0
             return max(0, self.max_parallel_jobs - len(self._held))
 
+    def _contact_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.keep_in_contact()
+            self.stopping.wait(self.contact_every_seconds)
+
     def keep_in_contact(self) -> None:
-        if self.contact is None or time.monotonic() - self._last_contact < CONTACT_EVERY_SECONDS:
+        """One heartbeat to the control plane; a refused token stops the agent."""
+        if self.contact is None:
             return
         try:
             self.contact()
-            self._last_contact = time.monotonic()
+        except TokenRefused as exc:
+            log.error(
+                "%s: this agent's token was rotated or revoked. Taking no more jobs: waiting ones "
+                "are handed back, running ones get %g s to finish, then the agent exits. Start it "
+                "again with its new token.",
+                exc,
+                self.stop_grace_seconds,
+            )
+            self.token_refused.set()
+            self.stop()
         except Exception as exc:  # the control plane being away must not stop deploys
             log.warning("could not reach the control plane: %s", exc)
 
@@ -280,7 +310,11 @@ class Worker:
 
     def accept(self, message: Mapping[str, Any]) -> None:
         """Queue a received message behind its application's earlier jobs (or hand it back when
-        stopping)."""
+        stopping); a hint goes to its handler."""
+        hint = _hint(message["Body"])
+        if hint is not None:
+            self._take_hint(message, hint)
+            return
         try:
             deploy_message = DeployMessage.model_validate_json(message["Body"])
         except ValidationError as exc:
@@ -348,14 +382,14 @@ class Worker:
             self._delete(held)
             return
         log.info("%s started", held.describe())
-        if self.observer is not None:
-            self.observer.job_started(job.application_id)
+        for observer in self.observers:
+            observer.job_started(job.application_id)
         result: DeployResult | UndeployResult | None = None
         try:
             result = self._perform(held)
         finally:
-            if self.observer is not None:
-                self.observer.job_finished(
+            for observer in self.observers:
+                observer.job_finished(
                     job.application_id,
                     result.health if isinstance(result, DeployResult) else None,
                     removed=isinstance(result, UndeployResult) and result.success,
@@ -578,6 +612,16 @@ class Worker:
         self._handed_back.set()
         log.info("handed back %s", held.describe())
 
+    def _take_hint(self, message: Mapping[str, Any], hint: ImageCheckHint) -> None:
+        try:
+            self.aws.sqs().delete_message(
+                QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("could not delete a hint: %s", exc)  # it comes again: checking is cheap
+        if self.on_hint is not None:
+            self.on_hint(hint)
+
     def _reject_malformed(self, message: Mapping[str, Any], error: ValidationError) -> None:
         log.error("malformed job dropped: %s", error)
         try:
@@ -597,3 +641,17 @@ class Worker:
             )
         except (BotoCoreError, ClientError) as exc:
             log.warning("could not delete the malformed job: %s", exc)
+
+
+def _hint(body: str) -> ImageCheckHint | None:
+    """The hint a message carries, or None for a job (or anything else)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or parsed.get("kind") != ImageCheckHint().kind:
+        return None
+    try:
+        return ImageCheckHint.model_validate(parsed)
+    except ValidationError:
+        return None

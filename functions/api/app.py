@@ -1,7 +1,18 @@
 """API Gateway (HTTP API) → FastAPI through Mangum."""
 
+from typing import Any
+
 from mangum import Mangum
+from mangum.types import LambdaContext
 
 from ferry.api.app import create_app
+from ferry.aws.metrics import metrics
+from ferry.aws.tracing import tracer
 
-handler = Mangum(create_app(), lifespan="off")
+app = Mangum(create_app(), lifespan="off")
+
+
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app(event, context)

@@ -291,7 +291,8 @@ class Agent:
 def dispatch_machine(stack: LocalStack) -> str:
     """A state machine that does what DispatchToAgent does, with the job from its input: jobs
     reach the agent side by side, which the control plane's deploy slot never lets happen for one
-    application."""
+    application. It acts as the deploy state machine's role (moto checks IAM), which may send to
+    agents' queues."""
     definition = dispatch_definition(
         queue_url=None, heartbeat_seconds=TEST_HEARTBEAT_SECONDS, timeout_seconds=90
     )
@@ -299,7 +300,7 @@ def dispatch_machine(stack: LocalStack) -> str:
         boto3.client("stepfunctions").create_state_machine(
             name=f"e2e-agent-dispatch-{secrets.token_hex(3)}",
             definition=json.dumps(definition),
-            roleArn="arn:aws:iam::123456789012:role/e2e-agent-dispatch",
+            roleArn=stack.cloud.role_arn("DeployStateMachineRole"),
         )["stateMachineArn"]
     )
 
@@ -443,12 +444,16 @@ def test_agent_container_stopped_and_started_health_reported_by_watcher(
     container.stop(timeout=1)
 
     wait_for(_health(api, app.id, "unhealthy"), timeout=20, what="unhealthy after docker stop")
-    assert _logged(agent.log, app.id, "is unhealthy", "exited")
+    # The agent logs a report once it was taken, a moment after the API shows it.
+    wait_for(
+        lambda: _logged(agent.log, app.id, "is unhealthy", "exited"), timeout=5, what="the log"
+    )
 
     container.start()
 
     wait_for(_health(api, app.id, "healthy"), timeout=20, what="healthy after docker start")
-    assert get_application(api, app.id)["sync_status"] == "synced"
+    # The stop was drift too (tests/e2e/test_desired_state.py); started again, it is over.
+    wait_for_status(api, app.id, "synced", timeout=20)
 
 
 # --- crash and stop ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -116,13 +117,31 @@ def test_up_keeps_data_across_restart_and_ends_interrupted_deploys(tmp_path: Pat
     assert saved["api_url"] == f"http://127.0.0.1:{port}"
     assert f"Web page: {saved['api_url']}/#token={saved['token']}\n" in out  # one clickable line
 
-    # As if the stack had died mid-deploy: the snapshot holds the application as syncing.
-    snapshot_path = home / "state" / "tables.json"
-    snapshot = json.loads(snapshot_path.read_text())
-    for item in snapshot["ApplicationsTable"]:
-        if item["id"]["S"] == application["id"]:
-            item["sync_status"] = {"S": "syncing"}
-    snapshot_path.write_text(json.dumps(snapshot))
+    # As if the stack had died mid-deploy: the journal's last word on the application is that
+    # it is syncing, and on its deploy that it is running.
+    journal_path = home / "state" / "journal.jsonl"
+    items = [
+        change for line in journal_path.read_text().splitlines() for change in json.loads(line)
+    ]
+    [app_item] = [
+        (key, image)
+        for logical, key, image in items
+        if logical == "ApplicationsTable" and image["id"]["S"] == application["id"]
+    ]
+    [deploy_item] = [
+        (key, image)
+        for logical, key, image in items
+        if logical == "ApplicationEventsTable"
+        and image["application_id"]["S"] == application["id"]
+        and image["type"]["S"] == "deployment"
+    ]
+    app_item[1]["sync_status"] = {"S": "syncing"}
+    deploy_item[1]["status"] = {"S": "running"}
+    with journal_path.open("a") as journal:
+        journal.write(
+            json.dumps([["ApplicationsTable", *app_item], ["ApplicationEventsTable", *deploy_item]])
+            + "\n"
+        )
 
     process = _start_up(home, port)
     try:
@@ -137,13 +156,34 @@ def test_up_keeps_data_across_restart_and_ends_interrupted_deploys(tmp_path: Pat
         )
         with _api(home) as api:
             after = {path: api.get(path).json() for path in ("/repositories", "/agents")}
+            deployments = wait_for(
+                lambda: _finished_deployments(api, application["id"], at_least=2),
+                timeout=60,
+                what="the interrupted deploy to end and its redeploy to finish",
+            )
             restored = api.get(f"/applications/{application['id']}").json()
     finally:
-        _stop(process)
+        out = _stop(process)
     assert [r["id"] for r in after["/repositories"]] == [r["id"] for r in before["/repositories"]]
     assert [a["id"] for a in after["/agents"]] == [a["id"] for a in before["/agents"]]
+    redeploy, interrupted = deployments[:2]
+    assert (interrupted["status"], interrupted["error"]) == ("failed", "interrupted by restart")
+    assert redeploy["actor"] == "ferry up (after a restart)"
+    assert redeploy["request_id"] != interrupted["request_id"]
+    # No Docker here: the redeploy ends the way the first deploy did, never left syncing.
     assert restored["sync_status"] == "out_of_sync"
-    assert restored["last_sync_error"] == "interrupted by restart"
+    assert "1 deploy(s) interrupted, 1 started again" in out
+
+
+def _finished_deployments(
+    api: httpx.Client, application_id: str, *, at_least: int
+) -> list[dict[str, object]] | None:
+    """The application's deployment events, newest first, once `at_least` exist and none runs."""
+    items = api.get(f"/applications/{application_id}/events").json()["items"]
+    deployments = [e for e in items if e["type"] == "deployment"]
+    if len(deployments) < at_least or any(e["status"] == "running" for e in deployments):
+        return None
+    return deployments
 
 
 @pytest.mark.docker
@@ -213,10 +253,10 @@ def test_rotate_key_keeps_every_record_readable_across_restart(tmp_path: Path) -
         assert "Key rotated" in rotated.stdout
     assert (home / "secret.key").read_text() != old_key
     assert old_key in (home / "secret.key.previous").read_text()
-    snapshot = (home / "state" / "tables.json").read_text()
+    journal = (home / "state" / "journal.jsonl").read_text()
     assert (
         f"v1.{__import__('ferry.security.crypto', fromlist=['MasterKey']).MasterKey(old_key).kid}."
-        not in snapshot
+        not in journal
     )
 
     process = _start_up(home, port)
@@ -239,3 +279,43 @@ def test_rotate_key_keeps_every_record_readable_across_restart(tmp_path: Path) -
         _stop(process)
     assert [(a["id"], a["name"]) for a in after] == [(a["id"], a["name"]) for a in before]
     assert duplicate.status_code == 409
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_up_idle_uses_almost_no_cpu(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    # Enough records that reading them all now and then would show: 3000 rows of a feed nobody
+    # reads, kept the way stacks before the journal kept them (read once at start).
+    legacy = home / "state" / "tables.json"
+    legacy.parent.mkdir(parents=True)
+    filler = [
+        {"feed": {"S": "filler"}, "seq": {"N": str(n)}, "path": {"S": "/x"}, "kind": {"S": "x"}}
+        for n in range(3000)
+    ]
+    legacy.write_text(json.dumps({"ChangesTable": filler}))
+    process = _start_up(home, port)
+    try:
+        wait_for(lambda: (home / "local.json").exists(), timeout=60, what="local.json")
+        with _api(home) as api:
+            wait_for(
+                lambda: [
+                    a for a in api.get("/applications").json() if a["sync_status"] == "out_of_sync"
+                ],
+                timeout=60,
+                what="the sample's first deploy to end (no Docker here): then nothing is to do",
+            )
+        assert not legacy.exists()
+        journal = (home / "state" / "journal.jsonl").read_text().splitlines()
+        assert sum('"filler"' in line for line in journal) == 3000
+
+        before, started = _cpu_seconds(process.pid), time.monotonic()
+        time.sleep(5)  # the measurement's window, not a wait for work
+        used = (_cpu_seconds(process.pid) - before) / (time.monotonic() - started)
+    finally:
+        _stop(process)
+    assert used < 0.05, f"idle `ferry up` used {used:.1%} of a core"

@@ -26,12 +26,13 @@ import docker.errors
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core.authorization import disable_iam_authentication
 
 from ferry.domain.messages import AgentSession, AwsCredentials, DeployRequest
 from ferry.domain.models import HealthStatus
 from ferry_agent.aws_access import AwsAccess, refresh_at
 from ferry_agent.compose import JobCancelled, Snapshot
-from ferry_agent.control_plane import ReportRefused
+from ferry_agent.control_plane import ReportRefused, TokenRefused
 from ferry_agent.health import HealthWatcher
 from ferry_agent.worker import Worker
 from tests.helpers import dispatch_definition, wait_for
@@ -190,7 +191,12 @@ def session(**overrides: Any) -> AgentSession:
 @pytest.fixture
 def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    # moto's IAM checks are process-wide: a local stack started earlier in this test session (it
+    # turns them on) must not check this test's placeholder credentials.
+    with (
+        disable_iam_authentication(),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
         queue_url = boto3.client("sqs").create_queue(
             QueueName="ferry-agent-agt_1",
             Attributes={"VisibilityTimeout": str(QUEUE_VISIBILITY_SECONDS)},
@@ -391,6 +397,48 @@ def test_worker_control_plane_unreachable_keeps_job_running(harness: Harness) ->
 
     assert machine.output(dispatched)["success"] is True
     assert runner.seen("cancelled") == []
+
+
+class Heartbeats:
+    """The API's heartbeat route: answers until the agent's token is rotated, then refuses it."""
+
+    def __init__(self) -> None:
+        self.rotated = threading.Event()
+        self.refused = 0
+
+    def __call__(self) -> None:
+        if self.rotated.is_set():
+            self.refused += 1
+            raise TokenRefused("the Ferry API refused the agent token (401)")
+
+
+def test_worker_token_refused_at_heartbeat_takes_no_more_jobs_and_hands_back_waiting(
+    harness: Harness,
+) -> None:
+    runner, machine = harness.runner, harness.machine
+    heartbeats = Heartbeats()
+    worker = harness.worker(contact=heartbeats, contact_every_seconds=0.2)
+    outcome: list[bool] = []
+    serving = threading.Thread(target=lambda: outcome.append(worker.run_forever()))
+    serving.start()
+    machine.dispatch("app_a", 1)
+    wait_for(lambda: _started(runner, "app_a-1"), timeout=10, what="app_a-1 to start")
+    machine.dispatch("app_a", 2)
+    wait_for(lambda: harness.held() == 2, timeout=10, what="app_a-2 to be taken")
+
+    heartbeats.rotated.set()
+
+    wait_for(worker.token_refused.is_set, timeout=5, what="the refusal at the next heartbeat")
+    assert heartbeats.refused == 1
+    assert wait_for(harness.take_visible, timeout=10, what="app_a-2 handed back") == ["app_a-2"]
+    machine.dispatch("app_b", 1)
+    assert wait_for(harness.take_visible, timeout=10, what="app_b-1 left in the queue") == [
+        "app_b-1"
+    ]
+    runner.release("app_a-1")  # the running one may finish
+    serving.join(timeout=10)
+    assert outcome == [True]
+    assert runner.seen("start") == ["app_a-1"]
 
 
 class RefusingStepFunctions:

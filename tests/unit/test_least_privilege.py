@@ -97,7 +97,7 @@ def _dynamodb(env: str, operations: str, where: str) -> list[Call]:
 
 # pynamodb: get → GetItem, save → PutItem, update → UpdateItem, delete → DeleteItem, query →
 # Query, scan → Scan, batch_write → BatchWriteItem; a TransactWrite is checked per item (PutItem,
-# UpdateItem, DeleteItem, ConditionCheckItem); Powertools idempotency uses Get/Put/Update/Delete.
+# UpdateItem, DeleteItem, ConditionCheckItem).
 _CHANGE_FEED = [
     *_dynamodb("FERRY_COUNTERS_TABLE", "UpdateItem", "change feed: next sequence number"),
     *_dynamodb("FERRY_CHANGES_TABLE", "PutItem", "change feed: the change row"),
@@ -171,9 +171,12 @@ CALLS: dict[str, list[Call]] = {
         *_dynamodb("FERRY_DELIVERIES_TABLE", "PutItem Query", "webhook delivery log"),
         Call("sqs:CreateQueue", "agent-queue", "register an agent: its queue"),
         Call("sqs:DeleteQueue", "agent-queue", "remove an agent: its queue"),
+        Call("sqs:SendMessage", "agent-queue", "image webhook: a check hint on the agent's queue"),
         Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "remove an app"),
         Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "removal"),
         Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "a deploy"),
+        Call("states:DescribeExecution", "execution:FERRY_SYNC_STATE_MACHINE_ARN", "a sync job"),
+        Call("states:GetExecutionHistory", "execution:FERRY_SYNC_STATE_MACHINE_ARN", "its path"),
         Call("states:GetExecutionHistory", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "its path"),
         Call("states:StopExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "cancel a deploy"),
         Call("sts:AssumeRole", "env:FERRY_AGENT_ROLE_ARN", "an agent's session credentials"),
@@ -181,29 +184,47 @@ CALLS: dict[str, list[Call]] = {
     ],
     "SyncWorkerFunction": [
         *_SYNC_TRIGGER,
+        Call("states:StartExecution", "machine:FERRY_SYNC_STATE_MACHINE_ARN", "one per sync job"),
+    ],
+    "PlanSyncFunction": [
+        *_MASTER_SECRET,
+        *_STATUS_CHOKEPOINT,
+        *_NOTIFY,
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "the job's progress"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "the repository's sync"),
+        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
+    ],
+    "SyncBatchFunction": [
         *_MASTER_SECRET,
         *_STATUS_CHOKEPOINT,
         *_NOTIFY,
         *_START_DEPLOY,
-        *_dynamodb(
-            "FERRY_IDEMPOTENCY_TABLE",
-            "GetItem PutItem UpdateItem DeleteItem",
-            "one run per job id (Powertools idempotency)",
-        ),
-        *_dynamodb("FERRY_JOBS_TABLE", "GetItem UpdateItem", "the job's progress"),
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem UpdateItem", "the repository's sync"),
-        *_dynamodb("FERRY_APPLICATIONS_TABLE", "UpdateItem", "record the compose file, commit"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
         *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem", "the stored bundle's files, reused"),
-        Call("dynamodb:Query", "index:FERRY_APPLICATIONS_TABLE/by_repository", "a repo's apps"),
         Call("s3:PutObject", "object:bundles/app_1/d.tar.gz.sealed", "keep a large bundle"),
         Call("s3:GetObject", "object:bundles/app_1/d.tar.gz.sealed", "reuse its files"),
         Call("s3:DeleteObject", "object:bundles/app_1/d.tar.gz.sealed", "drop the replaced one"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
+    ],
+    "EndSyncFunction": [
+        *_MASTER_SECRET,
+        *_CHANGE_FEED,
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "the job ends"),
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "UpdateItem", "the repository's sync ends"),
     ],
     "PollerFunction": [
         *_MASTER_SECRET,
         *_CHANGE_FEED,
         *_QUEUE_SYNC,
+        *_STATUS_CHOKEPOINT,
+        *_START_DEPLOY,
         *_dynamodb("FERRY_REPOSITORIES_TABLE", "Scan GetItem UpdateItem", "due repositories"),
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "end a dead-lettered job"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "Scan", "the sweep: applications stuck syncing"),
+        Call("sqs:ReceiveMessage", "queue:FERRY_SYNC_DEAD_LETTER_QUEUE_URL", "dead-lettered jobs"),
+        Call("states:DescribeExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "the sweep"),
+        Call("states:DescribeExecution", "execution:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "the sweep"),
+        Call("states:StartExecution", "machine:FERRY_UNDEPLOY_STATE_MACHINE_ARN", "the sweep"),
     ],
     "MarkInProgressFunction": [
         *_MASTER_SECRET,

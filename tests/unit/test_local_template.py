@@ -71,6 +71,9 @@ def test_build_plan_functions_mapped_to_importable_handlers(plan: LocalPlan) -> 
         "PollerFunction": ("functions.poller.app", "handler"),
         "AcquireDeploySlotFunction": ("functions.deploy_tasks.app", "acquire_deploy_slot"),
         "NotifyFunction": ("functions.deploy_tasks.app", "notify"),
+        "PlanSyncFunction": ("functions.sync_tasks.app", "plan"),
+        "SyncBatchFunction": ("functions.sync_tasks.app", "batch"),
+        "EndSyncFunction": ("functions.sync_tasks.app", "end"),
     }
 
     assert {
@@ -83,11 +86,9 @@ def test_build_plan_functions_mapped_to_importable_handlers(plan: LocalPlan) -> 
 
 
 def test_build_plan_deploy_state_machine_definition_and_substitutions(plan: LocalPlan) -> None:
-    assert [machine.logical_id for machine in plan.state_machines] == [
-        "UndeployStateMachine",
-        "DeployStateMachine",
-    ]
-    machine = plan.state_machines[1]
+    machines = {machine.logical_id: machine for machine in plan.state_machines}
+    assert set(machines) == {"SyncStateMachine", "DeployStateMachine", "UndeployStateMachine"}
+    machine = machines["DeployStateMachine"]
 
     assert machine.definition_path == ROOT / "functions" / "statemachines" / "deploy.asl.json"
     assert machine.definition_path.is_file()
@@ -130,7 +131,7 @@ def test_build_plan_stack_template_keeps_no_locally_handled_resource(plan: Local
 def test_build_plan_state_machine_references_become_markers(plan: LocalPlan) -> None:
     resources = plan.stack_template["Resources"]
 
-    for function in ("ApiFunction", "SyncWorkerFunction"):
+    for function in ("ApiFunction", "SyncBatchFunction"):
         variables = resources[function]["Properties"]["Environment"]["Variables"]
         arn = variables["FERRY_DEPLOY_STATE_MACHINE_ARN"]
         assert is_marker(arn)
@@ -139,6 +140,7 @@ def test_build_plan_state_machine_references_become_markers(plan: LocalPlan) -> 
     assert markers
     # The API's alarm and the dashboard name the HTTP API, which uvicorn stands in for locally.
     assert {marker_target(marker)[0] for marker in markers} == {
+        "SyncStateMachine",
         "DeployStateMachine",
         "UndeployStateMachine",
         "EncryptionSecret",

@@ -214,3 +214,11 @@ def test_describe_transport_error_huge_cause_truncated() -> None:
 
     assert reason.startswith("deploy finished without a result: Boom: xxx")
     assert len(reason) < 600
+
+
+def test_sync_job_of_request_started_by_a_sync_job() -> None:
+    from ferry.deploy.start import deploy_request_id, sync_job_of
+
+    request = deploy_request_id("app_0123456789abcdef", "a" * 40, "job_fedcba9876543210")
+    assert sync_job_of(request) == "job_fedcba9876543210"
+    assert sync_job_of(deploy_request_id("app_1", "b" * 40, "redeploy_1234")) is None

@@ -72,7 +72,7 @@ def test_alarms_every_function_errors_and_throttles(cfn: Deployment) -> None:
     watched = _watched(cfn)
     functions = _of_type(cfn.template, "AWS::Lambda::Function")
 
-    assert len(functions) == 8
+    assert len(functions) == 11
     for logical_id in functions:
         name = cfn.ref(logical_id)
         assert ("AWS/Lambda", "Errors", name) in watched, logical_id

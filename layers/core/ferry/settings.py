@@ -2,20 +2,27 @@
 
 Lambda gets these from template.yaml; the local stack sets them from the same template after it
 has deployed it into moto. Nothing else in the code reads os.environ for configuration.
+
+Every field is one plain value from one variable, so a plain pydantic model reads them:
+pydantic-settings loads all of its sources (dotenv, CLI parsing, cloud secret stores) when
+imported, which lengthened every function's cold start by about half of what `import pydantic,
+boto3` takes (`make bench`).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+PREFIX = "FERRY_"
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Control-plane settings; every field maps to an upper-case FERRY_ variable."""
 
-    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     repositories_table: str = "ferry-repositories"
     applications_table: str = "ferry-applications"
@@ -26,11 +33,12 @@ class Settings(BaseSettings):
     changes_table: str = "ferry-changes"
     counters_table: str = "ferry-counters"
     notification_targets_table: str = "ferry-notification-targets"
-    idempotency_table: str = "ferry-idempotency"
     jobs_table: str = "ferry-jobs"
     deliveries_table: str = "ferry-deliveries"
 
     sync_queue_url: str = ""
+    sync_dead_letter_queue_url: str = ""  # the poller's sweep reads it
+    sync_state_machine_arn: str = ""
     deploy_state_machine_arn: str = ""
     undeploy_state_machine_arn: str = ""
     agent_queue_prefix: str = "ferry-agent-"
@@ -53,6 +61,9 @@ class Settings(BaseSettings):
     # execution, had its start lost (a crash between recording the request and starting it):
     # the poller's sweep starts it again.
     deploy_start_grace_seconds: int = Field(default=60, ge=0)
+    # Applications per Map iteration of the repository sync: a few transitions per batch, not per
+    # application (template.yaml sets the Map's MaxConcurrency).
+    sync_batch_size: int = Field(default=25, ge=1, le=200)
 
     # How long DELETE /applications/{id} waits for the agent before answering 202.
     removal_wait_seconds: float = 20
@@ -91,5 +102,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+    """The process's settings, read once from FERRY_* variables (any case, as pydantic-settings
+    reads them); values are validated and converted by the model."""
+    return Settings.model_validate(
+        {
+            name[len(PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(PREFIX)
+        }
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +13,7 @@ from ferry.domain.models import (
     EventStatus,
     EventType,
     HealthStatus,
+    ImageUpdates,
     Provider,
     RepositoryCredentials,
     RepositorySyncStatus,
@@ -122,6 +124,13 @@ class AgentCreated(AgentOut, AgentToken):
     pass
 
 
+class ImageWebhook(BaseModel):
+    webhook_url: str = Field(
+        description="Where registries POST image pushes; it holds the token: shown once, now."
+    )
+    token: str = Field(description="Also the secret that signs GitHub's package deliveries.")
+
+
 class ApplicationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -136,6 +145,16 @@ class ApplicationIn(BaseModel):
         "the compose file's own: a parent of it, `.` for the repository root.",
     )
     notification_ids: list[str] = Field(default_factory=list)
+    image_updates: ImageUpdates = Field(
+        default=ImageUpdates.OFF,
+        description="When a running image's tag moves in its registry: `off`, `notify` the "
+        "targets, or `deploy` it (one image redeploy a minute at most).",
+    )
+    self_heal: bool = Field(
+        default=False,
+        description="Redeploy when the host drifts from what was deployed (at most 3 times "
+        "in 10 minutes).",
+    )
 
 
 class ApplicationPatch(BaseModel):
@@ -149,6 +168,10 @@ class ApplicationPatch(BaseModel):
     )
     agent_id: str | None = None
     notification_ids: list[str] | None = None
+    image_updates: ImageUpdates | None = None
+    self_heal: bool | None = Field(
+        default=None, description="`true` also resumes healing the flap guard stopped."
+    )
 
 
 class ApplicationOut(BaseModel):
@@ -183,6 +206,11 @@ class ApplicationOut(BaseModel):
     last_synced_at: datetime | None
     last_sync_error: str | None
     notification_ids: list[str]
+    image_updates: ImageUpdates
+    self_heal: bool
+    self_heal_stopped_at: datetime | None = Field(
+        description="When the flap guard stopped healing (null while healing works)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -282,3 +310,26 @@ class NotificationTestResult(BaseModel):
 class Health(BaseModel):
     status: str = "ok"
     version: str
+
+
+class ExecutionOut(BaseModel):
+    name: str
+    status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.")
+    path: list[str] = Field(description="The states entered, in order.")
+
+
+class JobOut(BaseModel):
+    id: str
+    repository_id: str
+    trigger: Trigger
+    status: str = Field(description="queued, running, succeeded or failed.")
+    branch: str | None = None
+    commit: str | None = None
+    actor: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    execution: ExecutionOut | None = Field(
+        default=None, description="The job's repository-sync execution (None until it starts)."
+    )

@@ -31,6 +31,10 @@ def _execution_arn(machine_arn: str, name: str) -> str:
     return machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
+def sync_execution_arn(job_id: str) -> str:
+    return _execution_arn(get_settings().sync_state_machine_arn, job_id)
+
+
 def deploy_execution_arn(request_id: str) -> str:
     return _execution_arn(get_settings().deploy_state_machine_arn, request_id)
 
@@ -78,19 +82,29 @@ def execution_status(execution_arn: str) -> tuple[str, dict[str, Any]]:
 
 def describe_deploy(request_id: str) -> ExecutionView:
     """Status, path and output of the deploy execution named `request_id`."""
+    return describe_execution(deploy_execution_arn(request_id), f"deploy {request_id}")
+
+
+def describe_sync(job_id: str) -> ExecutionView:
+    """Status, path and output of the repository-sync execution of sync job `job_id`."""
+    return describe_execution(sync_execution_arn(job_id), f"sync {job_id}")
+
+
+def describe_execution(arn: str, what: str) -> ExecutionView:
+    """Status, the states entered in order (as the console shows them) and output."""
     client = aws.stepfunctions()
-    arn = deploy_execution_arn(request_id)
+    name = arn.rsplit(":", 1)[-1]
     try:
         execution = client.describe_execution(executionArn=arn)
         events: list[Any] = []
         for page in client.get_paginator("get_execution_history").paginate(executionArn=arn):
             events.extend(page["events"])
     except client.exceptions.ExecutionDoesNotExist as exc:
-        raise NotFound(f"deploy {request_id} not found") from exc
+        raise NotFound(f"{what} not found") from exc
     except (BotoCoreError, ClientError) as exc:
-        raise TransientError(f"could not read deploy {request_id}: {exc}") from exc
+        raise TransientError(f"could not read {what}: {exc}") from exc
     path = [
         e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
     ]
     output = json.loads(execution["output"]) if execution.get("output") else None
-    return ExecutionView(name=request_id, status=execution["status"], path=path, output=output)
+    return ExecutionView(name=name, status=execution["status"], path=path, output=output)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ferry import aws
-from ferry.domain.messages import SyncJob
+from ferry.domain.messages import ImageCheckHint, SyncJob
 from ferry.errors import TransientError
 from ferry.settings import get_settings
 
@@ -51,3 +51,35 @@ def delete_agent_queue(queue_url: str) -> None:
         aws.sqs().delete_queue(QueueUrl=queue_url)
     except (BotoCoreError, ClientError) as exc:
         raise TransientError(f"the agent's queue could not be deleted: {exc}") from exc
+
+
+def dead_sync_jobs(max_messages: int = 10) -> list[SyncJob]:
+    """Sync jobs waiting in the sync queue's dead-letter queue (left there for operators to
+    redrive: each is hidden for a while after it is read, so a sweep every minute reads new ones).
+    Messages that are not sync jobs are skipped."""
+    url = get_settings().sync_dead_letter_queue_url
+    if not url:
+        return []
+    try:
+        messages = (
+            aws.sqs()
+            .receive_message(QueueUrl=url, MaxNumberOfMessages=max_messages, VisibilityTimeout=300)
+            .get("Messages", [])
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not read the sync dead-letter queue: {exc}") from exc
+    jobs = []
+    for message in messages:
+        try:
+            jobs.append(SyncJob.model_validate_json(message["Body"]))
+        except ValueError:
+            continue
+    return jobs
+
+
+def send_agent_hint(queue_url: str, hint: ImageCheckHint) -> None:
+    """Put a hint on an agent's own queue (no task token: nothing waits for an answer)."""
+    try:
+        aws.sqs().send_message(QueueUrl=queue_url, MessageBody=hint.model_dump_json())
+    except (BotoCoreError, ClientError) as exc:
+        raise TransientError(f"could not reach the agent's queue: {exc}") from exc

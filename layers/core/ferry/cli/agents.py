@@ -24,7 +24,8 @@ from ferry.cli.output import (
 from ferry.cli.resolve import AGENT, resolve
 
 app = typer.Typer(
-    help="Agents (hosts): add, list, show, rotate their token, remove.", no_args_is_help=True
+    help="Agents (hosts): add, list, show, rotate their token, image webhook, remove.",
+    no_args_is_help=True,
 )
 
 AgentArgument = Annotated[str, typer.Argument(help="Agent id or exact name.")]
@@ -120,6 +121,32 @@ def rotate_token(agent: AgentArgument, yes: YesOption = False, as_json: JsonOpti
         return
     say(f"New token for agent {found['name']} ({found['id']}).", "green")
     _print_token(api_url, found["id"], rotated["token"])
+
+
+@app.command("image-webhook")
+def image_webhook(
+    agent: AgentArgument, yes: YesOption = False, as_json: JsonOption = False
+) -> None:
+    """A new image webhook URL for the agent (shown once; a previous one stops working).
+
+    Registries POST image pushes there (Docker Hub, GitHub packages, or `{"image": ...}`); the
+    agent then checks those images at once for its applications with image updates on.
+    """
+    with session() as client:
+        found = resolve(client, AGENT, agent)
+        confirm(
+            f"Make a new image webhook URL for agent {found['name']}? A previous one stops "
+            "working.",
+            yes,
+        )
+        issued = client.post(f"/agents/{found['id']}/image-webhook")
+    if as_json:
+        print_json(issued)
+        return
+    print_secret(
+        "Image webhook URL", issued["webhook_url"], again=f"ferry agent image-webhook {found['id']}"
+    )
+    say("For GitHub package events, use the token after /images/ as the webhook's secret.")
 
 
 @app.command("rm")

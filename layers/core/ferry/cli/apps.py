@@ -26,17 +26,43 @@ from ferry.cli.output import (
     when,
 )
 from ferry.cli.resolve import AGENT, APPLICATION, NOTIFICATION, REPOSITORY, resolve
+from ferry.domain.models import ImageUpdates
 
 app = typer.Typer(
     help="Applications: add, list, show, change, deploy, history, remove.", no_args_is_help=True
 )
 
 ApplicationArgument = Annotated[str, typer.Argument(help="Application id or exact name.")]
+ImageUpdatesOption = Annotated[
+    ImageUpdates | None,
+    typer.Option(
+        "--image-updates",
+        help="When a running image's tag moves in its registry: off, notify, or deploy.",
+        show_default=False,
+    ),
+]
+SelfHealOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--self-heal/--no-self-heal",
+        help="Redeploy when the host drifts from what was deployed (--self-heal also resumes "
+        "healing the flap guard stopped).",
+        show_default=False,
+    ),
+]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait at most.", min=1)]
 
 # The API itself waits up to ~20 s for the agent to tear an application down.
 REMOVAL_REQUEST_SECONDS = 90.0
 POLL_SECONDS = 0.5
+
+
+def _automation(image_updates: ImageUpdates | None, self_heal: bool | None) -> dict[str, Any]:
+    settings = {
+        "image_updates": image_updates.value if image_updates else None,
+        "self_heal": self_heal,
+    }
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _names(client: ApiClient) -> tuple[dict[str, str], dict[str, str]]:
@@ -77,6 +103,8 @@ def add(
         list[str] | None,
         typer.Option("--notify", "-n", help="Notification target id or name (repeatable)."),
     ] = None,
+    image_updates: ImageUpdatesOption = None,
+    self_heal: SelfHealOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register an application; its first sync and deploy start at once."""
@@ -89,6 +117,7 @@ def add(
             "path": path,
             **({"root": root} if root is not None else {}),
             "notification_ids": [resolve(client, NOTIFICATION, n)["id"] for n in notify or []],
+            **_automation(image_updates, self_heal),
         }
         created = client.post("/applications", body)
     if as_json:
@@ -180,10 +209,20 @@ def show_(application: ApplicationArgument, as_json: JsonOption = False) -> None
                     "notifications",
                     ", ".join(targets.get(t, t) for t in found["notification_ids"]) or "none",
                 ),
+                ("image updates", found["image_updates"]),
+                ("self-heal", _self_heal(found)),
                 ("created", when(found["created_at"])),
             ]
         )
     )
+
+
+def _self_heal(application: dict[str, Any]) -> str:
+    if not application["self_heal"]:
+        return "off"
+    if application["self_heal_stopped_at"]:
+        return f"stopped by the flap guard {when(application['self_heal_stopped_at'])}"
+    return "on"
 
 
 def _change(client: ApiClient, found: dict[str, Any], body: dict[str, Any], as_json: bool) -> None:
@@ -210,18 +249,24 @@ def set_(
             "file's own).",
         ),
     ] = None,
+    image_updates: ImageUpdatesOption = None,
+    self_heal: SelfHealOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rename an application or point it at another branch, compose file or root (synced at
-    once)."""
+    """Rename an application, point it at another branch, compose file or root (synced at
+    once), or change what image updates and drift do to it."""
     body: dict[str, Any] = {
         k: v for k, v in {"name": name, "branch": branch, "path": path}.items() if v
     }
     if root is not None:
         body["root"] = root
+    body.update(_automation(image_updates, self_heal))
     with session() as client:
         if not body:
-            raise CliError("nothing to change: pass --name, --branch, --path or --root")
+            raise CliError(
+                "nothing to change: pass --name, --branch, --path, --root, --image-updates or "
+                "--[no-]self-heal"
+            )
         _change(client, resolve(client, APPLICATION, application), body, as_json)
 
 

@@ -96,6 +96,9 @@ def _print_banner(stack: Any, state: Any, seconds: float) -> None:
     table.add_row("agent", f"local  (log: {home / 'logs' / 'agent.log'})")
     table.add_row("sample repo", f"{state.sample_path}  ({state.sample_repository.id})")
     table.add_row("sample image", state.sample_image_note)
+    recovered = stack.cloud.recovery.summary() if stack.cloud.recovery else None
+    if recovered:
+        table.add_row("after restart", recovered)
     table.add_row(
         "application",
         f"{state.sample_application.name}  ({state.sample_application.path} on "
@@ -223,4 +226,9 @@ def main() -> None:
     # The local stack runs the Lambda handlers in this process: keep their JSON logs to warnings
     # unless asked (FERRY_LOG_LEVEL=INFO), so the terminal shows what a person wants to read.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("FERRY_LOG_LEVEL", "WARNING"))
+    # Their CloudWatch metrics (EMF lines) likewise, unless the log level asks for detail.
+    os.environ.setdefault(
+        "POWERTOOLS_METRICS_DISABLED",
+        "false" if os.environ["POWERTOOLS_LOG_LEVEL"] in ("DEBUG", "INFO") else "true",
+    )
     app()

@@ -16,6 +16,7 @@ from ferry.domain.models import (
     ApplicationSyncStatus,
     EventStatus,
     EventType,
+    Trigger,
     utcnow,
 )
 from ferry.errors import PermanentError
@@ -67,7 +68,8 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
                 trigger=deploy_input.trigger,
                 status=EventStatus.RUNNING,
                 commit=deploy_input.commit,
-                message=f"deploying {deploy_input.commit[:12]}",
+                message=f"deploying {deploy_input.commit[:12]}"
+                + (f" ({deploy_input.reason})" if deploy_input.reason else ""),
                 request_id=deploy_input.request_id,
                 actor=deploy_input.actor,
             )
@@ -81,6 +83,8 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
         compose_path=application.path,
         compose_file=application.compose_file,
         heartbeat_seconds=deploy_input.heartbeat_seconds,
+        # An image update exists to run the new images: it must pull them, whoever restarts it.
+        pull=deploy_input.trigger is Trigger.IMAGE_UPDATE,
     )
     request = _with_bundle(request, application)
     return {"request": request.model_dump(mode="json"), "marked_at": utcnow().isoformat()}

@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from ferry.aws.metrics import count_deploy
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import DeployInput
 from ferry.domain.models import EventStatus, utcnow
@@ -87,6 +88,7 @@ def record_outcome(
         EventStatus.SUCCEEDED if change.kind is OutcomeKind.SUCCEEDED else EventStatus.FAILED,
         error=change.last_sync_error,
     )
+    count_deploy(change.kind)
     return {
         "applied": True,
         "outcome": change.kind.value,

@@ -27,14 +27,28 @@ def deploy_request_id(application_id: str, commit: str, job_id: str) -> str:
     return f"{application_id}-{commit[:12]}-{job_id}"[:_EXECUTION_NAME_LIMIT]
 
 
+def sync_job_of(request_id: str) -> str | None:
+    """The sync job a deploy request was started by (its id ends the request's name), or None
+    for a request no sync job started (a redeploy, a rollback's own deploy)."""
+    parts = request_id.split("-", 2)
+    job_id = parts[2] if len(parts) == 3 else ""
+    return job_id if job_id.startswith("job_") else None
+
+
 def start_deploy(
-    application: Application, request_id: str, trigger: Trigger, *, actor: str | None = None
+    application: Application,
+    request_id: str,
+    trigger: Trigger,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> None:
     """Start the deploy execution for the application's desired commit (its target).
 
     The caller has already made `request_id` the application's current request (and marked it
     `syncing`, in the same write). Starting the same request twice is harmless: Step Functions
-    refuses the duplicate name.
+    refuses the duplicate name. `reason` (why an automatic deploy runs) goes into its history
+    event.
     """
     commit = application.desired_commit
     if commit is None:
@@ -56,6 +70,7 @@ def start_deploy(
         timeout_seconds=settings.deploy_timeout_seconds,
         heartbeat_seconds=settings.deploy_heartbeat_seconds,
         actor=actor,
+        reason=reason,
     )
     if not start_execution(
         settings.deploy_state_machine_arn, request_id, deploy_input.model_dump_json()

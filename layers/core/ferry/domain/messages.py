@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ferry.domain.models import HealthStatus, Trigger, new_id, utcnow
+from ferry.domain.models import HealthStatus, ImageUpdates, Trigger, new_id, utcnow
 
 
 class SyncJob(BaseModel):
@@ -39,6 +39,8 @@ class SyncJob(BaseModel):
     branch: str | None = None
     application_id: str | None = None
     commit: str | None = None
+    # A pushed tag: the sync moves the branches that contain `commit`, each to its head.
+    tag: str | None = None
     delivery_id: str | None = None
     actor: str | None = None
     requested_at: datetime = Field(default_factory=utcnow)
@@ -56,6 +58,8 @@ class SyncJob(BaseModel):
             return f"delivery:{self.repository_id}:{self.delivery_id}"
         if self.commit:
             scope = f"{self.branch}:{self.application_id}" if self.application_id else self.branch
+            if self.tag:
+                scope = f"tag:{self.tag}"
             return f"commit:{self.repository_id}:{scope}:{self.commit}"
         return None
 
@@ -72,6 +76,8 @@ class DeployInput(BaseModel):
     timeout_seconds: int
     heartbeat_seconds: int
     actor: str | None = None
+    # Why an automatic deploy runs (which images moved, what drifted): said in its history event.
+    reason: str | None = None
 
 
 class BundleObject(BaseModel):
@@ -113,6 +119,11 @@ class DeployRequest(BaseModel):
     compose_path: str
     compose_file: str = Field(repr=False)
     heartbeat_seconds: int
+    pull: bool = Field(
+        default=False,
+        description="Fetch every image even if this host has it: a pull that fails fails the "
+        "deploy (an image update must not end running the old image).",
+    )
     bundle: BundleRef | None = None
 
 
@@ -212,6 +223,11 @@ class AgentSession(BaseModel):
     )
 
 
+# The agent's exit status when the API refuses its token (rotated or revoked): whoever runs the
+# agent learns that it needs a new token, not just a restart.
+AGENT_EXIT_TOKEN_REFUSED = 3
+
+
 class RequestState(BaseModel):
     """Whether a deploy request is still its application's current one."""
 
@@ -227,3 +243,75 @@ class HealthReport(BaseModel):
     application_id: str
     health_status: HealthStatus
     detail: str | None = None
+
+
+class AgentApplication(BaseModel):
+    """One of the agent's applications with what the agent watches for it."""
+
+    application_id: str
+    project_name: str
+    image_updates: ImageUpdates
+
+
+class DriftReport(BaseModel):
+    """An agent's report that what runs differs from what it deployed (or no longer does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    application_id: str
+    commit: str | None = Field(default=None, description="The commit the agent deployed.")
+    differences: list[str] = Field(
+        default_factory=list,
+        description='What differs, e.g. "web stopped"; empty: back at the deployed state.',
+        max_length=50,
+    )
+
+
+class ImageChange(BaseModel):
+    """A service whose image tag now names another digest in its registry."""
+
+    service: str
+    image: str = Field(description="The reference the service runs, e.g. registry/app:latest.")
+    running_digest: str
+    registry_digest: str
+
+    def describe(self) -> str:
+        """E.g. "web: registry/app:latest sha256:1a2b3c4d5e6f → sha256:6f5e4d3c2b1a"."""
+        moved = f"{_short(self.running_digest)} → {_short(self.registry_digest)}"
+        return f"{self.service}: {self.image} {moved}"
+
+
+def _short(digest: str) -> str:
+    algorithm, _, value = digest.rpartition("@")[2].partition(":")
+    return f"{algorithm}:{value[:12]}" if value else digest[:19]
+
+
+class ImageReport(BaseModel):
+    """An agent's image check of one application: the services whose digest moved, or why the
+    check could not be made."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    application_id: str
+    changes: list[ImageChange] = Field(default_factory=list, max_length=50)
+    error: str | None = None
+
+
+class ImageReportAnswer(BaseModel):
+    """What the control plane did with an image report."""
+
+    action: Literal["deployed", "notified", "debounced", "recorded", "ignored"]
+    request_id: str | None = None
+    retry_after_seconds: int | None = Field(
+        default=None, description="With `debounced`: report again after this long."
+    )
+
+
+class ImageCheckHint(BaseModel):
+    """Put on an agent's queue by the image webhook: check these images now (no task token:
+    nothing waits for an answer)."""
+
+    kind: Literal["check_images"] = "check_images"
+    images: list[str] = Field(
+        default_factory=list, description="References to check; empty: every watched image."
+    )

@@ -75,6 +75,11 @@ class Trigger(StrEnum):
     POLLING = "polling"
     MANUAL = "manual"
     APPLICATION_CREATED = "application_created"
+    # Decided on the host's behalf: a registry moved an image tag, the agent saw the host differ
+    # from what was deployed, or healed that difference.
+    IMAGE_UPDATE = "image_update"
+    DRIFT = "drift"
+    SELF_HEAL = "self_heal"
 
     @classmethod
     def _missing_(cls, value: object) -> Trigger | None:
@@ -88,6 +93,16 @@ class EventType(StrEnum):
     COMMIT_SYNC = "commit_sync"
     DEPLOYMENT = "deployment"
     PIN = "pin"  # a rollback pinned the application, or an unpin released it
+    DRIFT = "drift"  # the host differs from what was deployed (failed), or is back (succeeded)
+    IMAGE_UPDATE = "image_update"  # a registry digest moved (notified), or could not be read
+
+
+class ImageUpdates(StrEnum):
+    """What a moved registry digest of a running image does to its application."""
+
+    OFF = "off"
+    NOTIFY = "notify"  # tell the notification targets
+    DEPLOY = "deploy"  # redeploy the recorded commit with fresh pulls
 
 
 class EventStatus(StrEnum):
@@ -190,6 +205,13 @@ class Application(BaseModel):
     # Set once a delete is accepted: nothing may deploy the application any more.
     removal_request_id: str | None = None
     notification_ids: list[str] = Field(default_factory=list)
+    image_updates: ImageUpdates = ImageUpdates.OFF
+    self_heal: bool = False
+    # Automation state: the last image-update redeploy (one a minute), the recent self-heals
+    # (the flap guard's window) and when the guard stopped healing.
+    image_deployed_at: datetime | None = None
+    self_heal_at: list[datetime] = Field(default_factory=list)
+    self_heal_stopped_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -206,7 +228,8 @@ class Application(BaseModel):
 
 
 class ApplicationEvent(BaseModel):
-    """One entry of an application's history (a commit sync or a deployment)."""
+    """One entry of an application's history (a commit sync, a deployment, drift on its host,
+    an image update)."""
 
     id: str = Field(default_factory=lambda: new_id("evt"))
     seq: int = 0  # its number in the application's history (assigned when stored)

@@ -58,12 +58,13 @@ def describe_transport_error(
         return f"agent stopped responding (no heartbeat for {heartbeat_seconds} s)"
     if name == "States.Timeout":
         return f"agent did not answer within {timeout_seconds} s (is it running?)"
-    detail = _cause_message(cause)
+    detail = cause_message(cause)
     return f"deploy finished without a result: {name}" + (f": {detail}" if detail else "")
 
 
-def _cause_message(cause: str) -> str:
-    # Lambda errors arrive as a JSON cause ({"errorMessage": ..., "errorType": ...}).
+def cause_message(cause: str) -> str:
+    """The readable part of a Step Functions error's cause: Lambda errors arrive as a JSON cause
+    ({"errorMessage": ..., "errorType": ...}); anything else is kept, shortened."""
     try:
         parsed = json.loads(cause)
     except ValueError:

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from ferry.domain.models import CredentialKind, Provider, Repository, RepositoryCredentials
 from ferry.errors import GitError, InvalidInput
 from ferry.git.source import GitSource, UnavailableSource, local_path_of
-from ferry.outbound.http import check_literal_destination
 
-# The adapters are imported when first needed: a Lambda that never reads a repository over the
-# network does not pay for paramiko and the REST clients at cold start.
+# The adapters (and the outbound HTTP client, httpx) are imported when first needed: a Lambda
+# that never reads a repository over the network does not pay for paramiko, httpx and the REST
+# clients at cold start.
 
 
 def unsupported_reason(url: str, provider: Provider) -> str | None:
@@ -34,6 +34,8 @@ def unsupported_reason(url: str, provider: Provider) -> str | None:
             host = urlsplit(url.strip()).hostname or parse_repository_url(url).netloc
         except GitError as exc:
             return str(exc)
+    from ferry.outbound.http import check_literal_destination
+
     try:
         check_literal_destination(host)
     except InvalidInput as exc:

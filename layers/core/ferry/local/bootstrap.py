@@ -1,8 +1,8 @@
 """What `ferry up` sets up inside a fresh (or restored) local cloud.
 
 An admin API token (kept in $FERRY_HOME/local.json), the `local` agent (its token in
-$FERRY_HOME/agent.token), every agent's queue (queues do not survive a restart, tables do), and the
-sample repository with its one application.
+$FERRY_HOME/agent.token, minted again when it no longer works: someone rotated it), and the sample
+repository with its one application. (Queues that a restart lost are recovery.py's.)
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.aws.queues import ensure_agent_queue
 from ferry.domain.models import Application, Provider, Repository, SyncType
+from ferry.errors import Unauthorized
 from ferry.local.sample import (
     SAMPLE_APPLICATION,
     SAMPLE_BRANCH,
@@ -23,7 +23,7 @@ from ferry.local.sample import (
 from ferry.manage.agents import register_agent
 from ferry.manage.applications import register_application
 from ferry.manage.repositories import register_repository
-from ferry.store.agents import find_agent_by_name, list_agents, rotate_agent_token
+from ferry.store.agents import authenticate_agent, find_agent_by_name, rotate_agent_token
 from ferry.store.applications import list_repository_applications
 from ferry.store.repositories import list_repositories
 from ferry.store.tokens import api_token_is_valid, create_api_token
@@ -61,25 +61,42 @@ def _admin_token(home: Path, api_url: str) -> str:
     return token
 
 
-def _local_agent(home: Path) -> tuple[str, str]:
-    token_file = home / "agent.token"
-    for agent in list_agents():
-        ensure_agent_queue(agent.id)
-    existing = find_agent_by_name(LOCAL_AGENT)
+def _token_file(home: Path) -> Path:
+    return home / "agent.token"
+
+
+def renew_agent_token(home: Path, agent_id: str) -> str:
+    """Mint a new token for the local agent and keep it; the old one stops working."""
+    token = rotate_agent_token(agent_id)
+    _write_private(_token_file(home), token)
+    return token
+
+
+def _token_works(token: str, agent_id: str) -> bool:
+    try:
+        return authenticate_agent(token).id == agent_id
+    except Unauthorized:
+        return False
+
+
+def local_agent_credentials(home: Path, name: str = LOCAL_AGENT) -> tuple[str, str]:
+    """The local agent's id and a token that works: registered on the first run, the stored
+    token on later ones, a new one when the stored one was rotated (or lost)."""
+    existing = find_agent_by_name(name)
     if existing is None:
-        agent, token = register_agent(LOCAL_AGENT)
-        _write_private(token_file, token)
+        agent, token = register_agent(name)
+        _write_private(_token_file(home), token)
         return agent.id, token
-    if token_file.exists():
-        return existing.id, token_file.read_text().strip()
-    token = rotate_agent_token(existing.id)
-    _write_private(token_file, token)
-    return existing.id, token
+    token_file = _token_file(home)
+    stored = token_file.read_text().strip() if token_file.exists() else ""
+    if stored and _token_works(stored, existing.id):
+        return existing.id, stored
+    return existing.id, renew_agent_token(home, existing.id)
 
 
 def bootstrap(home: Path, api_url: str) -> LocalState:
     token = _admin_token(home, api_url)
-    agent_id, agent_token = _local_agent(home)
+    agent_id, agent_token = local_agent_credentials(home)
 
     sample_path = home / "sample-repo"
     sample_url = f"file://{sample_path}"

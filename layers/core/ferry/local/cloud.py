@@ -1,35 +1,40 @@
 """The embedded local cloud behind `ferry up` and `ferry demo`.
 
 One process holds: moto (server mode, loopback), the stack from template.yaml, the Lambda handlers
-(in-process), a poller per SQS event source, the API under uvicorn, and a snapshotter that keeps
-the tables under $FERRY_HOME. The local agent runs as its own process (see agent_process.py).
+(in-process), a poller per SQS event source, the API under uvicorn, and the journal that keeps
+the tables under $FERRY_HOME (journal.py). The local agent runs as its own process (see
+agent_process.py). Once the stack stands, moto checks IAM: each function, the API and each state
+machine act as their own role (see iam.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import uvicorn
-from aws_lambda_powertools import Logger
 
+from ferry.local.iam import LocalIam, acting_as
+from ferry.local.journal import TableJournal
 from ferry.local.lambdas import InProcessLambdas
 from ferry.local.moto_server import LOCAL_ACCOUNT_ID, MotoServer, free_port
 from ferry.local.poller import QueuePoller
 from ferry.local.scheduler import Scheduler, rate_seconds
-from ferry.local.snapshot import dump_tables, load_tables
 from ferry.local.template import CODE_BUCKET, LocalPlan, build_plan, is_marker, marker_target
 
-logger = Logger(service="ferry-local", child=True)
+if TYPE_CHECKING:
+    # Imported when used: the store's table names are settled only once the stack is up.
+    from ferry.local.recovery import Recovery
+
 
 STACK_NAME = "ferry"
 REGION = "us-east-1"
-SNAPSHOT_SECONDS = 2.0
 
 
 def project_root() -> Path:
@@ -51,6 +56,9 @@ class LocalOptions:
     # Fire the template's schedules on their own clock. Tests turn it off and fire them with
     # `scheduler.fire_all()`, so a tick landing mid-test cannot change what the test sees.
     run_schedules: bool = True
+    # Finish or restart what a previous run left unfinished (recovery.py). Off for short-lived
+    # maintenance runs (`ferry admin rotate-key`): the next `ferry up` does it.
+    recover_interrupted_work: bool = True
 
 
 class LocalCloud:
@@ -62,7 +70,8 @@ class LocalCloud:
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.moto = MotoServer(free_port())
-        self.lambdas = InProcessLambdas()
+        self.iam = LocalIam(self.moto.url, REGION)
+        self.lambdas = InProcessLambdas(self.iam.role)
         self.pollers: list[QueuePoller] = []
         self.scheduler: Scheduler | None = None
         self.tables: dict[str, str] = {}
@@ -71,12 +80,17 @@ class LocalCloud:
         self.state_machine_arns: dict[str, str] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._uvicorn_thread: threading.Thread | None = None
-        self._snapshot_stop = threading.Event()
-        self._snapshot_thread: threading.Thread | None = None
+        self.journal: TableJournal | None = None
+        self.recovery: Recovery | None = None
         self.started = False
 
     @property
-    def snapshot_path(self) -> Path:
+    def journal_path(self) -> Path:
+        return self.home / "state" / "journal.jsonl"
+
+    @property
+    def legacy_snapshot_path(self) -> Path:
+        """Where stacks before the journal kept their tables (read once, then removed)."""
         return self.home / "state" / "tables.json"
 
     # -- start -------------------------------------------------------------------------------
@@ -90,12 +104,12 @@ class LocalCloud:
         self._create_state_machines(plan)
         self._apply_function_environment(plan)
         self._register_functions(plan)
-        restored = load_tables(self.tables, self.snapshot_path)
+        self._enforce_least_privilege()
+        restored = self._restore_tables()
         self._recover_interrupted(restored)
         self._start_pollers(plan)
         self._start_scheduler(plan)
-        self._start_api()
-        self._start_snapshots()
+        self._start_api(plan)
         self.started = True
 
     def _point_aws_at_moto(self) -> None:
@@ -192,8 +206,8 @@ class LocalCloud:
             )
             return attributes["Attributes"]["QueueArn"]
         if kind == "AWS::Lambda::Function":
-            configuration = boto3.client("lambda").get_function(FunctionName=physical)
-            return configuration["Configuration"]["FunctionArn"]
+            # Built, not asked: moto's IAM checks reject Lambda's GET requests (signature).
+            return f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT_ID}:function:{physical}"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{physical}"
         raise ValueError(f"cannot resolve {logical_id}.Arn ({kind}) locally")
@@ -242,6 +256,8 @@ class LocalCloud:
             merged["FERRY_PREVIOUS_SECRET_KEYS"] = previous.read_text().strip()
         # The local stack's own sample repository and notification receivers live on loopback.
         merged.setdefault("FERRY_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
+        # No X-Ray daemon here: Tracer must not try to reach one.
+        merged["POWERTOOLS_TRACE_DISABLED"] = "true"
         merged["FERRY_GIT_CACHE_DIR"] = str(self.home / "git-cache")
         os.environ.update(merged)
         _forget_cached_configuration()
@@ -251,19 +267,59 @@ class LocalCloud:
             self.lambdas.register(self.physical_ids[logical_id], spec)
         self.lambdas.install()
 
+    def _restore_tables(self) -> int:
+        """Replay the journal into the new tables and journal every write from now on; returns
+        how many item changes were replayed."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        journal = TableJournal(
+            dynamodb_backends[LOCAL_ACCOUNT_ID][REGION], self.tables, self.journal_path
+        )
+        restored = journal.replay()
+        legacy = self.legacy_snapshot_path
+        if not restored and legacy.exists():
+            snapshot: dict[str, list[dict[str, Any]]] = json.loads(legacy.read_text())
+            restored = sum(journal.load_items(k, items) for k, items in snapshot.items())
+        journal.install()  # compacts first: the journal now holds what the snapshot held
+        legacy.unlink(missing_ok=True)
+        self.journal = journal
+        return restored
+
+    def _enforce_least_privilege(self) -> None:
+        """From here on moto checks every call against its caller's policies."""
+        self.iam.prepare(
+            physical
+            for logical_id, physical in self.physical_ids.items()
+            if self.resource_types[logical_id] == "AWS::IAM::Role"
+        )
+        operator = self.iam.operator
+        assert operator is not None
+        # Processes this one starts (the CLI in tests) act as the operator too; the local agent
+        # is given only its session's credentials (agent_process.py).
+        os.environ["AWS_ACCESS_KEY_ID"] = operator.access_key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = operator.secret_key
+        self.iam.enforce()
+        _forget_cached_configuration()
+
+    def _role_arn(self, role: Any) -> str | None:
+        return self._resolve(role) if role is not None else None
+
     def _recover_interrupted(self, restored: int) -> None:
         if not restored:
             return
-        from ferry.local.recovery import end_interrupted_work, upgrade_stored_records
+        from ferry.local.recovery import recover_interrupted_work, upgrade_stored_records
 
         upgrade_stored_records()
-        end_interrupted_work()
+        if self.options.recover_interrupted_work:
+            self.recovery = recover_interrupted_work()
 
     def _start_pollers(self, plan: LocalPlan) -> None:
         for source in plan.event_sources:
             queue_arn = self._resolve(source.queue_arn)
             queue_name = queue_arn.rsplit(":", 1)[-1]
             queue_url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+            # Lambda reads the queue with the function's role, then invokes it as the service.
+            function = plan.functions[source.function["Ref"]]
             poller = QueuePoller(
                 queue_url=queue_url,
                 queue_arn=queue_arn,
@@ -271,25 +327,44 @@ class LocalCloud:
                 batch_size=source.batch_size,
                 report_batch_item_failures=source.report_batch_item_failures,
                 region=REGION,
+                sqs_client=self.iam.client("sqs", self._role_arn(function.role)),
+                lambda_client=self.iam.client("lambda", None),
             )
             poller.start()
             self.pollers.append(poller)
 
     def _start_scheduler(self, plan: LocalPlan) -> None:
         self.scheduler = Scheduler(
-            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules]
+            [(self._resolve(s.function), rate_seconds(s.expression)) for s in plan.schedules],
+            # Each schedule invokes with its own role, as EventBridge Scheduler does.
+            clients={
+                self._resolve(s.function): self.iam.client("lambda", self._role_arn(s.role))
+                for s in plan.schedules
+            },
         )
         if self.options.run_schedules:
             self.scheduler.start()
 
-    def _start_api(self) -> None:
+    def _start_api(self, plan: LocalPlan) -> None:
         from ferry.api.app import create_app
 
         config = uvicorn.Config(
-            create_app(), host="127.0.0.1", port=self.api_port, log_level="warning", lifespan="off"
+            _flushing_metrics(create_app()),
+            host="127.0.0.1",
+            port=self.api_port,
+            log_level="warning",
+            lifespan="off",
         )
         self._uvicorn = uvicorn.Server(config)
-        self._uvicorn_thread = threading.Thread(target=self._uvicorn.run, name="api", daemon=True)
+        server = self._uvicorn
+        role = self.iam.role(self._resolve(plan.api_function.role))
+
+        def serve() -> None:
+            # Every request's task (and the thread-pool calls it makes) inherits this context.
+            with acting_as(role):
+                server.run()
+
+        self._uvicorn_thread = threading.Thread(target=serve, name="api", daemon=True)
         self._uvicorn_thread.start()
         deadline = time.monotonic() + 15
         while not self._uvicorn.started:
@@ -297,27 +372,13 @@ class LocalCloud:
                 raise RuntimeError(f"the API could not listen on 127.0.0.1:{self.api_port}")
             time.sleep(0.02)
 
-    def _start_snapshots(self) -> None:
-        def run() -> None:
-            while not self._snapshot_stop.wait(SNAPSHOT_SECONDS):
-                self.snapshot()
-
-        self._snapshot_thread = threading.Thread(target=run, name="snapshots", daemon=True)
-        self._snapshot_thread.start()
-
-    def snapshot(self) -> None:
-        try:
-            dump_tables(self.tables, self.snapshot_path)
-        except Exception:
-            logger.exception("table snapshot failed")
-
     # -- stop --------------------------------------------------------------------------------
 
     def stop(self) -> None:
         if not self.started:
-            self.moto.stop()
+            self._close_journal()
+            self._stop_moto()
             return
-        self._snapshot_stop.set()
         for poller in self.pollers:
             poller.stop()
         if self.scheduler is not None:
@@ -326,16 +387,45 @@ class LocalCloud:
             self._uvicorn.should_exit = True
         if self._uvicorn_thread is not None:
             self._uvicorn_thread.join(timeout=5)
-        self.snapshot()
+        self._close_journal()
         self.lambdas.uninstall()
-        self.moto.stop()
+        self._stop_moto()
         self.started = False
+
+    def _close_journal(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    def _stop_moto(self) -> None:
+        if self.iam.operator is not None and self.moto.running:
+            self.iam.relax()  # moto's checks are process-wide: leave none behind
+        self.moto.stop()
 
     # -- handy views -------------------------------------------------------------------------
 
     @property
     def deploy_state_machine_arn(self) -> str:
         return self.state_machine_arns["DeployStateMachine"]
+
+    def role_arn(self, logical_id: str) -> str:
+        """The ARN of one of the stack's roles (by its logical id in the translated template)."""
+        return self._attribute(logical_id, "Arn")
+
+
+def _flushing_metrics(app: Any) -> Any:
+    """On Lambda the API handler flushes its metrics once per invocation (`log_metrics`); here
+    uvicorn serves the app instead, so each request does."""
+    from ferry.aws.metrics import metrics
+
+    async def serve(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and metrics.metric_set:
+                metrics.flush_metrics()
+
+    return serve
 
 
 def _forget_cached_configuration() -> None:

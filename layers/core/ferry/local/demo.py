@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ferry.aws.executions import ExecutionView, describe_deploy
+from ferry.aws.executions import ExecutionView, describe_deploy, describe_sync
+from ferry.deploy.start import sync_job_of
 from ferry.domain.models import Application, ApplicationSyncStatus
 from ferry.errors import FerryError
 from ferry.local.cloud import LocalOptions
@@ -76,6 +77,14 @@ def _summarize(
     if application.last_sync_error:
         say(f"  last error         {application.last_sync_error}")
     if application.current_request_id:
+        job_id = sync_job_of(application.current_request_id)
+        if job_id is not None:
+            try:
+                sync = describe_sync(job_id)
+            except FerryError as exc:
+                say(f"  sync execution     unreadable: {exc}")
+            else:
+                say(f"  sync path          {' → '.join(sync.path)} ({sync.status})")
         try:
             execution = _finished_execution(application.current_request_id)
         except FerryError as exc:

@@ -57,7 +57,7 @@ def rotate_local_key(home: Path) -> RotationReport:
 
     os.environ["FERRY_SECRET_KEY"] = new
     os.environ["FERRY_PREVIOUS_SECRET_KEYS"] = ",".join(readable)
-    cloud = LocalCloud(LocalOptions(home=home, api_port=0))
+    cloud = LocalCloud(LocalOptions(home=home, api_port=0, recover_interrupted_work=False))
     cloud.start()
     try:
         report = reencrypt_everything()

@@ -5,6 +5,7 @@ reach and which would cost seconds per call. Every invoke path in moto (the Invo
 Functions' `lambda:invoke`, event source mappings) goes through one private method,
 `LambdaFunction._invoke_lambda`; we replace it with a call of the handler named in template.yaml.
 It is private, so moto is pinned exactly in pyproject.toml and tests/integration covers this.
+Each call runs as the function's own role, as on Lambda (see iam.py).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.credentials import Credentials
 from moto.awslambda.models import LambdaFunction
 
+from ferry.local.iam import acting_as
 from ferry.local.template import FunctionSpec
 
 Handler = Callable[[Any, Any], Any]
@@ -49,7 +52,9 @@ class LocalLambdaContext:
 class InProcessLambdas:
     """Registry of function name → handler, and the patch that makes moto call them."""
 
-    def __init__(self) -> None:
+    def __init__(self, role_credentials: Callable[[str], Credentials]) -> None:
+        """`role_credentials`: a role's ARN → the credentials its functions call AWS with."""
+        self._role_credentials = role_credentials
         self._specs: dict[str, FunctionSpec] = {}
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
@@ -90,7 +95,8 @@ class InProcessLambdas:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            result = self.handler_for(function.function_name)(event, context)
+            with acting_as(self._role_credentials(function.role)):
+                result = self.handler_for(function.function_name)(event, context)
         except Exception as exc:  # Lambda reports every exception as a function error
             error = {
                 "errorMessage": str(exc),

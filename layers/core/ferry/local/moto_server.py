@@ -9,6 +9,7 @@ import socket
 import httpx
 from moto.server import ThreadedMotoServer
 
+from ferry.local.iam import set_moto_auth
 from ferry.local.serialized_dynamodb import serialize_dynamodb
 
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -26,6 +27,7 @@ class MotoServer:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.running = False
 
     def start(self) -> None:
         # The ASL interpreter sends its service calls (lambda:invoke, sqs:sendMessage) to
@@ -34,6 +36,10 @@ class MotoServer:
         serialize_dynamodb()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
+        self.running = True
+        # The stack is built unchecked (the cloud turns IAM checks on once it stands); a stack
+        # this process ran before may have left them on, and the switch is process-wide.
+        set_moto_auth(self.url, enabled=False)
         response = httpx.post(
             f"{self.url}/moto-api/config",
             json={"stepfunctions": {"execute_state_machine": True}},
@@ -43,3 +49,4 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
+        self.running = False

@@ -28,7 +28,11 @@ class QueuePoller:
         batch_size: int,
         report_batch_item_failures: bool,
         region: str,
+        sqs_client: Any = None,
+        lambda_client: Any = None,
     ) -> None:
+        """`sqs_client` reads the queue (Lambda uses the function's role), `lambda_client`
+        invokes; both default to this process's own credentials."""
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.function_name = function_name
@@ -39,8 +43,8 @@ class QueuePoller:
         self._thread = threading.Thread(
             target=self._run, name=f"poller-{function_name}", daemon=True
         )
-        self._sqs = boto3.client("sqs")
-        self._lambda = boto3.client("lambda")
+        self._sqs = sqs_client or boto3.client("sqs")
+        self._lambda = lambda_client or boto3.client("lambda")
 
     def start(self) -> None:
         self._thread.start()

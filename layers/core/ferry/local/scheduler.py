@@ -6,6 +6,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -24,11 +26,15 @@ def rate_seconds(expression: str) -> float:
 
 
 class Scheduler:
-    def __init__(self, schedules: list[tuple[str, float]]) -> None:
-        """`schedules`: (function name, seconds between runs)."""
+    def __init__(
+        self, schedules: list[tuple[str, float]], clients: Mapping[str, Any] | None = None
+    ) -> None:
+        """`schedules`: (function name, seconds between runs); `clients`: the Lambda client each
+        function is invoked with (its schedule's role), else this process's own."""
         self.schedules = schedules
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._clients = dict(clients or {})
         self._lambda = boto3.client("lambda")
 
     def start(self) -> None:
@@ -41,7 +47,7 @@ class Scheduler:
 
     def fire(self, function_name: str) -> None:
         """Invoke the scheduled function now, with an EventBridge Scheduler-like event."""
-        self._lambda.invoke(
+        self._clients.get(function_name, self._lambda).invoke(
             FunctionName=function_name,
             InvocationType="Event",
             Payload=json.dumps({"source": "ferry.local.scheduler", "time": time.time()}).encode(),

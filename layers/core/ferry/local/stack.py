@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ferry.local.agent_process import AgentProcess
-from ferry.local.bootstrap import LocalState, bootstrap
+from ferry.local.bootstrap import LocalState, bootstrap, renew_agent_token
 from ferry.local.cloud import LocalCloud, LocalOptions
 
 
@@ -41,13 +41,18 @@ class LocalStack:
         return self.state
 
     def start_local_agent(self) -> AgentProcess:
-        assert self.state is not None
+        """Start the local agent (from a thread that lives as long as the stack: the agent stops
+        when that thread ends, see agent_process.py)."""
+        state = self.state
+        assert state is not None
         self.agent = AgentProcess(
             api_url=self.cloud.api_url,
-            token=self.state.agent_token,
+            token=state.agent_token,
             deployments_dir=self.home / "deployments",
             log_path=self.home / "logs" / "agent.log",
             echo=self.echo_agent,
+            pid_path=self.home / "agent.pid",
+            renew_token=lambda: renew_agent_token(self.home, state.agent_id),
         )
         self.agent.start()
         return self.agent

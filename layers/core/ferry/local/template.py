@@ -8,7 +8,8 @@ the local cloud itself, still read from the same template:
 - API Gateway (uvicorn serves the same FastAPI app),
 - the Secrets Manager secret holding the master key (the local stack keeps its key in
   $FERRY_HOME/secret.key and hands it over as FERRY_SECRET_KEY).
-References to removed resources become markers that are filled in once those exist.
+References to removed resources become markers that are filled in once those exist. The roles'
+policies are projected onto what moto's IAM checks can read (`ferry.local.iam.local_policies`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+from ferry.local.iam import local_policies
 
 CODE_BUCKET = "ferry-local-code"
 _CODE_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri")
@@ -56,6 +59,8 @@ class FunctionSpec:
     logical_id: str
     module: str
     attribute: str
+    role: Any = None  # the function's execution role (Fn::GetAtt of the role's Arn)
+    serves_api: bool = False  # API Gateway's routes end here (uvicorn serves them locally)
 
 
 @dataclass
@@ -82,6 +87,7 @@ class ScheduleSpec:
     logical_id: str
     function: Any
     expression: str
+    role: Any = None  # the role the schedule invokes with (EventBridge Scheduler's RoleArn)
 
 
 @dataclass
@@ -98,6 +104,12 @@ class LocalPlan:
 
     def stack_body(self) -> str:
         return json.dumps(self.stack_template)
+
+    @property
+    def api_function(self) -> FunctionSpec:
+        """The function behind the API's routes."""
+        (spec,) = [spec for spec in self.functions.values() if spec.serves_api]
+        return spec
 
 
 class _NoManagedPolicies:
@@ -156,7 +168,12 @@ def _schedules_of(logical_id: str, properties: dict[str, Any]) -> list[ScheduleS
         return []
     targets = properties.get("Targets") or [properties.get("Target", {})]
     return [
-        ScheduleSpec(logical_id=logical_id, function=target["Arn"], expression=expression)
+        ScheduleSpec(
+            logical_id=logical_id,
+            function=target["Arn"],
+            expression=expression,
+            role=target.get("RoleArn"),
+        )
         for target in targets
         if isinstance(target, dict) and "Arn" in target
     ]
@@ -174,6 +191,10 @@ def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> 
             global_handler = sam.get("Globals", {}).get("Function", {}).get("Handler")
             spec = _module_for(properties["CodeUri"], properties.get("Handler", global_handler))
             spec.logical_id = logical_id
+            spec.serves_api = any(
+                event.get("Type") in ("Api", "HttpApi")
+                for event in properties.get("Events", {}).values()
+            )
             plan.functions[logical_id] = spec
         if resource["Type"] == "AWS::Serverless::StateMachine":
             plan.state_machines.append(
@@ -197,6 +218,8 @@ def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> 
 
     removed: set[str] = set()
     resources = translated["Resources"]
+    for logical_id, spec in plan.functions.items():
+        spec.role = resources[logical_id]["Properties"]["Role"]
     for logical_id, resource in list(resources.items()):
         kind = resource["Type"]
         if kind == "AWS::Lambda::EventSourceMapping":
@@ -222,7 +245,7 @@ def build_plan(template_path: Path, parameters: dict[str, Any], region: str) -> 
             removed.add(logical_id)
             del resources[logical_id]
 
-    translated["Resources"] = _replace_refs(resources, removed)
+    translated["Resources"] = local_policies(_replace_refs(resources, removed))
     translated["Outputs"] = {
         name: output
         for name, output in translated.get("Outputs", {}).items()

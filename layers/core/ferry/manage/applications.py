@@ -13,6 +13,7 @@ from ferry.domain.models import (
     ApplicationSyncStatus,
     EventStatus,
     EventType,
+    ImageUpdates,
     Trigger,
     new_id,
     utcnow,
@@ -35,7 +36,12 @@ from ferry.errors import (
 )
 from ferry.git.source import is_full_sha, normalize_repo_path
 from ferry.store.agents import get_agent
-from ferry.store.applications import create_application, get_application, redefine_application
+from ferry.store.applications import (
+    create_application,
+    get_application,
+    redefine_application,
+    swap_application_field,
+)
 from ferry.store.events import add_event, list_events
 from ferry.store.feed import announce, application_path
 from ferry.store.notifications import get_target
@@ -115,6 +121,8 @@ def register_application(
     path: str,
     root: str | None = None,
     notification_ids: list[str] | None = None,
+    image_updates: ImageUpdates = ImageUpdates.OFF,
+    self_heal: bool = False,
     actor: str | None = None,
 ) -> tuple[Application, str]:
     """Create an application and queue its first sync; returns it and that sync's job id.
@@ -138,6 +146,8 @@ def register_application(
         path=path,
         root=root,
         notification_ids=notification_ids,
+        image_updates=ImageUpdates(image_updates).value,
+        self_heal=self_heal,
     )
     announce(application_path(application.id), "application.created")
     job_id = enqueue_sync_job(
@@ -156,11 +166,13 @@ def register_application(
 def change_application(
     application_id: str, changes: dict[str, Any], *, actor: str | None = None
 ) -> tuple[Application, str | None]:
-    """Rename it, point it at another branch, file or root, or change its notifications.
+    """Rename it, point it at another branch, file or root, or change its notifications, image
+    updates or self-heal.
 
     A changed branch, path or root is synced at once (returns that job's id). Moving an
     application to another agent is refused: remove it and create it on the other agent. An
-    empty root goes back to the compose file's own directory.
+    empty root goes back to the compose file's own directory. Turning self-heal on (also when it
+    is on) resumes healing that the flap guard stopped.
     """
     current = get_application(application_id)
     if "agent_id" in changes and changes["agent_id"] != current.agent_id:
@@ -180,15 +192,26 @@ def change_application(
         )
     if "notification_ids" in changes:
         cleaned["notification_ids"] = _check_notifications(changes["notification_ids"])
+    if "image_updates" in changes:
+        cleaned["image_updates"] = ImageUpdates(changes["image_updates"])
+    if "self_heal" in changes:
+        cleaned["self_heal"] = bool(changes["self_heal"])
+    if cleaned.get("self_heal") and current.self_heal_stopped_at is not None:
+        swap_application_field(
+            application_id, "self_heal_stopped_at", current.self_heal_stopped_at, None,
+            self_heal_at=[],
+        )  # fmt: skip
     cleaned = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
     if not cleaned:
-        return current, None
+        return get_application(application_id), None
     if {"branch", "path"} & set(cleaned):
         _check_compose_file(
             current.repository_id,
             cleaned.get("branch", current.branch),
             cleaned.get("path", current.path),
         )
+    if "image_updates" in cleaned:
+        cleaned["image_updates"] = cleaned["image_updates"].value
     application = redefine_application(application_id, cleaned)
     announce(application_path(application_id), "application.updated")
     job_id = None
@@ -205,9 +228,20 @@ def change_application(
     return application, job_id
 
 
-def redeploy_application(application_id: str, *, actor: str | None = None) -> str:
+def redeploy_application(
+    application_id: str,
+    *,
+    actor: str | None = None,
+    trigger: Trigger = Trigger.MANUAL,
+    reason: str | None = None,
+) -> str:
     """Deploy the application's desired commit again (its target, else what it runs) with the
-    stored compose file; returns the deploy request's id."""
+    stored compose file; returns the deploy request's id.
+
+    Automatic redeploys name their `trigger` (an image update also pulls every image) and their
+    `reason` (shown in the history event); a restart of the local stack redeploys with the
+    interrupted deploy's own trigger.
+    """
     application = get_application(application_id)
     commit = application.desired_commit
     if application.compose_file is None or commit is None:
@@ -223,13 +257,13 @@ def redeploy_application(application_id: str, *, actor: str | None = None) -> st
                 else application.commit_message
             ),
             "current_request_id": request_id,
-            "current_trigger": Trigger.MANUAL,
+            "current_trigger": trigger,
             "sync_status": ApplicationSyncStatus.SYNCING,
             "last_sync_error": None,
         },
         unless_removing=True,
     )
-    start_deploy(recorded, request_id, Trigger.MANUAL, actor=actor)
+    start_deploy(recorded, request_id, trigger, actor=actor, reason=reason)
     return request_id
 
 

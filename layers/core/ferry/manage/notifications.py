@@ -4,7 +4,6 @@ them is `ferry.deploy.notify`'s)."""
 from __future__ import annotations
 
 from ferry.domain.validation import check_url, clean_name
-from ferry.outbound.notify import validate_notification_url
 from ferry.store.applications import list_applications, redefine_application
 from ferry.store.feed import announce, application_path, notification_path
 from ferry.store.notifications import (
@@ -14,6 +13,14 @@ from ferry.store.notifications import (
     get_target,
     update_target,
 )
+
+
+def validate_notification_url(url: str) -> str:
+    """The URL's redacted form, or InvalidInput. apprise is imported here, not with the API: only
+    storing a target needs it."""
+    from ferry.outbound.notify import validate_notification_url as validate
+
+    return validate(url)
 
 
 def _clean_name(name: str) -> str:

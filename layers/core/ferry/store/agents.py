@@ -105,3 +105,31 @@ def rotate_agent_token(agent_id: str) -> str:
             actions=[AgentRow.token_hash.set(token.secret_hash)], condition=AgentRow.id.exists()
         )
     return token.value
+
+
+def issue_image_webhook_token(agent_id: str) -> str:
+    """A new image webhook token for the agent (shown once; a previous one stops working)."""
+    token = issue_token(agent_id)
+    with translated(f"agent {agent_id}", on_condition=NotFound):
+        AgentRow(id=agent_id).update(
+            actions=[AgentRow.image_webhook_hash.set(token.secret_hash)],
+            condition=AgentRow.id.exists(),
+        )
+    return token.value
+
+
+def authenticate_image_webhook(token_value: str) -> Agent:
+    """The agent an image webhook token belongs to; Unauthorized for anything else."""
+    presented = parse_token(token_value)
+    if presented is None:
+        raise Unauthorized("malformed image webhook token")
+    try:
+        with translated(f"agent {presented.record_id}"):
+            row = AgentRow.get(presented.record_id)
+    except NotFound:
+        raise Unauthorized("unknown image webhook token") from None
+    if row.image_webhook_hash is None or not secret_matches(
+        presented.secret, row.image_webhook_hash
+    ):
+        raise Unauthorized("unknown image webhook token")
+    return _to_domain(row)

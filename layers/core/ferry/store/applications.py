@@ -25,7 +25,17 @@ from ferry.store.guards import (
 from ferry.store.tables import ApplicationRow, row_values, transaction
 
 # Fields that define what an application is (and so touch its guards); everything else is state.
-_DEFINITION = ("name", "agent_id", "branch", "path", "root", "repository_id", "notification_ids")
+_DEFINITION = (
+    "name",
+    "agent_id",
+    "branch",
+    "path",
+    "root",
+    "repository_id",
+    "notification_ids",
+    "image_updates",
+    "self_heal",
+)
 
 
 # The bundle's content stays in the store: store/bundles.py reads it when it is needed.
@@ -55,6 +65,8 @@ def create_application(
     path: str,
     root: str | None = None,
     notification_ids: list[str] | None = None,
+    image_updates: str = "off",
+    self_heal: bool = False,
 ) -> Application:
     """Store a new application; Conflict when its name or project is taken on that agent."""
     now = utcnow()
@@ -73,6 +85,8 @@ def create_application(
         path=path,
         root=root,
         notification_ids=notification_ids or [],
+        image_updates=image_updates,
+        self_heal=self_heal,
         created_at=now,
         updated_at=now,
     )
@@ -219,6 +233,34 @@ def update_application(
     return _to_domain(row)
 
 
+def swap_application_field(
+    application_id: str, field: str, expected: Any, value: Any, **also: Any
+) -> bool:
+    """Set `field` to `value` (and the `also` fields) only while it still holds `expected` (None:
+    absent; an empty list: empty or absent); False when another writer changed it first.
+    Automation state (the image-redeploy debounce, the flap guard's heals) is claimed this way,
+    so two reports at once act once."""
+    attributes = ApplicationRow.get_attributes()
+    actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
+    for name, new in {field: value, **also}.items():
+        actions.append(attributes[name].remove() if new is None else attributes[name].set(new))
+    attribute = attributes[field]
+    if expected is None:
+        held: Condition = attribute.does_not_exist()
+    elif expected == []:
+        held = attribute.does_not_exist() | (attribute == [])  # rows older than the field
+    else:
+        held = attribute == expected
+    condition: Condition = ApplicationRow.id.exists() & held
+    try:
+        with translated(f"application {application_id}"):
+            ApplicationRow(id=application_id).update(actions=actions, condition=condition)
+    except Conflict:
+        get_application(application_id)  # NotFound when it is gone
+        return False
+    return True
+
+
 def next_event_number(application_id: str) -> int:
     """Allocate the next number in the application's history (atomic)."""
     row = ApplicationRow(id=application_id)
@@ -265,3 +307,19 @@ def release_deploy_slot(application_id: str, request_id: str) -> None:
             )
     except Conflict:
         return
+
+
+def clear_deploy_slot(application_id: str) -> None:
+    """Free the application's deploy slot whoever holds it: only for when no execution can be
+    holding it any more (the local stack after a restart)."""
+    try:
+        with translated(f"application {application_id}", on_condition=NotFound):
+            ApplicationRow(id=application_id).update(
+                actions=[
+                    ApplicationRow.deploy_slot.remove(),
+                    ApplicationRow.deploy_slot_until.remove(),
+                ],
+                condition=ApplicationRow.id.exists() & ApplicationRow.deploy_slot.exists(),
+            )
+    except NotFound:
+        return  # no slot held (or no application): nothing to free

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
-from ferry.errors import Conflict
+from ferry.errors import Conflict, NotFound
 from ferry.store.errors import translated
 from ferry.store.tables import JobRow
 
@@ -42,6 +42,7 @@ def record_queued(job: SyncJob) -> bool:
         branch=job.branch,
         commit=job.commit,
         actor=job.actor,
+        message=job.model_dump_json(),
         created_at=now,
         expires_at=now + RETENTION,
     )
@@ -75,6 +76,35 @@ def record_finished(
                 JobRow.finished_at.set(utcnow()),
             ]
         )
+
+
+def record_requeued(job_id: str) -> None:
+    """The job is queued again (its queue message was lost with the local stack's process)."""
+    with translated(f"job {job_id}", on_condition=NotFound):
+        JobRow(id=job_id).update(
+            actions=[JobRow.status.set("queued")], condition=JobRow.id.exists()
+        )
+
+
+def list_unfinished_jobs() -> list[SyncJob]:
+    """The jobs still `queued` or `running`, as they were queued, oldest first. A scan of the
+    whole table: for a restart of the local stack, not for a request."""
+    with translated("jobs"):
+        rows = list(JobRow.scan(JobRow.status.is_in("queued", "running"), consistent_read=True))
+    rows.sort(key=lambda row: row.created_at)
+    return [
+        SyncJob.model_validate_json(row.message)
+        if row.message
+        else SyncJob(  # recorded before jobs kept their message
+            job_id=row.id,
+            repository_id=row.repository_id,
+            trigger=Trigger(row.trigger),
+            branch=row.branch,
+            commit=row.commit,
+            actor=row.actor,
+        )
+        for row in rows
+    ]
 
 
 def get_job(job_id: str) -> JobStatus:

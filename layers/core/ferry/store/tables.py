@@ -136,6 +136,11 @@ class ApplicationRow(Model):
     deploy_slot = UnicodeAttribute(null=True)
     deploy_slot_until = UTCDateTimeAttribute(null=True)
     notification_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    image_updates = UnicodeAttribute(default="off")
+    self_heal = BooleanAttribute(default=False)
+    image_deployed_at = UTCDateTimeAttribute(null=True)
+    self_heal_at = ListAttribute(of=UTCDateTimeAttribute, default=list)
+    self_heal_stopped_at = UTCDateTimeAttribute(null=True)
     events_seq = NumberAttribute(default=0)  # numbering of this application's history
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -154,6 +159,8 @@ class AgentRow(Model):
     queue_url = UnicodeAttribute()
     last_seen_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    # The image webhook's token (`<agent id>.<secret>` in its URL), hashed like the agent token.
+    image_webhook_hash = UnicodeAttribute(null=True)
 
 
 class ApplicationEventRow(Model):
@@ -258,6 +265,9 @@ class JobRow(Model):
     actor = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
     result = UnicodeAttribute(null=True)  # JSON: per-application outcome
+    # The job as it was queued (JSON), so that it can be queued again when the queue lost it
+    # (a restart of the local stack).
+    message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)

@@ -168,6 +168,12 @@ def _check_hex_hmac(presented: str | None, body: bytes, secret: str, *, prefix: 
         raise Unauthorized("signature mismatch")
 
 
+def check_github_signature(presented: str | None, body: bytes, secret: str) -> None:
+    """Verify GitHub's `X-Hub-Signature-256` (`sha256=` + hex HMAC-SHA256 of the raw body);
+    Unauthorized when it is missing or wrong."""
+    _check_hex_hmac(presented, body, secret, prefix="sha256=")
+
+
 def _check_token(presented: str | None, secret: str) -> None:
     if presented is None:
         raise Unauthorized("missing token")

@@ -16,16 +16,19 @@ clear within a minute, with no step for the operator.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
+from ferry.aws.queues import dead_sync_jobs
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, RepositorySyncStatus, SyncType, Trigger, utcnow
 from ferry.errors import Conflict, FerryError, NotFound
 from ferry.settings import get_settings
-from ferry.store.jobs import get_job
+from ferry.store.jobs import get_job, record_finished
 from ferry.store.repositories import (
+    get_repository,
     list_repositories,
     mark_polled,
     move_url_credentials,
@@ -121,12 +124,49 @@ def end_finished_sync(repository: Repository, now: datetime) -> bool:
     return True
 
 
+DEAD_LETTERED = "its sync job failed on every attempt and went to the dead-letter queue"
+
+
+def end_dead_lettered_jobs() -> list[str]:
+    """Jobs that died in the dead-letter queue end `failed` (so `GET /jobs/{id}` says so), and
+    so does the repository sync they were; returns their ids."""
+    ended = []
+    for job in dead_sync_jobs():
+        try:
+            if get_job(job.job_id).status in ("succeeded", "failed"):
+                continue
+        except NotFound:
+            continue
+        record_finished(job.job_id, ok=False, error=DEAD_LETTERED, result=None)
+        ended.append(job.job_id)
+        try:
+            repository = get_repository(job.repository_id)
+        except NotFound:
+            continue
+        if (
+            repository.sync_status is RepositorySyncStatus.SYNCING
+            and repository.sync_job_id == job.job_id
+        ):
+            with contextlib.suppress(Conflict):
+                update_repository_status(
+                    repository.id,
+                    RepositorySyncStatus.FAILED,
+                    error=DEAD_LETTERED,
+                    if_syncing_since=syncing_since(repository),
+                )
+    return ended
+
+
 def poll_due_repositories(now: datetime | None = None) -> list[str]:
     """Queue a polling sync for each due repository; returns their ids. Syncs that can no longer
     finish (their job ended, is gone, or stalled in the dead-letter queue) are ended on the way
     (a polling repository is polled again next tick)."""
     now = now or utcnow()
     stalled_after = get_settings().sync_stalled_after_seconds
+    try:
+        end_dead_lettered_jobs()
+    except FerryError:
+        logger.exception("dead-lettered jobs not ended")
     moved = move_url_credentials()
     if moved:
         logger.info("credentials moved out of repository URLs", extra={"repositories": moved})

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 
+from ferry.aws.executions import ExecutionView, describe_sync, start_execution
 from ferry.aws.queues import send_sync_job
 from ferry.domain.messages import SyncJob
 from ferry.errors import FerryError, NotFound, TransientError
+from ferry.settings import get_settings
 from ferry.store.jobs import JobStatus, forget_job, get_job, record_queued
 
 # A commit named again after its sync finished gets the next id in a chain; the chain is as long
@@ -55,3 +57,19 @@ def enqueue_sync_job(job: SyncJob) -> str:
         forget_job(job.job_id)  # so that the sender's retry queues it again
         raise
     return job.job_id
+
+
+def start_sync_execution(job: SyncJob) -> bool:
+    """Start the job's repository-sync execution (named after the job); False when it was
+    started before (a redelivered job starts nothing)."""
+    return start_execution(get_settings().sync_state_machine_arn, job.job_id, job.model_dump_json())
+
+
+def job_progress(job_id: str) -> tuple[JobStatus, ExecutionView | None]:
+    """A sync job as recorded, and its repository-sync execution as the console shows it (None
+    while it has not started, or when the job never needed one)."""
+    job = get_job(job_id)
+    try:
+        return job, describe_sync(job_id)
+    except NotFound:
+        return job, None

@@ -1,18 +1,31 @@
 """Repository sync (layer 1): the one path every trigger funnels into.
 
-`sync_applications` marks the repository syncing, resolves each branch's commit once, lists each
-application's bundle (its directory: ferry/sync/bundle.py) at that exact commit and hands a deploy
-to every application whose bundle changed (or whose last deploy did not succeed), then marks the
-repository success or failed.
+A sync job runs as one execution of the repository-sync state machine
+(functions/statemachines/sync.asl.json), in three tasks:
+
+1. `plan_sync` — resolves each branch's commit once (never once per application), records a
+   failed event on each application of a branch that cannot be resolved, marks the repository
+   `syncing`, and splits the applications to sync into batches. A poll that finds nothing new
+   ends here, touching nothing.
+2. `sync_batch` — for each application of one batch (a Map runs the batches in parallel, with a
+   bound), lists its bundle (its directory: ferry/sync/bundle.py) at exactly the resolved commit
+   and hands a deploy to every application whose bundle changed (or whose last deploy did not
+   succeed).
+3. `end_sync` — the repository ends `success` or `failed` (the last error wins), and so does the
+   job; a Catch on every state comes here with the error, so no sync stays `syncing`.
+
 Repository `success` means "dispatched", not "deployed": deploys finish in their own executions.
+`run_sync_job` runs the same three tasks in order in-process (tests use it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic import BaseModel, Field
 
 from ferry.deploy.notify import notify_targets
 from ferry.deploy.start import deploy_request_id, start_deploy
@@ -41,21 +54,17 @@ from ferry.domain.models import (
     Trigger,
     utcnow,
 )
+from ferry.domain.outcomes import cause_message
 from ferry.errors import Conflict, FerryError, GitError, NotFound, TransientError
 from ferry.git.source import GitSource, decode_text
-from ferry.store.applications import list_repository_applications
+from ferry.settings import get_settings
+from ferry.store.applications import get_application, list_repository_applications
 from ferry.store.bundles import StoredBundle, archive_of, drop_bundle, keep_bundle, stored_bundle
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
 from ferry.sync.bundle import ListedBundle, limits, list_bundle, read_bundle
-from ferry.sync.resolvers import (
-    Resolver,
-    latest_commit,
-    open_repository,
-    resolve_once,
-    static_commit,
-)
+from ferry.sync.resolvers import Resolver, open_repository
 from ferry.sync.status import update_repository_status
 
 logger = Logger(child=True)
@@ -69,16 +78,15 @@ class AppSyncResult(StrEnum):
     FAILED = "failed"
 
 
-@dataclass
-class SyncReport:
-    """What one repository sync did, per application."""
+class SyncReport(BaseModel):
+    """What one repository sync (or one batch of it) did, per application."""
 
     repository_id: str
     status: RepositorySyncStatus = RepositorySyncStatus.SYNCING
     error: str | None = None
-    commits: dict[str, str] = field(default_factory=dict)  # branch → resolved SHA
-    applications: dict[str, AppSyncResult] = field(default_factory=dict)
-    deploy_requests: dict[str, str] = field(default_factory=dict)  # application id → request id
+    commits: dict[str, str] = Field(default_factory=dict)  # branch → resolved SHA
+    applications: dict[str, AppSyncResult] = Field(default_factory=dict)
+    deploy_requests: dict[str, str] = Field(default_factory=dict)  # application → request id
 
     def summary(self) -> dict[str, object]:
         """A JSON-ready account of the sync (kept on the job, returned by idempotent replays)."""
@@ -89,6 +97,24 @@ class SyncReport:
             "applications": {k: v.value for k, v in self.applications.items()},
             "deploy_requests": self.deploy_requests,
         }
+
+
+class ResolvedCommit(BaseModel):
+    sha: str
+    message: str = ""
+
+
+class SyncPlan(BaseModel):
+    """What `plan_sync` hands the batches: each branch's commit (and, for a named commit, each
+    branch's head), the branches that failed to resolve, and the applications to sync."""
+
+    repository_id: str
+    skip: str | None = None  # why the sync ends at the plan
+    commits: dict[str, ResolvedCommit] = Field(default_factory=dict)
+    heads: dict[str, str] = Field(default_factory=dict)
+    errors: dict[str, str] = Field(default_factory=dict)  # branch → why it did not resolve
+    failed: list[str] = Field(default_factory=list)  # applications of those branches
+    batches: list[list[str]] = Field(default_factory=list)  # application ids
 
 
 @dataclass(frozen=True)
@@ -345,6 +371,32 @@ def _fail_application(
     _notify_sync_failure(application, error)
 
 
+def _sync_one(
+    application: Application,
+    commit: CommitInfo,
+    sync: SyncContext,
+    source: GitSource,
+    report: SyncReport,
+) -> None:
+    try:
+        _sync_application(application, commit, sync, source, report)
+    except FerryError as exc:
+        _fail_application(application, sync, report, commit.sha, str(exc))
+    except Exception as exc:  # a bug must end this application, not hang it
+        logger.exception("unexpected error", extra={"application_id": application.id})
+        _fail_application(application, sync, report, commit.sha, f"unexpected error: {exc!r}")
+
+
+def _fail_branch(
+    branch_apps: list[Application], sync: SyncContext, report: SyncReport, error: str
+) -> None:
+    report.error = error
+    for application in branch_apps:
+        _record(application, sync, EventStatus.FAILED, error=error)
+        report.applications[application.id] = AppSyncResult.FAILED
+        _notify_sync_failure(application, error)
+
+
 def sync_applications(
     repo: Repository,
     apps: list[Application],
@@ -356,54 +408,35 @@ def sync_applications(
     actor: str | None = None,
     head: Resolver | None = None,
 ) -> SyncReport:
-    """Sync `apps` of `repo`: resolve once per branch, deploy what changed, record the outcome.
-
-    A branch whose commit cannot be resolved records a failed event on each of its applications;
-    the other branches still proceed. The repository ends `success` or `failed` (the last error
-    wins). Applications with an empty branch are skipped. `head` (for a named commit) resolves
-    each branch's head, so an older named commit is recorded as ignored, never deployed.
+    """Sync `apps` of `repo` in one go: resolve once per branch, deploy what changed, record the
+    outcome (what the state machine's three tasks do, for callers holding their own resolver).
     """
     sync = SyncContext(trigger=trigger, job_id=job_id, actor=actor, head=head)
     report = SyncReport(repository_id=repo.id)
     update_repository_status(repo.id, RepositorySyncStatus.SYNCING, job_id=job_id)
-
-    by_branch: dict[str, list[Application]] = {}
-    for application in apps:
-        if application.branch.strip():
-            by_branch.setdefault(application.branch, []).append(application)
-
-    for branch, branch_apps in by_branch.items():
+    for branch, branch_apps in _by_branch(apps).items():
         try:
             commit = resolve(branch)
         except GitError as exc:
-            report.error = f"branch {branch}: {exc}"
-            for application in branch_apps:
-                _record(application, sync, EventStatus.FAILED, error=report.error)
-                report.applications[application.id] = AppSyncResult.FAILED
-                _notify_sync_failure(application, report.error)
+            _fail_branch(branch_apps, sync, report, f"branch {branch}: {exc}")
             continue
         report.commits[branch] = commit.sha
         for application in branch_apps:
-            try:
-                _sync_application(application, commit, sync, source, report)
-            except FerryError as exc:
-                _fail_application(application, sync, report, commit.sha, str(exc))
-            except Exception as exc:
-                logger.exception("unexpected error", extra={"application_id": application.id})
-                _fail_application(
-                    application, sync, report, commit.sha, f"unexpected error: {exc!r}"
-                )
+            _sync_one(application, commit, sync, source, report)
+    return _finish(repo.id, report)
 
+
+def _finish(repository_id: str, report: SyncReport) -> SyncReport:
     if report.error is None:
         report.status = RepositorySyncStatus.SUCCESS
-        update_repository_status(repo.id, report.status, synced_at=utcnow())
+        update_repository_status(repository_id, report.status, synced_at=utcnow())
     else:
         report.status = RepositorySyncStatus.FAILED
-        update_repository_status(repo.id, report.status, error=report.error)
+        update_repository_status(repository_id, report.status, error=report.error)
     logger.info(
         "repository synced",
         extra={
-            "repository_id": repo.id,
+            "repository_id": repository_id,
             "status": report.status,
             "error": report.error,
             "commits": report.commits,
@@ -412,18 +445,22 @@ def sync_applications(
     return report
 
 
-def _nothing_new(apps: list[Application], resolve: Resolver) -> bool:
+def _by_branch(apps: list[Application]) -> dict[str, list[Application]]:
+    grouped: dict[str, list[Application]] = {}
+    for application in apps:
+        if application.branch.strip():
+            grouped.setdefault(application.branch, []).append(application)
+    return grouped
+
+
+def _nothing_new(apps: list[Application], commits: dict[str, ResolvedCommit]) -> bool:
     """For polling: True when every application is already at its branch's commit (a pinned
     application stays where its rollback put it: a poll neither deploys nor records for it)."""
-    for application in apps:
-        if not application.branch.strip() or application.pinned_commit is not None:
-            continue
-        try:
-            if application.commit != resolve(application.branch).sha:
-                return False
-        except GitError:
-            return False
-    return True
+    return all(
+        a.pinned_commit is not None or (a.branch in commits and a.commit == commits[a.branch].sha)
+        for a in apps
+        if a.branch.strip()
+    )
 
 
 def _applications_of(job: SyncJob, repo: Repository) -> list[Application]:
@@ -437,78 +474,173 @@ def _applications_of(job: SyncJob, repo: Repository) -> list[Application]:
     return apps
 
 
-def _sync(job: SyncJob, repo: Repository) -> SyncReport | None:
-    apps = _applications_of(job, repo)
-    source = open_repository(repo)
-    head: Resolver | None = None
-    if job.commit is None:
-        resolve = latest_commit(source)
-    else:
-        resolve = static_commit(source, job.commit)
-        head = resolve_once({a.branch for a in apps if a.branch.strip()}, latest_commit(source))
-    if job.trigger is Trigger.POLLING:
-        # Edge-triggered: a poll that finds nothing new leaves everything (errors included) as is.
-        resolve = resolve_once({a.branch for a in apps if a.branch.strip()}, resolve)
-        if _nothing_new(apps, resolve):
-            record_finished(job.job_id, ok=True, error=None, result={"skipped": "no new commit"})
-            return None
-    return sync_applications(
-        repo,
-        apps,
-        resolve,
-        job.trigger,
-        source=source,
-        job_id=job.job_id,
-        actor=job.actor,
-        head=head,
-    )
+def _tag_branches(job: SyncJob, source: GitSource) -> set[str] | None:
+    """The branches a pushed tag moved (those containing its commit), or None when the source
+    cannot tell (then every branch syncs at its head)."""
+    if job.tag is None or job.commit is None:
+        return None
+    finder = getattr(source, "branches_containing", None)
+    if finder is None:
+        return None
+    return set(finder(job.commit))
 
 
-def run_sync_job(job: SyncJob) -> SyncReport | None:
-    """Handle one sync job from the queue. None when there was nothing to do (its repository
-    is gone, or a poll found every application at its branch's commit).
+def plan_sync(job: SyncJob) -> SyncPlan:
+    """Task 1: resolve once per branch, mark the repository `syncing`, batch the applications.
 
-    Every failure ends the sync: an unexpected error marks the repository and the job `failed`
-    with the error (a transient one is raised again afterwards, so the queue retries the job).
+    `skip` says why nothing more runs (a poll that found nothing new, a deleted repository, a
+    tag on no tracked branch); the job is then finished here and the repository left as it is.
     """
     record_running(job.job_id)
     try:
         repo = get_repository(job.repository_id)
     except NotFound:
         logger.warning("sync job for a deleted repository dropped", extra={"job_id": job.job_id})
-        record_finished(job.job_id, ok=True, error=None, result={"skipped": "repository deleted"})
-        return None
-    try:
-        report = _sync(job, repo)
-    except Exception as exc:
-        _end_failed(job, repo, exc)
-        if isinstance(exc, TransientError):
-            raise
-        return SyncReport(
-            repository_id=repo.id, status=RepositorySyncStatus.FAILED, error=_describe(exc)
-        )
-    if report is None:
-        return None
-    record_finished(
-        job.job_id,
-        ok=report.status is RepositorySyncStatus.SUCCESS,
-        error=report.error,
-        result=report.summary(),
-    )
+        return _skipped(job, "repository deleted")
+    apps = _applications_of(job, repo)
+    source = open_repository(repo)
+    tagged = _tag_branches(job, source)
+    if tagged is not None:
+        apps = [a for a in apps if a.branch in tagged]
+        if not apps:
+            return _skipped(job, f"tag {job.tag} is on no branch an application tracks")
+    plan = SyncPlan(repository_id=repo.id)
+    named = job.commit is not None and job.tag is None
+    for branch in _by_branch(apps):
+        try:
+            if named:
+                plan.heads[branch] = source.latest_commit(branch).sha
+                resolved = source.commit(str(job.commit))
+            else:
+                resolved = source.latest_commit(branch)
+        except GitError as exc:
+            plan.errors[branch] = f"branch {branch}: {exc}"
+            continue
+        plan.commits[branch] = ResolvedCommit(sha=resolved.sha, message=resolved.message)
+    if job.trigger is Trigger.POLLING and not plan.errors and _nothing_new(apps, plan.commits):
+        # Edge-triggered: a poll that finds nothing new leaves everything (errors included) as is.
+        return _skipped(job, "no new commit")
+
+    sync = _context(job, plan)
+    report = SyncReport(repository_id=repo.id)
+    update_repository_status(repo.id, RepositorySyncStatus.SYNCING, job_id=job.job_id)
+    to_sync: list[str] = []
+    for branch, branch_apps in _by_branch(apps).items():
+        if branch in plan.errors:
+            _fail_branch(branch_apps, sync, report, plan.errors[branch])
+            plan.failed.extend(a.id for a in branch_apps)
+        else:
+            to_sync.extend(a.id for a in branch_apps)
+    size = get_settings().sync_batch_size
+    plan.batches = [to_sync[i : i + size] for i in range(0, len(to_sync), size)]
+    return plan
+
+
+def _skipped(job: SyncJob, reason: str) -> SyncPlan:
+    record_finished(job.job_id, ok=True, error=None, result={"skipped": reason})
+    return SyncPlan(repository_id=job.repository_id, skip=reason)
+
+
+def _context(job: SyncJob, plan: SyncPlan) -> SyncContext:
+    head: Resolver | None = None
+    if plan.heads:
+        heads = plan.heads
+
+        def head(branch: str) -> CommitInfo:
+            return CommitInfo(sha=heads[branch])
+
+    return SyncContext(trigger=job.trigger, job_id=job.job_id, actor=job.actor, head=head)
+
+
+def sync_batch(job: SyncJob, plan: SyncPlan, application_ids: list[str]) -> SyncReport:
+    """Task 2 (one Map iteration): sync each application of the batch at its branch's commit.
+
+    Each application is read again (its status may have moved since the plan was made); one that
+    is gone meanwhile is left out. Failures are per application: recorded, never raised.
+    """
+    report = SyncReport(repository_id=plan.repository_id)
+    sync = _context(job, plan)
+    source = open_repository(get_repository(plan.repository_id))
+    for application_id in application_ids:
+        try:
+            application = get_application(application_id)
+        except NotFound:
+            continue
+        resolved = plan.commits.get(application.branch)
+        if resolved is None:
+            continue  # its branch changed since the plan: the sync that change queued handles it
+        commit = CommitInfo(sha=resolved.sha, message=resolved.message)
+        report.commits[application.branch] = commit.sha
+        _sync_one(application, commit, sync, source, report)
     return report
 
 
-def _describe(exc: BaseException) -> str:
+def end_sync(
+    job: SyncJob,
+    plan: SyncPlan | None,
+    batches: list[SyncReport],
+    error: str | None = None,
+) -> SyncReport:
+    """Task 3: the repository and the job end `success` or `failed` (the last error wins).
+
+    `error` is what a Catch caught (the sync could not finish its plan): the sync ends `failed`
+    with it, whatever the batches did.
+    """
+    report = SyncReport(repository_id=job.repository_id)
+    if plan is not None:
+        report.commits.update({branch: c.sha for branch, c in plan.commits.items()})
+        report.applications.update(dict.fromkeys(plan.failed, AppSyncResult.FAILED))
+        if plan.errors:
+            report.error = list(plan.errors.values())[-1]
+    for batch in batches:
+        report.applications.update(batch.applications)
+        report.deploy_requests.update(batch.deploy_requests)
+        report.error = batch.error or report.error
+    if error is not None:
+        report.error = error
+    try:
+        _finish(job.repository_id, report)
+    finally:
+        record_finished(
+            job.job_id,
+            ok=report.status is RepositorySyncStatus.SUCCESS,
+            error=report.error,
+            result=report.summary(),
+        )
+    return report
+
+
+def run_sync_job(job: SyncJob) -> SyncReport | None:
+    """Run one sync job's three tasks in order, in this process. None when there was nothing to
+    do (its repository is gone, or a poll found every application at its branch's commit).
+
+    Every failure ends the sync: an unexpected error marks the repository and the job `failed`
+    with the error (a transient one is raised again afterwards, so a retry can run it again).
+    """
+    plan: SyncPlan | None = None
+    try:
+        plan = plan_sync(job)
+        if plan.skip is not None:
+            return None
+        batches = [sync_batch(job, plan, batch) for batch in plan.batches]
+    except Exception as exc:
+        report = end_sync(job, plan, [], error=describe_error(exc))
+        logger.exception("sync failed", extra={"job_id": job.job_id})
+        if isinstance(exc, TransientError):
+            raise
+        return report
+    return end_sync(job, plan, batches)
+
+
+def describe_caught(error: dict[str, Any]) -> str:
+    """What a state machine's Catch caught (`{"Error", "Cause"}`), as the sync's error."""
+    name = str(error.get("Error") or "unknown error")
+    detail = cause_message(str(error.get("Cause") or ""))
+    return f"the sync failed: {name}" + (f": {detail}" if detail else "")
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a failure that ended a sync reads in its status and its job."""
     if isinstance(exc, FerryError):
         return str(exc)
     return f"unexpected error: {exc!r}"
-
-
-def _end_failed(job: SyncJob, repo: Repository, exc: BaseException) -> None:
-    """The sync stopped half-way: the repository and the job end `failed` with the reason."""
-    error = _describe(exc)
-    logger.exception("sync failed", extra={"job_id": job.job_id, "repository_id": repo.id})
-    try:
-        update_repository_status(repo.id, RepositorySyncStatus.FAILED, error=error)
-    finally:
-        record_finished(job.job_id, ok=False, error=error, result=None)

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferry.aws.metrics import count_delivery
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, SyncType, Trigger
-from ferry.errors import FerryError, GitError, InvalidInput, NotFound, RateLimited, Unauthorized
+from ferry.errors import FerryError, InvalidInput, NotFound, RateLimited, Unauthorized
 from ferry.store.deliveries import record_delivery
 from ferry.store.ratelimit import check_rate
 from ferry.store.repositories import get_repository, get_webhook_secret
 from ferry.sync.deliveries import Ignored, Ping, Push, Sender, read_delivery
 from ferry.sync.queue import enqueue_sync_job
-from ferry.sync.resolvers import open_repository
 
 _EVENT_HEADERS = (
     "x-github-event",
@@ -79,23 +79,10 @@ def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
         return [SyncJob(**base, branch=push.branch, commit=named, delivery_id=push.delivery_id)]
     if push.tag is not None and push.commit is not None:
         # A tag moves the branches that contain its commit; they sync at their latest commit
-        # (never back to the tag's, should the branch have moved on since).
-        finder = getattr(open_repository(repository), "branches_containing", None)
-        if finder is not None:
-            try:
-                branches = finder(push.commit)
-            except GitError as exc:
-                raise InvalidInput(f"tag {push.tag}: {exc}") from exc
-            return [
-                SyncJob(
-                    **base,
-                    branch=branch,
-                    delivery_id=f"{push.delivery_id}:{branch}" if push.delivery_id else None,
-                )
-                for branch in branches
-            ]
-    # Everything at its latest commit: a generic delivery naming no ref, or a tag whose branches
-    # this provider cannot tell.
+        # (never back to the tag's, should the branch have moved on since). Which branches that
+        # is, the sync finds out: no git call in the request.
+        return [SyncJob(**base, tag=push.tag, commit=push.commit, delivery_id=push.delivery_id)]
+    # Everything at its latest commit: a generic delivery naming no ref.
     return [SyncJob(**base, delivery_id=push.delivery_id)]
 
 
@@ -138,6 +125,7 @@ def receive_webhook(
     seen_id = _header(headers, _DELIVERY_HEADERS)
 
     def log(outcome: str, status: int, reason: str | None, job_id: str | None = None) -> None:
+        count_delivery(outcome)
         record_delivery(
             repository_id,
             sender=sender,
@@ -182,12 +170,7 @@ def receive_webhook(
         log("refused", 400, reason)
         raise InvalidInput(reason)
     try:
-        jobs = _jobs_for(repository, delivery)
-        if not jobs:
-            reason = f"tag {delivery.tag} is on no branch"
-            log("ignored", 200, reason)
-            return WebhookAnswer(200, {"ignored": reason})
-        job_ids = [enqueue_sync_job(job) for job in jobs]
+        job_ids = [enqueue_sync_job(job) for job in _jobs_for(repository, delivery)]
     except FerryError as exc:
         log("refused", 400 if isinstance(exc, InvalidInput) else 503, str(exc))
         raise

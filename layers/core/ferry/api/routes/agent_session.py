@@ -4,11 +4,21 @@ from fastapi import APIRouter, Response, status
 
 from ferry.api.deps import CurrentAgent
 from ferry.deploy.status import update_application_status
-from ferry.domain.messages import AgentSession, HealthReport, RequestState
+from ferry.domain.messages import (
+    AgentApplication,
+    AgentSession,
+    DriftReport,
+    HealthReport,
+    ImageReport,
+    ImageReportAnswer,
+    RequestState,
+)
 from ferry.domain.models import Agent, Application
 from ferry.domain.validation import check_id
 from ferry.errors import InvalidInput, NotFound
 from ferry.manage.agent_sessions import agent_session
+from ferry.manage.drift import record_drift
+from ferry.manage.image_updates import receive_image_report, watched_applications
 from ferry.store.agents import touch_agent
 from ferry.store.applications import get_application
 
@@ -66,3 +76,36 @@ def health(report: HealthReport, agent: CurrentAgent) -> Response:
     if application.health_status is not report.health_status:
         update_application_status(application.id, {"health_status": report.health_status})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/applications")
+def applications(agent: CurrentAgent) -> list[AgentApplication]:
+    """For agents: their applications and what to watch for each (image updates)."""
+    touch_agent(agent.id)
+    return watched_applications(agent)
+
+
+@router.post(
+    "/drift",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
+def drift(report: DriftReport, agent: CurrentAgent) -> Response:
+    """For agents: what runs differs from what they deployed ("web stopped"), or no longer does
+    (no differences). The application goes `out_of_sync` with what differs and, where it
+    self-heals, is redeployed."""
+    touch_agent(agent.id)
+    record_drift(_own_application(report.application_id, agent), report)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/images",
+    responses={404: {"description": "not an application of this agent (or none at all)"}},
+)
+def images(report: ImageReport, agent: CurrentAgent) -> ImageReportAnswer:
+    """For agents: an application's images whose registry digest moved (or why the check
+    failed). Its `image_updates` decides: notified, deployed, or debounced (report again after
+    `retry_after_seconds`)."""
+    touch_agent(agent.id)
+    return receive_image_report(_own_application(report.application_id, agent), report)

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from ferry.api.schemas import AgentCreated, AgentIn, AgentOut, AgentToken
+from ferry.api.schemas import AgentCreated, AgentIn, AgentOut, AgentToken, ImageWebhook
 from ferry.domain.models import Agent
 from ferry.manage.agents import is_online, register_agent, remove_agent
-from ferry.store.agents import get_agent, list_agents, rotate_agent_token
+from ferry.settings import get_settings
+from ferry.store.agents import (
+    get_agent,
+    issue_image_webhook_token,
+    list_agents,
+    rotate_agent_token,
+)
 from ferry.store.feed import agent_path, announce
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -38,6 +44,17 @@ def rotate_token(agent_id: str) -> AgentToken:
     token = rotate_agent_token(agent_id)
     announce(agent_path(agent_id), "agent.updated")
     return AgentToken(token=token)
+
+
+@router.post("/{agent_id}/image-webhook")
+def image_webhook(agent_id: str, request: Request) -> ImageWebhook:
+    """A new image webhook URL for the agent's applications, shown once (a previous one stops
+    working): registries POST image pushes there and the agent checks those images at once."""
+    token = issue_image_webhook_token(agent_id)
+    base = get_settings().api_url or str(request.base_url)
+    return ImageWebhook(
+        webhook_url=f"{base.rstrip('/')}/api/v1/webhooks/images/{token}", token=token
+    )
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,6 @@ from ferry.api.routes.webhooks import client_source, read_limited_body
 from ferry.api.schemas import JobsAccepted
 from ferry.errors import Unauthorized
 from ferry.settings import get_settings
-from ferry.sync.github_actions import receive_actions_run
 from ferry.sync.webhook import count_refused
 
 router = APIRouter(tags=["github-actions"])
@@ -41,6 +40,9 @@ async def github_actions(
         count_refused(source, limit)
         raise Unauthorized("send the job's OIDC token as Authorization: Bearer <token>")
     audience = settings.api_url or str(request.base_url)
+    # The OIDC verifier (jwt, the outbound HTTP client) loads with the first run, not the API.
+    from ferry.sync.github_actions import receive_actions_run
+
     job_ids = receive_actions_run(
         token.strip(), body, audience=audience, source=source, limit=limit
     )

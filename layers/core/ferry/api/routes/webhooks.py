@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 
 from ferry.errors import PayloadTooLarge
+from ferry.manage.image_updates import receive_image_webhook
 from ferry.settings import get_settings
 from ferry.sync.webhook import receive_webhook
 
@@ -64,3 +65,34 @@ async def repository_webhook(
         limit=settings.webhook_rate_per_minute,
     )
     return JSONResponse(answer.body, status_code=answer.status_code)
+
+
+@router.post(
+    "/images/{token}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"description": "a ping, or no application of the agent watches images"},
+        400: {"description": "a delivery that names no image (with the reason)"},
+        401: {"description": "unknown token, or a GitHub delivery not signed with it"},
+        413: {"description": "body over 1 MiB"},
+        429: {
+            "description": "too many refused requests from this address, or too many "
+            "deliveries for the agent (see Retry-After)"
+        },
+    },
+)
+async def image_webhook(token: str, request: Request) -> JSONResponse:
+    """An image was pushed: Docker Hub's webhook, GitHub's `package` / `registry_package` event
+    (signed with the token as its secret) or a generic `{"image": "registry/app:tag"}`. The
+    token is the agent's image webhook token (`ferry agent image-webhook`); the agent checks the
+    named images at once and reports what moved. Answers 202."""
+    settings = get_settings()
+    body = await read_limited_body(request, settings.webhook_max_body_bytes)
+    status_code, answer = receive_image_webhook(
+        token,
+        request.headers,
+        body,
+        source=client_source(request),
+        limit=settings.webhook_rate_per_minute,
+    )
+    return JSONResponse(answer, status_code=status_code)

@@ -1,0 +1,97 @@
+"""Cold start: how long importing a Lambda handler takes in a fresh interpreter, against a bare
+import of the libraries it cannot do without, timed in the same run on the same machine.
+
+Each figure is the median of ROUNDS fresh interpreters (Ferry and baseline alternate, so a busy
+moment weighs on both). Only the import is timed, not the interpreter's own start. The
+interpreters see LAMBDA_TASK_ROOT as on Lambda, so Powertools Tracer is on and patches botocore,
+and X-Ray's SDK takes its Lambda path (outside Lambda it would build two botocore clients for its
+sampling rules, a cost Lambda never pays).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+
+ROUNDS = int(os.environ.get("FERRY_BENCH_IMPORT_ROUNDS", "5"))
+
+_TIMED_IMPORT = """
+import time
+started = time.perf_counter()
+{statement}
+print(time.perf_counter() - started)
+"""
+
+
+@dataclass(frozen=True)
+class Figure:
+    figure: str
+    ferry: str  # what is imported
+    baseline: str
+    goal: float  # the ratio to stay within
+
+    def statement(self) -> str:
+        return f"import {self.ferry}"
+
+
+FIGURES = (
+    Figure("API handler import", "functions.api.app", "fastapi, mangum, pydantic, boto3", 1.5),
+    Figure("deploy-task handlers import", "functions.deploy_tasks.app", "pydantic, boto3", 1.2),
+)
+
+
+def _seconds(statement: str) -> float:
+    # A clean environment: no configuration the handlers would read, no bytecode writes.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "AWS_"))}
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    environment["LAMBDA_TASK_ROOT"] = tempfile.gettempdir()
+    completed = subprocess.run(
+        [sys.executable, "-c", _TIMED_IMPORT.format(statement=statement)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(figure: Figure, rounds: int = ROUNDS) -> dict[str, object]:
+    ferry: list[float] = []
+    baseline: list[float] = []
+    _seconds(figure.statement())  # a first run warms the file system cache for both
+    for _ in range(rounds):
+        ferry.append(_seconds(figure.statement()))
+        baseline.append(_seconds(f"import {figure.baseline}"))
+    ratio = statistics.median(ferry) / statistics.median(baseline)
+    return {
+        **asdict(figure),
+        "rounds": rounds,
+        "ferry_median_ms": round(statistics.median(ferry) * 1000, 1),
+        "baseline_median_ms": round(statistics.median(baseline) * 1000, 1),
+        "ratio": round(ratio, 2),
+        "met": ratio <= figure.goal,
+    }
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    header = ("figure", "Ferry", "baseline", "ratio", "goal", "met")
+    lines = [
+        (
+            str(row["figure"]),
+            f"{row['ferry_median_ms']} ms ({row['ferry']})",
+            f"{row['baseline_median_ms']} ms (import {row['baseline']})",
+            f"{row['ratio']}x",
+            f"<= {row['goal']}x",
+            "yes" if row["met"] else "NO",
+        )
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *lines]
+    )

@@ -160,9 +160,13 @@ def git_mode(value: object) -> int:
     raise GitError(f"unexpected mode in a tree listing: {value!r}")
 
 
+class MissingDirectory(GitError):
+    """A bundle directory that is not in the repository at the commit."""
+
+
 def missing_directory(path: str, sha: str) -> GitError:
     """The error for a bundle directory that is not in the repository at the commit."""
-    return GitError(f"{path or 'the repository root'} is not a directory at commit {sha[:12]}")
+    return MissingDirectory(f"{path or 'the repository root'} is not a directory at commit {sha[:12]}")
 
 
 def decode_text(data: bytes, path: str) -> str:

@@ -21,7 +21,8 @@ from ferry.settings import get_settings
 from ferry.store.errors import translated
 from ferry.store.tables import ApplicationRow
 
-_STORED = ["bundle_digest", "bundle_root", "bundle_files", "bundle_archive"]
+# The key too: a row holding none of the others would read back as no row at all.
+_STORED = ["id", "bundle_digest", "bundle_root", "bundle_files", "bundle_archive"]
 
 
 @dataclass(frozen=True)

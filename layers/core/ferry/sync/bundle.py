@@ -46,7 +46,7 @@ from ferry.domain.bundle import (
 )
 from ferry.domain.models import Application
 from ferry.errors import GitError
-from ferry.git.source import GitSource
+from ferry.git.source import GitSource, MissingDirectory
 from ferry.settings import get_settings
 
 
@@ -73,7 +73,13 @@ def list_bundle(
     the directory or the compose file in it is missing; BundleError past `bounds`, or for a
     symlink that leaves the directory, dangles or loops."""
     root = root_of(application.path, application.root)
-    tree = source.read_tree(sha, root)
+    try:
+        tree = source.read_tree(sha, root)
+    except MissingDirectory:
+        if application.root is not None:
+            raise
+        # The directory is the compose file's own: what is missing is the compose file.
+        raise GitError(f"{application.path} does not exist at commit {sha[:12]}") from None
     links = {e.path: _link_target(source, sha, e) for e in tree if e.mode == GIT_SYMLINK}
     entries = plan(tree, root, links, bounds)
     compose = compose_path_in(application.path, root)

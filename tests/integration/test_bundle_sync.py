@@ -241,3 +241,47 @@ def test_agent_session_reads_only_its_own_bundles(
         as_one.put_object(Bucket=bucket, Key=f"requests/{one['id']}/x", Body=b"x")
     with pytest.raises(ClientError, match="AccessDenied"):
         as_one.list_objects_v2(Bucket=bucket)
+
+
+def test_root_ships_a_parent_directory_and_is_checked(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "deploy/shared.env", ENV_FILE)
+    commit(git_repo, "elsewhere/file", "not shipped\n")
+    commit(git_repo, "deploy/web/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    agent = create_agent(api, f"host-{unique}")
+    body = {
+        "name": f"app-{unique}",
+        "repository_id": repository["id"],
+        "agent_id": agent["id"],
+        "branch": "main",
+        "path": "deploy/web/compose.yaml",
+    }
+    for root, reason in (
+        ("elsewhere", "must be a directory that holds the compose file"),
+        ("../deploy", "root must be a relative directory inside the repository"),
+    ):
+        refused = api.post("/applications", json={**body, "root": root})
+        assert refused.status_code == 400 and reason in refused.text, refused.text
+
+    created = api.post("/applications", json={**body, "root": "deploy/"})
+    assert created.status_code == 201, created.text
+    application = created.json()
+    assert application["root"] == "deploy"
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    first = scripted.take()
+    assert first.request.bundle is not None and first.request.bundle.root == "deploy"
+    assert set(_files(first.request)) == {"shared.env", "web/compose.yaml"}
+    scripted.succeed(first)
+    wait_for_status(api, application["id"], "synced")
+    wait_for_idle_sync(repository["id"])
+
+    # An empty root is the compose file's own directory again, synced at once.
+    changed = api.patch(f"/applications/{application['id']}", json={"root": ""})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["root"] is None
+    second = scripted.take()
+    assert second.request.bundle is not None and second.request.bundle.root == "deploy/web"
+    assert set(_files(second.request)) == {"compose.yaml"}
+    scripted.succeed(second)

@@ -1203,9 +1203,18 @@ def test_provider_bundle_content_that_is_not_the_listed_blob_refused(
         read_bundle(source, C3, listed, BUNDLE_LIMITS)
 
 
-def test_provider_bundle_directory_missing_raises_git_error(replay: ReplayServer) -> None:
+def test_provider_bundle_directory_missing_names_the_compose_file(replay: ReplayServer) -> None:
     replay.play("github", "tree-c3-recursive")
     application = _web().model_copy(update={"path": "apps/api/compose.yaml"})
+
+    # Its own directory missing: what the user named is the compose file.
+    with pytest.raises(GitError, match=r"apps/api/compose\.yaml does not exist at commit 57db"):
+        list_bundle(github(replay), C3, application, BUNDLE_LIMITS)
+
+
+def test_provider_bundle_root_missing_names_the_root(replay: ReplayServer) -> None:
+    replay.play("github", "tree-c3-recursive")
+    application = _web().model_copy(update={"path": "apps/api/compose.yaml", "root": "apps/api"})
 
     with pytest.raises(GitError, match="apps/api is not a directory at commit 57db708bed2f"):
         list_bundle(github(replay), C3, application, BUNDLE_LIMITS)

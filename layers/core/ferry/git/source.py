@@ -166,7 +166,9 @@ class MissingDirectory(GitError):
 
 def missing_directory(path: str, sha: str) -> GitError:
     """The error for a bundle directory that is not in the repository at the commit."""
-    return MissingDirectory(f"{path or 'the repository root'} is not a directory at commit {sha[:12]}")
+    return MissingDirectory(
+        f"{path or 'the repository root'} is not a directory at commit {sha[:12]}"
+    )
 
 
 def decode_text(data: bytes, path: str) -> str:

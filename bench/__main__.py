@@ -19,7 +19,7 @@ import traceback
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines among the results
 
-from bench.report import Row, markdown, table, write, write_rows  # noqa: E402
+from bench.report import Row, markdown, table, write, write_rows
 
 # cold_start first: a running stack would weigh on its figures; host last: it starts its own.
 MODULES = ("cold_start", "spine", "ingest", "burst", "scale", "host")
@@ -44,7 +44,10 @@ def main() -> int:
         print(f"bench: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
         write_rows(f"{name}.json", measured)
         rows.extend(measured)
-    write("table.json", {"seconds": round(time.monotonic() - started), "rows": [r.__dict__ for r in rows]})
+    write(
+        "table.json",
+        {"seconds": round(time.monotonic() - started), "rows": [r.__dict__ for r in rows]},
+    )
     print(table(rows))
     print(f"\n{time.monotonic() - started:.0f} s; Markdown for docs/performance.md:\n")
     print(markdown(rows))

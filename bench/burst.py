@@ -100,6 +100,4 @@ def _latest_job(repository_id: str) -> str:
     from bench.harness import wait_for
     from ferry.store.repositories import get_repository
 
-    return wait_for(
-        lambda: get_repository(repository_id).sync_job_id, what="the first sync's job"
-    )
+    return wait_for(lambda: get_repository(repository_id).sync_job_id, what="the first sync's job")

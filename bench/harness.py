@@ -9,6 +9,7 @@ Step Functions transitions a path cost; on AWS each is a round trip or a billed 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import tempfile
@@ -51,7 +52,7 @@ class CallCounter:
         self._excluded.add(threading.get_ident())
 
     def install(self) -> None:
-        self._original = BaseClient._make_api_call
+        self._original = BaseClient._make_api_call  # type: ignore[attr-defined]
         counter = self
 
         def counted(client: Any, operation: str, params: Any) -> Any:
@@ -61,11 +62,11 @@ class CallCounter:
                     counter.counts[(service, operation)] += 1
             return counter._original(client, operation, params)
 
-        BaseClient._make_api_call = counted  # type: ignore[method-assign]
+        BaseClient._make_api_call = counted  # type: ignore[attr-defined]
 
     def uninstall(self) -> None:
         if self._original is not None:
-            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+            BaseClient._make_api_call = self._original  # type: ignore[attr-defined]
 
     def snapshot(self) -> collections.Counter[tuple[str, str]]:
         with self._lock:
@@ -166,8 +167,12 @@ class Stack:
     def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
         from ferry.store.jobs import get_job
 
+        def ended() -> dict[str, Any] | None:
+            job = get_job(job_id)
+            return job.model_dump() if job.status in ("succeeded", "failed") else None
+
         return wait_for(
-            lambda: (job := get_job(job_id)).status in ("succeeded", "failed") and job.model_dump(),
+            ended,
             timeout=timeout,
             what=f"job {job_id} to end",
         )
@@ -205,7 +210,8 @@ def answer(sfn: Any, body: str) -> str:
     deploy = DeployMessage.model_validate_json(body)
     request = deploy.request
     assert isinstance(request, DeployRequest)
-    try:
+    # Its execution may have ended meanwhile (superseded, stopped).
+    with contextlib.suppress(sfn.exceptions.InvalidToken):
         sfn.send_task_success(
             taskToken=deploy.task_token,
             output=json.dumps(
@@ -217,8 +223,6 @@ def answer(sfn: Any, body: str) -> str:
                 }
             ),
         )
-    except sfn.exceptions.InvalidToken:
-        pass  # its execution ended meanwhile (superseded, stopped)
     return request.commit
 
 
@@ -227,8 +231,10 @@ def count_transitions(execution_arn: str) -> int:
     entered = 0
     token: str | None = None
     while True:
-        page = sfn.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        page = (
+            sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, nextToken=token)
+            if token
+            else sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
         )
         entered += sum(1 for e in page["events"] if e["type"].endswith("StateEntered"))
         token = page.get("nextToken")

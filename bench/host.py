@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,7 @@ def measure() -> list[Row]:
                 sha = commit_file(repo_path, "hello/compose.yaml", compose, f"round {n}")
                 started = time.perf_counter()
                 stack.webhook(repository, {"branch": "main"})
-                wait_for(lambda sha=sha: _synced(stack, app_id, sha), timeout=120, what="synced")
+                wait_for(partial(_synced, stack, app_id, sha), timeout=120, what="synced")
                 ferry.append(time.perf_counter() - started)
                 bare.append(_bare_deploy(bare_folder, bare_project, compose))
 
@@ -126,15 +127,21 @@ def measure() -> list[Row]:
             if application is not None:
                 stack.api.delete(f"/applications/{application['id']}")
                 wait_for(
-                    lambda: stack.api.get(f"/applications/{application['id']}").status_code
-                    == 404,
+                    lambda: stack.api.get(f"/applications/{application['id']}").status_code == 404,
                     timeout=60,
                     what="the bench application's removal",
                 )
             agent.stop()
             subprocess.run(
-                ["docker-compose", "-p", bare_project, "-f", str(bare_folder / "compose.yaml"),
-                 "down", "--remove-orphans"],
+                [
+                    "docker-compose",
+                    "-p",
+                    bare_project,
+                    "-f",
+                    str(bare_folder / "compose.yaml"),
+                    "down",
+                    "--remove-orphans",
+                ],
                 capture_output=True,
             )
 

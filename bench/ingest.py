@@ -4,7 +4,8 @@ the same process; and the p99 accept latency with 30 deliveries in flight at onc
 
 Every delivery carries its own delivery id, so each is verified, counted against the rate
 limit, logged and queued as its own job, as a real burst of pushes would be. The rate limit
-is raised for the run (bench/harness.py). The repository has no applications: the syncs behind the deliveries do little.
+is raised for the run (bench/harness.py). The repository has no applications: the syncs
+behind the deliveries do little.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def write(name: str, result: Any) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    (RESULTS / name).write_text(
+        json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 def write_rows(name: str, rows: list[Row]) -> None:
@@ -65,7 +67,7 @@ def markdown(rows: list[Row]) -> str:
     """The same table for docs/performance.md."""
     out = ["| figure | Ferry | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for row in rows:
-        ratio = "-" if row.ratio is None else f"{row.ratio:g}×"
+        ratio = "-" if row.ratio is None else f"{row.ratio:g}x"
         out.append(
             f"| {row.figure} | {row.ferry} | {row.baseline} | {ratio} | {row.goal} | "
             f"{'yes' if row.met else 'no'} |"

@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import boto3
@@ -42,9 +43,11 @@ def floor_task(event: Any, _context: Any) -> Any:
 def _floor(stack: Stack) -> tuple[list[float], list[float]]:
     from ferry.local.template import FunctionSpec
 
-    sqs, sfn, lam = (boto3.client(s) for s in ("sqs", "stepfunctions", "lambda"))
+    sqs, sfn, lam = boto3.client("sqs"), boto3.client("stepfunctions"), boto3.client("lambda")
     queue = sqs.create_queue(QueueName="ferry-agent-bench-floor")["QueueUrl"]
-    deploy_machine = sfn.describe_state_machine(stateMachineArn=stack.cloud.deploy_state_machine_arn)
+    deploy_machine = sfn.describe_state_machine(
+        stateMachineArn=stack.cloud.deploy_state_machine_arn
+    )
     # Built, not asked: moto's IAM checks refuse Lambda's GET requests (see cloud.py).
     function_role = stack.cloud.role_arn("MarkInProgressFunctionRole")
     function = lam.create_function(
@@ -97,7 +100,9 @@ def _floor(stack: Stack) -> tuple[list[float], list[float]]:
         receive()
         bare = time.perf_counter() - started
         started = time.perf_counter()
-        sfn.start_execution(stateMachineArn=machine, name=f"floor-{n}", input=json.dumps({"round": n}))
+        sfn.start_execution(
+            stateMachineArn=machine, name=f"floor-{n}", input=json.dumps({"round": n})
+        )
         receive()
         if n:
             round_trip.append(bare)
@@ -125,7 +130,7 @@ def measure() -> list[Row]:
                     "Messages", []
                 ):
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                    body = json.loads(message["Body"])
+                    body: dict[str, Any] = json.loads(message["Body"])
                     if commit is None or body["request"]["commit"] == commit:
                         return body
                     answer(sfn, message["Body"])
@@ -138,10 +143,7 @@ def measure() -> list[Row]:
             if job_id:
                 arns.append(sync_execution_arn(job_id))
             for arn in arns:
-                wait_for(
-                    lambda arn=arn: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
-                    what=f"{arn} to end",
-                )
+                wait_for(partial(_ended, sfn, arn), what=f"{arn} to end")
 
         settle(take(None), None)  # the application's first deploy
         samples: list[float] = []
@@ -213,3 +215,7 @@ def _transitions_to_dispatch(execution_arn: str) -> int:
             if event["stateEnteredEventDetails"]["name"] == "DispatchToAgent":
                 break
     return entered
+
+
+def _ended(sfn: Any, execution_arn: str) -> bool:
+    return bool(sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING")

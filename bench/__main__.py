@@ -1,156 +1,68 @@
-"""`make bench`: ratios against a baseline measured in the same run, so results compare across
-machines.
+"""`make bench`: every figure of issues 14 and 17 in one run, each against a baseline measured
+in the same run (so ratios compare across machines), printed as one table and written to
+bench/results/ (one JSON file per module, and table.json).
 
-- Cold start (bench/cold_start.py): importing the API handler and the deploy tasks' handlers in a
-  fresh interpreter, against a bare import of the libraries they are built on.
-- The spine: how long a webhook takes to become a deploy job on the agent's queue, against a
-  plain SQS send → receive round trip on the same embedded moto.
+One module per figure: cold_start (handler imports), spine (webhook → agent queue, store calls),
+ingest (webhook throughput and latency), burst (200 deliveries for 5 commits), scale (issue 14:
+500 applications, t(100)/t(1), registering, transitions), host (a real `ferry up`: idle CPU, the
+agent's memory, push → synced). `FERRY_BENCH_ONLY=spine,burst` runs some of them.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import statistics
+import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+from dataclasses import asdict
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines among the results
 
-ROUNDS = int(os.environ.get("FERRY_BENCH_ROUNDS", "15"))
-COMPOSE = "services:\n  web:\n    image: busybox:1.36\n    command: [sleep, '{round_number}']\n"
+from bench.report import RESULTS, Row, markdown, table, write, write_rows
+
+# cold_start first: a running stack would weigh on its figures; host last: it starts its own.
+MODULES = ("cold_start", "spine", "ingest", "burst", "scale", "host")
 
 
-def _median_ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 2)
+def run_one(name: str) -> int:
+    """Measure one module in this process and write its rows to bench/results/<name>.json."""
+    module = importlib.import_module(f"bench.{name}")
+    measured: list[Row] = module.measure()
+    write_rows(f"{name}.json", measured)
+    return 0
 
 
-def cold_start() -> None:
-    from bench.cold_start import FIGURES, measure, table
-
-    rows = [measure(figure) for figure in FIGURES]
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        return run_one(sys.argv[2])
+    only = [m for m in os.environ.get("FERRY_BENCH_ONLY", "").split(",") if m]
+    rows: list[Row] = []
+    broken: list[str] = []
+    started = time.monotonic()
+    for name in MODULES:
+        if only and name not in only:
+            continue
+        begun = time.monotonic()
+        # Each module in a fresh interpreter: a stack's process-wide hooks (IAM signing, moto's
+        # patches) end with it, and no module's leftovers weigh on the next one's figures.
+        (RESULTS / f"{name}.json").unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench", "--one", name])
+        if done.returncode == 0:
+            rows.extend(Row(**row) for row in json.loads((RESULTS / f"{name}.json").read_text()))
+        else:
+            broken.append(name)
+            rows.append(Row(f"{name} (did not run)", "error", "-", None, "-", False))
+        print(f"bench: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
+    seconds = round(time.monotonic() - started)
+    write("table.json", {"seconds": seconds, "rows": [asdict(r) for r in rows]})
     print(table(rows))
-    _write("cold_start.json", rows)
-
-
-def _write(name: str, result: object) -> None:
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / name).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-
-
-def spine() -> None:
-    import boto3
-    import httpx
-
-    from ferry.domain.messages import DeployMessage, DeployRequest
-    from ferry.local.cloud import LocalCloud, LocalOptions
-    from ferry.local.sample import commit_file, create_sample_repository
-    from ferry.store.tokens import create_api_token
-
-    home = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
-    cloud = LocalCloud(LocalOptions(home=home, api_port=0))
-    cloud.start()
-    try:
-        sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
-        api = httpx.Client(
-            base_url=f"{cloud.api_url}/api/v1",
-            headers={"Authorization": f"Bearer {create_api_token('bench')}"},
-            timeout=30,
-        )
-        repo_path = home / "repo"
-        create_sample_repository(repo_path, "busybox:1.36")
-        repository = api.post("/repositories", json={"url": f"file://{repo_path}"}).json()
-        agent = api.post("/agents", json={"name": "bench"}).json()
-        from ferry.store.agents import get_agent
-
-        queue = get_agent(agent["id"]).queue_url
-        api.post(
-            "/applications",
-            json={
-                "name": "bench",
-                "repository_id": repository["id"],
-                "agent_id": agent["id"],
-                "path": "hello/compose.yaml",
-            },
-        )
-
-        def take(commit: str | None) -> None:
-            while True:
-                for message in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get(
-                    "Messages", []
-                ):
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                    deploy = DeployMessage.model_validate_json(message["Body"])
-                    job = deploy.request
-                    assert isinstance(job, DeployRequest)
-                    sfn.send_task_success(
-                        taskToken=deploy.task_token,
-                        output=json.dumps(
-                            {
-                                "request_id": job.request_id,
-                                "application_id": job.application_id,
-                                "success": True,
-                            }
-                        ),
-                    )
-                    if commit is None or job.commit == commit:
-                        return
-
-        take(None)  # the application's first deploy
-        spine: list[float] = []
-        for round_number in range(ROUNDS):
-            commit = commit_file(
-                repo_path,
-                "hello/compose.yaml",
-                COMPOSE.format(round_number=round_number),
-                f"round {round_number}",
-            )
-            started = time.perf_counter()
-            response = api.post(
-                f"/webhooks/repositories/{repository['id']}",
-                headers={"Authorization": f"Bearer {repository['webhook_secret']}"},
-            )
-            assert response.status_code == 202, response.text
-            take(commit)
-            spine.append(time.perf_counter() - started)
-
-        baseline_queue = sqs.create_queue(QueueName="bench-baseline")["QueueUrl"]
-        baseline: list[float] = []
-        for _ in range(ROUNDS):
-            started = time.perf_counter()
-            sqs.send_message(QueueUrl=baseline_queue, MessageBody="x")
-            while not (
-                got := sqs.receive_message(QueueUrl=baseline_queue, WaitTimeSeconds=1).get(
-                    "Messages"
-                )
-            ):
-                pass
-            sqs.delete_message(QueueUrl=baseline_queue, ReceiptHandle=got[0]["ReceiptHandle"])
-            baseline.append(time.perf_counter() - started)
-    finally:
-        cloud.stop()
-
-    result = {
-        "benchmark": "webhook → deploy job on the agent's queue",
-        "rounds": ROUNDS,
-        "median_ms": _median_ms(spine),
-        "baseline": "SQS send → receive round trip on the same moto",
-        "baseline_median_ms": _median_ms(baseline),
-        "ratio": round(statistics.median(spine) / statistics.median(baseline), 1),
-    }
-    _write("spine.json", result)
-    json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
-    print()
-
-
-def main() -> None:
-    cold_start()  # first: the local stack would weigh on its figures
-    spine()
+    print(f"\n{seconds} s; the same table in Markdown (docs/performance.md):\n")
+    print(markdown(rows))
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 
+from bench.report import Row
+
 ROUNDS = int(os.environ.get("FERRY_BENCH_IMPORT_ROUNDS", "5"))
 
 _TIMED_IMPORT = """
@@ -59,7 +61,7 @@ def _seconds(statement: str) -> float:
     return float(completed.stdout.strip().splitlines()[-1])
 
 
-def measure(figure: Figure, rounds: int = ROUNDS) -> dict[str, object]:
+def measure_figure(figure: Figure, rounds: int = ROUNDS) -> dict[str, object]:
     ferry: list[float] = []
     baseline: list[float] = []
     _seconds(figure.statement())  # a first run warms the file system cache for both
@@ -77,21 +79,19 @@ def measure(figure: Figure, rounds: int = ROUNDS) -> dict[str, object]:
     }
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    header = ("figure", "Ferry", "baseline", "ratio", "goal", "met")
-    lines = [
-        (
-            str(row["figure"]),
-            f"{row['ferry_median_ms']} ms ({row['ferry']})",
-            f"{row['baseline_median_ms']} ms (import {row['baseline']})",
-            f"{row['ratio']}x",
-            f"<= {row['goal']}x",
-            "yes" if row["met"] else "NO",
+def measure() -> list[Row]:
+    rows = []
+    for figure in FIGURES:
+        result = measure_figure(figure)
+        rows.append(
+            Row(
+                figure=figure.figure,
+                ferry=f"{result['ferry_median_ms']} ms",
+                baseline=f"{result['baseline_median_ms']} ms (import {figure.baseline})",
+                ratio=float(str(result["ratio"])),
+                goal=f"<= {figure.goal:g}x",
+                met=bool(result["met"]),
+                details={"imports": figure.ferry, "rounds": result["rounds"]},
+            )
         )
-        for row in rows
-    ]
-    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
-        for cells in [header, *lines]
-    )
+    return rows

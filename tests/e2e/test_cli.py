@@ -50,8 +50,15 @@ def test_demo_deploys_sample_and_prints_the_deploy_path(tmp_path: Path) -> None:
         "Done",
     ]
     assert f"{' → '.join(path)} (SUCCEEDED)" in out
+    sync = ["Start", "PlanSync", "NothingToSync", "SyncApplications", "SyncBatch", "EndSync"]
+    assert f"sync path          {' → '.join(sync)} → Synced → SyncSucceeded (SUCCEEDED)" in out
     assert "project label hello" in out
     assert out.rstrip().splitlines()[-1].strip().startswith("OK")
+    # Only what the user needs: no emulator notices (moto naming the alarms it does not emulate,
+    # Powertools warning of invocations that counted no metric).
+    noise = ("No Moto CloudFormation support", "Tried to parse AWS::", "No application metrics")
+    everything = (out + completed.stderr).splitlines()
+    assert not [line for line in everything if any(n in line for n in noise)]
 
 
 def test_demo_without_docker_says_so_and_ends_out_of_sync(tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ machine act as their own role (see iam.py).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +99,7 @@ class LocalCloud:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        _quiet_expected_notices()
         self._point_aws_at_moto()
         self.moto.start()
         plan = build_plan(project_root() / "template.yaml", self._parameters(), REGION)
@@ -444,3 +447,21 @@ def _forget_cached_configuration() -> None:
 
 # An empty zip archive (end-of-central-directory record only): moto needs code to exist in S3.
 _EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
+
+
+class _UnemulatedResourceFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No Moto CloudFormation support for")
+
+
+def _quiet_expected_notices() -> None:
+    """Notices that are expected here and say nothing to a user of the local stack: moto's
+    CloudFormation names each resource it does not emulate (the alarms and the dashboard: they
+    exist on AWS only), and Powertools warns of each invocation that counted no metric."""
+    moto_logger = logging.getLogger("moto")
+    if not any(isinstance(f, _UnemulatedResourceFilter) for f in moto_logger.filters):
+        moto_logger.addFilter(_UnemulatedResourceFilter())
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message="No application metrics to publish", category=UserWarning
+    )

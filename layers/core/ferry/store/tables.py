@@ -228,6 +228,17 @@ class NotificationTargetRow(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class JobsByRepository(GlobalSecondaryIndex["JobRow"]):  # type: ignore[no-untyped-call]
+    """A repository's jobs in the order they were queued (the sync worker's supersede check)."""
+
+    class Meta:
+        index_name = "by_repository"
+        projection = AllProjection()
+
+    repository_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class JobRow(Model):
     """A sync job's progress, so a trigger's caller can follow what its 202 started."""
 
@@ -237,7 +248,7 @@ class JobRow(Model):
     id = UnicodeAttribute(hash_key=True)
     repository_id = UnicodeAttribute()
     trigger = UnicodeAttribute(attr_name="origin")  # its first name, as stored
-    status = UnicodeAttribute()  # queued, running, succeeded, failed
+    status = UnicodeAttribute()  # queued, running, succeeded, failed, superseded
     branch = UnicodeAttribute(null=True)
     commit = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
@@ -249,6 +260,7 @@ class JobRow(Model):
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    by_repository = JobsByRepository()
 
 
 class DeliveryRow(Model):

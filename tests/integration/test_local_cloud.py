@@ -173,9 +173,7 @@ def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
     from moto import backends
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    definition = json.dumps(
-        {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
-    )
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
     first_program, first_tree = AmazonStateLanguageParser.parse(definition)
     second_program, second_tree = AmazonStateLanguageParser.parse(definition)
 

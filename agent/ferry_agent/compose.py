@@ -416,7 +416,10 @@ class ComposeRunner:
         """Fetch every image before anything is replaced: a failed pull leaves the running
         version untouched. Images only this host has (built or imported locally, no registry
         knows them) are fine as long as they are here, unless the pull is `required` (an image
-        update, which must not end running the image it replaces)."""
+        update, which must not end running the image it replaces). When every image is such a
+        local one, no registry is asked at all: a pull could only fail."""
+        if not required and images and all(_local_only(client, image) for image in images):
+            return
         try:
             self._run([*base, "pull"], "docker compose pull", cancel)
         except DeployError as failure:
@@ -559,6 +562,16 @@ def _created_for_the_check(folder: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 path.rmdir()
         raise
+
+
+def _local_only(client: docker.DockerClient, image: str) -> bool:
+    """Here, and never pulled from or pushed to a registry (built or imported on this host):
+    Docker records a registry digest for every image that came from one."""
+    try:
+        found = client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return not found.attrs.get("RepoDigests")
 
 
 def _image_present(client: docker.DockerClient, image: str) -> bool:

@@ -322,10 +322,11 @@ def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> No
             {"PutRequest": {"Item": row.serialize()}}
         )
     for row in deletes:
-        hash_key, range_key = row._get_serialized_keys()
-        key = {row._hash_keyname: hash_key}
-        if row._range_keyname is not None:
-            key[row._range_keyname] = range_key
+        key = {
+            attribute.attr_name: {attribute.attr_type: attribute.serialize(getattr(row, name))}
+            for name, attribute in row.get_attributes().items()
+            if attribute.is_hash_key or attribute.is_range_key
+        }
         requests.setdefault(row.Meta.table_name, []).append({"DeleteRequest": {"Key": key}})
     for _attempt in range(5):
         try:

@@ -1,10 +1,11 @@
 """AWS clients from the agent's session, rebuilt before the session's credentials expire.
 
 The control plane hands out short-lived credentials (STS; moto locally) that reach only this
-agent's queue and the task answers. Jobs last minutes and several threads share the clients, so
-the session is fetched again in the background a few minutes before expiry and the clients are
-swapped under a lock: a call already under way finishes with the client it holds (its credentials
-are still valid), the next call takes the new one. Nothing running is interrupted.
+agent's queue, the task answers and the bundles handed to it through the bundle bucket. Jobs last
+minutes and several threads share the clients, so the session is fetched again in the background
+a few minutes before expiry and the clients are swapped under a lock: a call already under way
+finishes with the client it holds (its credentials are still valid), the next call takes the new
+one. Nothing running is interrupted.
 
 A session without credentials (no agent role configured) means the agent's own AWS credentials
 (instance profile, AWS_* variables); nothing then needs refreshing.
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from ferry.domain.messages import AgentSession
+from ferry.domain.messages import AgentSession, BundleObject
+from ferry_agent.bundles import BundleRefused
 from ferry_agent.control_plane import ControlPlaneError
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -48,7 +52,7 @@ def _utcnow() -> datetime:
 
 
 class AwsAccess:
-    """The agent's SQS and Step Functions clients, always built from a valid session."""
+    """The agent's SQS, Step Functions and S3 clients, always built from a valid session."""
 
     def __init__(
         self,
@@ -70,9 +74,9 @@ class AwsAccess:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._session, self._sqs, self._sfn = self._build(session)
+        self._session, self._sqs, self._sfn, self._s3 = self._build(session)
 
-    def _build(self, session: AgentSession) -> tuple[AgentSession, SQSClient, SFNClient]:
+    def _build(self, session: AgentSession) -> tuple[AgentSession, SQSClient, SFNClient, S3Client]:
         options: dict[str, Any] = {"region_name": session.region}
         if session.credentials is not None:
             options.update(
@@ -87,6 +91,7 @@ class AwsAccess:
             session,
             factory.client("sqs", config=self._config, endpoint_url=endpoint),
             factory.client("stepfunctions", config=self._config, endpoint_url=endpoint),
+            factory.client("s3", config=self._config, endpoint_url=endpoint),
         )
 
     @property
@@ -106,6 +111,21 @@ class AwsAccess:
         with self._lock:
             return self._sfn
 
+    def s3(self) -> S3Client:
+        with self._lock:
+            return self._s3
+
+    def read_bundle(self, location: BundleObject) -> bytes:
+        """A bundle handed over through the bundle bucket (BundleRefused when it cannot be
+        read: gone, or not this agent's)."""
+        try:
+            response = self.s3().get_object(Bucket=location.bucket, Key=location.key)
+            return response["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise BundleRefused(
+                f"the bundle could not be read from the bundle bucket: {exc}"
+            ) from exc
+
     def next_refresh(self) -> datetime | None:
         """When the session is due to be fetched again (None: nothing expires)."""
         credentials = self.session.credentials
@@ -117,7 +137,7 @@ class AwsAccess:
         """Fetch a new session and swap the clients (ControlPlaneError when the API refuses)."""
         built = self._build(self._fetch_session())
         with self._lock:
-            self._session, self._sqs, self._sfn = built
+            self._session, self._sqs, self._sfn, self._s3 = built
         expiration = built[0].credentials.expiration if built[0].credentials else None
         log.info("AWS session refreshed (credentials valid until %s)", expiration or "-")
 

@@ -1,4 +1,10 @@
-"""Docker Compose on this host: judge and write the files, run `up`, read back what runs.
+"""Docker Compose on this host: receive and judge the bundle, run `up`, read back what runs.
+
+A deploy request carries the application's bundle: its directory from the repository, with the
+compose file somewhere below it (ferry_agent/bundles.py puts it on disk). Compose runs in the
+compose file's directory of the unpacked bundle, so relative paths, `.env`, `env_file`, configs,
+secrets and build contexts mean what they mean in a checkout; the policy keeps them inside the
+bundle.
 
 `docker compose` (v2) is used when the Docker CLI has it, else `docker-compose` (v1). Containers
 get the normalized project name and a `ferry.application-id` label (through an override file, so
@@ -6,8 +12,8 @@ the user's compose file is deployed exactly as committed).
 
 The security policy judges the file twice before anything starts: as written (which refuses
 before compose reads a single host file or meets a key it does not know), then as compose itself
-resolves the project (`config`) in the deploy directory, with the files `up` will use and the
-environment it will run with, so no difference between compose's parser and ours can hide a
+resolves the project (`config`) in the new bundle's directory, with the files `up` will use and
+the environment it will run with, so no difference between compose's parser and ours can hide a
 setting. Compose always runs with a clean environment (`COMPOSE_VARIABLES`): none of the agent's
 own variables (its token, AWS credentials, ...) reach interpolation or containers.
 
@@ -27,9 +33,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -39,6 +44,15 @@ from dotenv import dotenv_values
 
 from ferry.domain.messages import ContainerState, DeployRequest
 from ferry.domain.models import HealthStatus
+from ferry_agent.bundles import (
+    LEGACY_OVERRIDE,
+    BundleRefused,
+    Carried,
+    ProjectFolder,
+    ReadObject,
+    Unpacked,
+    receive,
+)
 from ferry_agent.compose_yaml import load_compose, service_names
 from ferry_agent.deployed import deployed_state, forget_deployed, observe, write_deployed
 from ferry_agent.policy import (
@@ -53,9 +67,6 @@ from ferry_agent.policy import (
 APPLICATION_LABEL = "ferry.application-id"
 COMMIT_LABEL = "ferry.commit"
 PROJECT_LABEL = "com.docker.compose.project"
-OVERRIDE_NAME = ".ferry.override.yaml"
-# The files `config` judges before they replace the deployed ones.
-STAGED_PREFIX = ".ferry.staged."
 # What compose gets of the agent's environment: where programs are, the home directory (`~`, the
 # Docker CLI's configuration and registry credentials), the locale, and how to reach the daemon.
 COMPOSE_VARIABLES = (
@@ -86,13 +97,31 @@ class JobCancelled(Exception):
     """The job was cancelled while it ran; what it started was stopped."""
 
 
-@dataclass(frozen=True)
-class ProjectFiles:
-    """A judged project on disk: the compose file, our override, and the images compose resolved."""
+@dataclass
+class Prepared:
+    """A judged bundle unpacked beside the running one, with what the host made carried into
+    it, and the images compose resolved; `install` swaps it in, `abandon` takes it apart."""
 
-    compose_path: Path
-    override_path: Path
+    folder: ProjectFolder
+    bundle: Unpacked
+    root: str
+    carried: Carried
     images: list[str]
+
+    @property
+    def compose_path(self) -> Path:
+        return self.bundle.compose_path
+
+    @property
+    def override_path(self) -> Path:
+        return self.bundle.override_path
+
+    def install(self) -> None:
+        self.folder.swap_in(self.bundle, self.root)
+
+    def abandon(self) -> None:
+        self.carried.undo()
+        self.folder.discard(self.bundle)
 
 
 @dataclass
@@ -173,8 +202,11 @@ class ComposeRunner:
         health_wait_seconds: int = 10,
         bind_allow_list: bool = False,
         policy_bypass: dict[str, list[str]] | None = None,
+        read_object: ReadObject | None = None,
     ) -> None:
         self.deployments_dir = deployments_dir
+        # Reads a bundle handed over through the bundle bucket (the agent's session client).
+        self.read_object = read_object
         self.docker_host = docker_host
         # What users know the daemon as (the ssh:// URL behind a local tunnel socket).
         self.docker_host_name = docker_host_name or docker_host
@@ -220,67 +252,75 @@ class ComposeRunner:
             environment["DOCKER_HOST"] = self.docker_host
         return environment
 
-    def write_files(
+    def prepare(
         self,
         job: DeployRequest,
         resources: HostResources,
         cancel: threading.Event | None = None,
-    ) -> ProjectFiles:
-        """Judge the compose file with the security policy, as written and as compose resolves
-        it, then put it (at its repository path) and our label override in place. A refused
-        file leaves nothing on disk and the deployed files as they were."""
-        relative = PurePosixPath(job.compose_path)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise DeployError(f"compose path {job.compose_path!r} escapes the deployment folder")
+    ) -> Prepared:
+        """Receive the job's bundle, unpack it into a fresh directory beside the running one,
+        bring over what the host made there, and judge it with the security policy (as written,
+        then as compose resolves it). Nothing that runs changes; a refused bundle is taken apart
+        again and the host's files moved back."""
         try:
-            documents = load_compose(job.compose_file)
-        except yaml.YAMLError as exc:
+            check_application_name(job.application_name)
+        except PolicyViolation as exc:
+            raise DeployError(str(exc)) from exc
+        try:
+            received = receive(job, self.read_object)
+        except BundleRefused as exc:
+            raise DeployError(str(exc)) from exc
+        compose_text = next(f.data for f in received.files if f.path == received.compose)
+        try:
+            documents = load_compose(compose_text.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
         services = service_names(documents)
         if not services:
             raise DeployError(f"{job.compose_path} has no services")
-        compose_path = (self.project_dir(job.project_name) / relative).resolve()
-        folder = compose_path.parent
-        options = self.policy_for(job)
-        environment = self.compose_environment()
+        folder = ProjectFolder(self.project_dir(job.project_name).resolve())
+        bundle = folder.unpack(received)
+        carried = folder.carry(bundle, received.root)
         try:
-            check_application_name(job.application_name)
+            # Compose interpolates from its environment first, then the project's `.env`.
+            environment = {**_dotenv(bundle.project_dir / ".env"), **self.compose_environment()}
+            self._enforce(job, bundle, documents, resources, environment=environment)
+            bundle.override_path.write_text(_override(documents, services, job))
+            model = self.resolve(job, bundle.project_dir, self._files(bundle), cancel)
+            self._enforce(job, bundle, [model], resources, resolved=True)
+        except BaseException:
+            carried.undo()
+            folder.discard(bundle)
+            raise
+        return Prepared(folder, bundle, received.root, carried, _model_images(model))
+
+    def _enforce(
+        self,
+        job: DeployRequest,
+        bundle: Unpacked,
+        documents: list[object],
+        resources: HostResources,
+        *,
+        environment: dict[str, str] | None = None,
+        resolved: bool = False,
+    ) -> None:
+        try:
             enforce(
                 documents,
-                project_dir=folder,
+                project_dir=bundle.project_dir,
+                bundle_root=bundle.directory,
                 project_name=job.project_name,
-                # Compose interpolates from its environment first, then the project's `.env`.
-                environment={**_dotenv(folder / ".env"), **environment},
-                options=options,
+                environment=environment or {},
+                options=self.policy_for(job),
                 resources=resources,
+                resolved=resolved,
             )
         except PolicyViolation as exc:
             raise DeployError(str(exc)) from exc
-        override_path = folder / OVERRIDE_NAME
-        staged_compose = folder / f"{STAGED_PREFIX}{compose_path.name}"
-        staged_override = folder / f"{STAGED_PREFIX}{OVERRIDE_NAME.lstrip('.')}"
-        with _created_for_the_check(folder):
-            try:
-                staged_compose.write_text(job.compose_file)
-                staged_override.write_text(_override(documents, services, job))
-                model = self.resolve(job, folder, [staged_compose, staged_override], cancel)
-                try:
-                    enforce(
-                        [model],
-                        project_dir=folder,
-                        project_name=job.project_name,
-                        options=options,
-                        resources=resources,
-                        resolved=True,
-                    )
-                except PolicyViolation as exc:
-                    raise DeployError(str(exc)) from exc
-                staged_compose.replace(compose_path)
-                staged_override.replace(override_path)
-            finally:
-                staged_compose.unlink(missing_ok=True)
-                staged_override.unlink(missing_ok=True)
-        return ProjectFiles(compose_path, override_path, _model_images(model))
+
+    @staticmethod
+    def _files(bundle: Unpacked) -> list[Path]:
+        return [bundle.compose_path, bundle.override_path]
 
     def resolve(
         self,
@@ -302,14 +342,7 @@ class ComposeRunner:
             arguments += ["-f", str(path)]
         v2 = command[-1] == "compose"
         arguments += ["config", "--format", "json"] if v2 else ["config"]
-        try:
-            output = self._run(arguments, "docker compose config", cancel)
-        except DeployError as exc:
-            # Name the user's file, not the staged copy compose was given.
-            message = str(exc)
-            for path in files:
-                message = message.replace(path.name, path.name.removeprefix(STAGED_PREFIX))
-            raise DeployError(message) from exc
+        output = self._run(arguments, "docker compose config", cancel)
         try:
             model = json.loads(output) if v2 else yaml.safe_load(output)
         except (ValueError, yaml.YAMLError) as exc:
@@ -363,24 +396,19 @@ class ComposeRunner:
             process.terminate()
 
     def deploy(self, job: DeployRequest, cancel: threading.Event | None = None) -> Snapshot:
-        """Bring the application's project to the job's compose file (JobCancelled when `cancel`
-        is set meanwhile)."""
+        """Bring the application's project to the job's bundle (JobCancelled when `cancel` is
+        set meanwhile). The new bundle goes live only once its images are here: a refused
+        bundle or a failed pull leaves the running one as it was."""
         with contextlib.closing(self._docker()) as client:
-            files = self.write_files(job, DockerResources(client), cancel)
-            base = [
-                *compose_command(),
-                "--project-name",
-                job.project_name,
-                "--project-directory",
-                str(files.compose_path.parent),
-                "-f",
-                str(files.compose_path),
-                "-f",
-                str(files.override_path),
-            ]
-            self.pull(base, client, files.images, cancel, required=job.pull)
-            project_dir = self.project_dir(job.project_name)
-            forget_deployed(project_dir)
+            prepared = self.prepare(job, DockerResources(client), cancel)
+            base = self._base(job.project_name, prepared.bundle)
+            try:
+                self.pull(base, client, prepared.images, cancel, required=job.pull)
+            except BaseException:
+                prepared.abandon()
+                raise
+            prepared.install()
+            forget_deployed(self.project_dir(job.project_name))
             self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up", cancel)
             snapshot = self.snapshot(client, job.project_name, cancel)
             self.record_deployed(client, job)
@@ -403,6 +431,18 @@ class ComposeRunner:
         return list(
             client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project_name}"})
         )
+
+    def _base(self, project_name: str, bundle: Unpacked) -> list[str]:
+        arguments = [
+            *compose_command(),
+            "--project-name",
+            project_name,
+            "--project-directory",
+            str(bundle.project_dir),
+        ]
+        for path in self._files(bundle):
+            arguments += ["-f", str(path)]
+        return arguments
 
     def pull(
         self,
@@ -432,30 +472,13 @@ class ComposeRunner:
     def remove(self, project_name: str, cancel: threading.Event | None = None) -> None:
         """Tear the project down (`down --remove-orphans`) and delete its folder.
 
-        Uses the files written at deploy time; without them (never deployed here, or the folder
-        was lost) the project's containers are removed by their compose label instead.
+        Uses the running bundle's files (or those an earlier version wrote); without any (never
+        deployed here, or the folder was lost) the project's containers are removed by their
+        compose label instead.
         """
         folder = self.project_dir(project_name)
-        overrides = sorted(folder.rglob(OVERRIDE_NAME)) if folder.exists() else []
-        if overrides:
-            override = overrides[0]
-            compose_files = [
-                p
-                for p in override.parent.iterdir()
-                if p.suffix in (".yaml", ".yml")
-                and p != override
-                and not p.name.startswith(STAGED_PREFIX)
-            ]
-            arguments = [
-                *compose_command(),
-                "--project-name",
-                project_name,
-                "--project-directory",
-                str(override.parent),
-            ]
-            for path in compose_files:
-                arguments += ["-f", str(path)]
-            arguments += ["-f", str(override), "down", "--remove-orphans"]
+        arguments = self._down_arguments(project_name, folder)
+        if arguments is not None:
             self._run(arguments, "docker compose down", cancel)
         else:
             with contextlib.closing(self._docker()) as client:
@@ -465,6 +488,26 @@ class ComposeRunner:
                     container.remove(force=True)
         if folder.exists():
             shutil.rmtree(folder)
+
+    def _down_arguments(self, project_name: str, folder: Path) -> list[str] | None:
+        current = ProjectFolder(folder).current()
+        if current is not None:
+            return [*self._base(project_name, current), "down", "--remove-orphans"]
+        overrides = sorted(folder.rglob(LEGACY_OVERRIDE)) if folder.exists() else []
+        if not overrides:
+            return None
+        override = overrides[0]
+        arguments = [
+            *compose_command(),
+            "--project-name",
+            project_name,
+            "--project-directory",
+            str(override.parent),
+        ]
+        for path in override.parent.iterdir():
+            if path.suffix in (".yaml", ".yml") and path != override:
+                arguments += ["-f", str(path)]
+        return [*arguments, "-f", str(override), "down", "--remove-orphans"]
 
     def snapshot(
         self,
@@ -547,21 +590,6 @@ def _dotenv(path: Path) -> dict[str, str]:
         return {}
     values = dotenv_values(path, interpolate=False)
     return {name: value for name, value in values.items() if value is not None}
-
-
-@contextlib.contextmanager
-def _created_for_the_check(folder: Path) -> Iterator[None]:
-    """`folder` made (with its missing parents) for compose to resolve the project in; the
-    folders this made are removed again when the check fails."""
-    created = [path for path in (folder, *folder.parents) if not path.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        for path in created:  # deepest first
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        raise
 
 
 def _local_only(client: docker.DockerClient, image: str) -> bool:

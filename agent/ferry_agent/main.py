@@ -119,6 +119,7 @@ def run(config_file: Path | None = None) -> None:
         health_wait_seconds=config.health_wait_seconds,
         bind_allow_list=config.policy_bind_allow_list,
         policy_bypass=config.policy_bypass,
+        read_object=aws.read_bundle,
     )
 
     def docker_client() -> docker.DockerClient:

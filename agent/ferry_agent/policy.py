@@ -54,8 +54,9 @@ Rule ids. A violation's `rule` is one of these; `kind` is the part before the fi
 `credential_path:<path>`            `/home` and the home directories in it; any path through
                                     `.ssh`, `.aws`, `.kube`, `.docker`, `.gnupg`, cron or pam
                                     directories; key files, `shadow`, `passwd`, `sudoers`, ...
-`project_escape:<path>`             a relative path that leaves the project directory (`..`,
-                                    or a symlink in the checkout pointing out of it); a build's
+`project_escape:<path>`             a relative path that leaves the application's bundle (its
+                                    directory from the repository: `..` past its root, or a
+                                    symlink on the host pointing out of it); a build's
                                     Dockerfile outside it
 `other_applications:<path>`         a path in the agent's deployments directory outside the
                                     application's own folder, or one that contains it
@@ -80,7 +81,8 @@ Host paths are checked wherever compose makes Docker mount or read one: service 
 and long syntax), top-level volumes whose `driver_opts` bind a `device` (`o: bind` or `rbind`,
 whatever the `type`, or a local filesystem), the `file` of top-level secrets and configs (compose
 bind-mounts those), `env_file` and `label_file`, local build contexts, Dockerfiles and local build
-caches. Named and anonymous volumes are fine. Paths inside the project directory are the
+caches. Named and anonymous volumes are fine. Paths inside the bundle (`bundle_root`: the
+application's directory from the repository, the project directory or a parent of it) are the
 application's own files: only the Docker-socket, escape and allow-list rules apply there. A path
 is judged both as written (normalized) and, unless `resolve_symlinks` is off, with the host's
 symlinks resolved, since that is what the kernel mounts.
@@ -519,6 +521,7 @@ def check_compose(
     document: object,
     *,
     project_dir: Path,
+    bundle_root: Path | None = None,
     environment: Mapping[str, str] = _NO_ENVIRONMENT,
     options: PolicyOptions = PolicyOptions(),
     project_name: str | None = None,
@@ -528,8 +531,10 @@ def check_compose(
     """Every violation of the policy in one compose document, in file order.
 
     `project_dir` is the absolute directory compose resolves relative paths against (the compose
-    file's folder); `project_name` the compose project (by default the one compose would name
-    after `project_dir`); `resources` what the host already has. Unless `resolved`, the document
+    file's folder); `bundle_root` the application's files on the host, which relative paths must
+    not leave (the project directory or a parent of it; by default the project directory);
+    `project_name` the compose project (by default the one compose would name after
+    `project_dir`); `resources` what the host already has. Unless `resolved`, the document
     is the file as written and `environment` is what compose interpolates from (the environment
     compose runs with and the project's `.env`), including `HOME` for `~`; a `resolved` document
     is compose's own model (`docker compose config`), where only `$$` escapes are left.
@@ -537,6 +542,7 @@ def check_compose(
     return _check(
         [document],
         project_dir=project_dir,
+        bundle_root=bundle_root,
         environment=environment,
         options=options,
         project_name=project_name,
@@ -549,6 +555,7 @@ def enforce(
     documents: Sequence[object],
     *,
     project_dir: Path,
+    bundle_root: Path | None = None,
     environment: Mapping[str, str] = _NO_ENVIRONMENT,
     options: PolicyOptions = PolicyOptions(),
     project_name: str | None = None,
@@ -560,6 +567,7 @@ def enforce(
     violations = _check(
         documents,
         project_dir=project_dir,
+        bundle_root=bundle_root,
         environment=environment,
         options=options,
         project_name=project_name,
@@ -574,6 +582,7 @@ def _check(
     documents: Sequence[object],
     *,
     project_dir: Path,
+    bundle_root: Path | None,
     environment: Mapping[str, str],
     options: PolicyOptions,
     project_name: str | None,
@@ -582,8 +591,12 @@ def _check(
 ) -> list[Violation]:
     if not project_dir.is_absolute():
         raise ValueError(f"project_dir must be absolute, not {project_dir}")
+    root = project_dir if bundle_root is None else bundle_root
+    if not project_dir.is_relative_to(root):
+        raise ValueError(f"the bundle {root} must hold the project directory {project_dir}")
     checker = _Checker(
         project_dir,
+        root,
         project_name or compose_project_name(project_dir.name),
         environment,
         options,
@@ -831,6 +844,7 @@ class _Checker:
     def __init__(
         self,
         project_dir: Path,
+        bundle_root: Path,
         project_name: str,
         environment: Mapping[str, str],
         options: PolicyOptions,
@@ -843,7 +857,9 @@ class _Checker:
         self.resolved = resolved
         self.project_name = project_name
         self.project = _normalize(str(project_dir))
-        self.real_project = self._real(str(project_dir))
+        # Relative paths resolve against the project directory and must stay in the bundle.
+        self.bundle = _normalize(str(bundle_root))
+        self.real_bundle = self._real(str(bundle_root))
         deployments = options.deployments_dir
         self.deployments = None if deployments is None else _normalize(str(deployments))
         self.real_deployments = None if deployments is None else self._real(str(deployments))
@@ -1433,7 +1449,7 @@ class _Checker:
             shown += f" ({lexical})"
         if real != lexical:
             shown += f" (resolves to {real})"
-        inside = _under(lexical, self.project) and _under(real, self.real_project)
+        inside = _under(lexical, self.bundle) and _under(real, self.real_bundle)
 
         socket = next((p for p in candidates if posixpath.basename(p) == "docker.sock"), None)
         if socket is not None:
@@ -1445,11 +1461,12 @@ class _Checker:
         elif not inside:
             self.sensitive(candidates, service, shown)
         if (relative or confined) and not inside:
-            escaped = lexical if not _under(lexical, self.project) else real
+            escaped = lexical if not _under(lexical, self.bundle) else real
             self.add(
                 f"project_escape:{escaped}",
                 service,
-                f"{shown}: leaves the project directory {self.project}",
+                f"{shown}: leaves the application's bundle {self.bundle} (only its directory "
+                "from the repository ships to this host)",
             )
         self.isolation(lexical, real, service, shown)
 

@@ -238,6 +238,18 @@ def test_remote_git_source_https_read_file_older_commit_fetches_it_by_sha(
     assert source.commit(upstream.first) == CommitInfo(sha=upstream.first, message="Add web")
 
 
+def test_remote_git_source_https_read_tree_and_blob_of_an_older_commit(
+    upstream: Upstream, http_server: GitHttpServer, tmp_path: Path
+) -> None:
+    source = https_source(http_server, tmp_path / "cache")
+    directory = COMPOSE.rsplit("/", 1)[0]
+
+    entries = source.read_tree(upstream.first, directory)
+
+    assert [entry.path for entry in entries] == [COMPOSE]
+    assert source.read_blob(upstream.first, entries[0]) == V1.encode()
+
+
 def test_remote_git_source_https_token_sent_as_password(
     upstream: Upstream, http_server: GitHttpServer, tmp_path: Path
 ) -> None:

@@ -1,27 +1,28 @@
-"""The agent's compose files: how write_files judges them (as written, then as the installed
-compose resolves them, with the clean environment compose runs with), what it puts on disk, and
-how health settles. compose's `config` needs no Docker daemon."""
+"""The agent's compose projects: how `prepare` receives the bundle, judges it (as written, then
+as the installed compose resolves it, with the clean environment compose runs with) and what it
+puts on disk, and how health settles. compose's `config` needs no Docker daemon."""
 
 from __future__ import annotations
 
+import base64
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
-from ferry.domain.messages import ContainerState, DeployRequest
+from ferry.domain.bundle import BundleFile, compose_path_in, digest, pack, root_of
+from ferry.domain.messages import BundleRef, ContainerState, DeployRequest
 from ferry.domain.models import HealthStatus
+from ferry_agent.bundles import ProjectFolder
 from ferry_agent.compose import (
     APPLICATION_LABEL,
     COMMIT_LABEL,
     COMPOSE_VARIABLES,
-    OVERRIDE_NAME,
-    STAGED_PREFIX,
     ComposeRunner,
     DeployError,
-    ProjectFiles,
+    Prepared,
     settled_health,
 )
 from ferry_agent.policy import NOTHING_ON_HOST
@@ -41,7 +42,18 @@ def _job(
     compose_file: str = COMPOSE,
     compose_path: str = "apps/shop/compose.yaml",
     application_name: str = "My Shop",
+    *,
+    files: dict[str, str] | None = None,
+    root: str | None = None,
 ) -> DeployRequest:
+    """A deploy request whose bundle (inline) holds the compose file and `files` (paths below
+    the bundle's root: the compose file's directory unless `root` says otherwise)."""
+    bundle_root = root_of(compose_path, root)
+    inside = compose_path_in(compose_path, bundle_root)
+    contents = [BundleFile(inside, compose_file.encode())] + [
+        BundleFile(path, text.encode()) for path, text in (files or {}).items()
+    ]
+    archive = pack(contents)
     return DeployRequest(
         request_id="req_1",
         application_id="app_1",
@@ -51,6 +63,14 @@ def _job(
         compose_path=compose_path,
         compose_file=compose_file,
         heartbeat_seconds=60,
+        bundle=BundleRef(
+            digest=digest(contents),
+            root=bundle_root,
+            files=len(contents),
+            size=sum(len(f.data) for f in contents),
+            archive_size=len(archive),
+            inline=base64.b64encode(archive).decode(),
+        ),
     )
 
 
@@ -59,14 +79,25 @@ def runner(tmp_path: Path) -> ComposeRunner:
     return ComposeRunner(tmp_path / "deployments")
 
 
-def _write(runner: ComposeRunner, job: DeployRequest) -> tuple[Path, Path]:
-    files = runner.write_files(job, NOTHING_ON_HOST)
-    return files.compose_path, files.override_path
+def _install(runner: ComposeRunner, job: DeployRequest) -> Prepared:
+    prepared = runner.prepare(job, NOTHING_ON_HOST)
+    prepared.install()
+    return prepared
+
+
+def _folder(runner: ComposeRunner) -> ProjectFolder:
+    return ProjectFolder(runner.project_dir("my-shop").resolve())
 
 
 def _on_disk(runner: ComposeRunner) -> list[str]:
     root = runner.deployments_dir
     return sorted(str(path.relative_to(root)) for path in root.rglob("*")) if root.exists() else []
+
+
+def _bundles(runner: ComposeRunner) -> list[str]:
+    """The bundle directories and files in the project's folder."""
+    bundles = _folder(runner).bundles
+    return sorted(p.name for p in bundles.iterdir()) if bundles.exists() else []
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -75,21 +106,27 @@ def _read(path: Path) -> dict[str, Any]:
     return document
 
 
-def test_compose_runner_write_files_compose_file_at_repository_path(
-    runner: ComposeRunner, tmp_path: Path
+def test_compose_runner_prepare_compose_file_inside_the_unpacked_bundle(
+    runner: ComposeRunner,
 ) -> None:
-    compose_path, _ = _write(runner, _job())
+    prepared = _install(runner, _job(files={"nginx.conf": "server {}\n"}))
 
-    assert compose_path == tmp_path / "deployments" / "my-shop" / "apps" / "shop" / "compose.yaml"
-    assert compose_path.read_text() == COMPOSE
+    bundle = prepared.bundle.directory
+    assert prepared.compose_path == bundle / "compose.yaml"
+    assert prepared.compose_path.read_text() == COMPOSE
+    assert (bundle / "nginx.conf").read_text() == "server {}\n"
+    assert bundle.parent == runner.deployments_dir.resolve() / "my-shop" / ".ferry" / "bundles"
+    current = _folder(runner).current()
+    assert current is not None and current.directory == bundle
 
 
-def test_compose_runner_write_files_override_labels_every_service(runner: ComposeRunner) -> None:
-    compose_path, override_path = _write(runner, _job())
+def test_compose_runner_prepare_override_labels_every_service(runner: ComposeRunner) -> None:
+    prepared = _install(runner, _job())
 
-    assert override_path == compose_path.parent / OVERRIDE_NAME
-    assert OVERRIDE_NAME == ".ferry.override.yaml"
-    override = _read(override_path)
+    assert prepared.override_path == prepared.bundle.directory.with_name(
+        f"{prepared.bundle.directory.name}.override.yaml"
+    )
+    override = _read(prepared.override_path)
     assert set(override) == {"services"}
     assert override["services"] == {
         service: {"labels": {APPLICATION_LABEL: "app_1", COMMIT_LABEL: COMMIT}}
@@ -99,52 +136,61 @@ def test_compose_runner_write_files_override_labels_every_service(runner: Compos
     assert COMMIT_LABEL == "ferry.commit"
 
 
-def test_compose_runner_write_files_version_key_copied_into_override(
-    runner: ComposeRunner,
-) -> None:
+def test_compose_runner_prepare_version_key_copied_into_override(runner: ComposeRunner) -> None:
     compose = 'version: "3.8"\nservices:\n  web:\n    image: nginx:1.27\n'
 
-    _, override_path = _write(runner, _job(compose))
+    prepared = _install(runner, _job(compose))
 
-    override = _read(override_path)
+    override = _read(prepared.override_path)
     assert override["version"] == "3.8"
     assert list(override) == ["version", "services"]
     assert set(override["services"]) == {"web"}
 
 
-def test_compose_runner_write_files_top_level_path_next_to_project(
-    runner: ComposeRunner, tmp_path: Path
-) -> None:
-    compose_path, override_path = _write(runner, _job(compose_path="./compose.yaml"))
-
-    assert compose_path == tmp_path / "deployments" / "my-shop" / "compose.yaml"
-    assert override_path == tmp_path / "deployments" / "my-shop" / OVERRIDE_NAME
-
-
-def test_compose_runner_write_files_redeploy_replaces_previous_files(
+def test_compose_runner_prepare_repository_root_bundle_keeps_the_compose_files_place(
     runner: ComposeRunner,
 ) -> None:
-    _write(runner, _job())
+    prepared = _install(runner, _job(root=".", files={"shared/app.env": "A=1\n"}))
+
+    assert prepared.compose_path == prepared.bundle.directory / "apps" / "shop" / "compose.yaml"
+    assert (prepared.bundle.directory / "shared" / "app.env").is_file()
+
+
+def test_compose_runner_prepare_redeploy_swaps_and_keeps_the_previous_bundle(
+    runner: ComposeRunner,
+) -> None:
+    first = _install(runner, _job())
     smaller = "services:\n  web:\n    image: nginx:1.28\n"
 
-    compose_path, override_path = _write(runner, _job(smaller))
+    second = _install(runner, _job(smaller))
+    third = _install(runner, _job(smaller + "    restart: always\n"))
 
-    assert compose_path.read_text() == smaller
-    assert set(_read(override_path)["services"]) == {"web"}
+    folder = _folder(runner)
+    assert folder.current() == third.bundle
+    assert folder.previous() == second.bundle
+    assert second.compose_path.read_text() == smaller
+    assert not first.bundle.directory.exists()
+    assert not first.override_path.exists()
+    names = {third.bundle.directory.name, second.bundle.directory.name}
+    assert _bundles(runner) == sorted(
+        f"{name}{suffix}" for name in names for suffix in ("", ".json", ".override.yaml")
+    )
 
 
 @pytest.mark.parametrize(
     "compose_path",
     ["../compose.yaml", "../../escape.yaml", "apps/../../x.yaml", "/etc/compose.yaml"],
 )
-def test_compose_runner_write_files_escaping_path_raises_deploy_error(
+def test_compose_runner_prepare_escaping_path_raises_deploy_error(
     runner: ComposeRunner, tmp_path: Path, compose_path: str
 ) -> None:
+    job = _job().model_copy(update={"compose_path": compose_path})
+
     with pytest.raises(DeployError, match="escapes"):
-        _write(runner, _job(compose_path=compose_path))
+        runner.prepare(job, NOTHING_ON_HOST)
 
     assert not (tmp_path / "escape.yaml").exists()
-    assert not (tmp_path / "deployments" / "compose.yaml").exists()
+    assert _on_disk(runner) == []
 
 
 @pytest.mark.parametrize(
@@ -159,40 +205,47 @@ def test_compose_runner_write_files_escaping_path_raises_deploy_error(
         "just text\n",
     ],
 )
-def test_compose_runner_write_files_without_services_raises_deploy_error(
+def test_compose_runner_prepare_without_services_raises_deploy_error(
     runner: ComposeRunner, compose: str
 ) -> None:
     with pytest.raises(DeployError, match="no services"):
-        _write(runner, _job(compose))
+        runner.prepare(_job(compose), NOTHING_ON_HOST)
 
-    assert not list(runner.deployments_dir.rglob(OVERRIDE_NAME))
+    assert _on_disk(runner) == []
 
 
 @pytest.mark.parametrize(
     "compose", ["services: [unclosed\n", "services:\n  web: {image: x\n", "\t- :\n"]
 )
-def test_compose_runner_write_files_invalid_yaml_raises_deploy_error(
+def test_compose_runner_prepare_invalid_yaml_raises_deploy_error(
     runner: ComposeRunner, compose: str
 ) -> None:
     with pytest.raises(DeployError, match="not valid YAML"):
-        _write(runner, _job(compose))
+        runner.prepare(_job(compose), NOTHING_ON_HOST)
 
-    assert not list(runner.deployments_dir.rglob(OVERRIDE_NAME))
+    assert _on_disk(runner) == []
 
 
-def test_compose_runner_write_files_images_as_compose_resolves_them(
-    runner: ComposeRunner,
-) -> None:
+def test_compose_runner_prepare_images_as_compose_resolves_them(runner: ComposeRunner) -> None:
     compose = "services:\n  web:\n    image: nginx:${TAG:-1.27}\n  tool:\n    build: .\n"
 
-    files = runner.write_files(_job(compose, compose_path="compose.yaml"), NOTHING_ON_HOST)
+    prepared = runner.prepare(_job(compose, compose_path="compose.yaml"), NOTHING_ON_HOST)
 
-    assert files == ProjectFiles(
-        runner.deployments_dir / "my-shop" / "compose.yaml",
-        runner.deployments_dir / "my-shop" / OVERRIDE_NAME,
-        ["nginx:1.27"],
-    )
-    assert not [name for name in _on_disk(runner) if STAGED_PREFIX in name]
+    assert prepared.images == ["nginx:1.27"]
+    assert _folder(runner).current() is None  # judged, not yet swapped in
+
+
+def test_compose_runner_prepare_abandoned_leaves_the_running_bundle(
+    runner: ComposeRunner,
+) -> None:
+    running = _install(runner, _job())
+    before = _on_disk(runner)
+
+    prepared = runner.prepare(_job(COMPOSE + "    restart: always\n"), NOTHING_ON_HOST)
+    prepared.abandon()
+
+    assert _on_disk(runner) == before
+    assert _folder(runner).current() == running.bundle
 
 
 MERGED_PRIVILEGE = """x-bad: &bad {privileged: true, network_mode: host}
@@ -204,16 +257,16 @@ services:
 """
 
 
-def test_compose_runner_write_files_merge_key_bypass_refused(runner: ComposeRunner) -> None:
+def test_compose_runner_prepare_merge_key_bypass_refused(runner: ComposeRunner) -> None:
     with pytest.raises(DeployError, match="security policy") as caught:
-        runner.write_files(_job(MERGED_PRIVILEGE), NOTHING_ON_HOST)
+        runner.prepare(_job(MERGED_PRIVILEGE), NOTHING_ON_HOST)
 
     assert "[privileged]" in str(caught.value)
     assert "[network_mode:host]" in str(caught.value)
     assert _on_disk(runner) == []
 
 
-def test_compose_runner_write_files_privileged_hook_refused_before_compose_runs(
+def test_compose_runner_prepare_privileged_hook_refused_before_compose_runs(
     runner: ComposeRunner,
 ) -> None:
     # compose v1 knows no hooks: had compose run first, its "Unsupported config option" would be
@@ -228,7 +281,7 @@ def test_compose_runner_write_files_privileged_hook_refused_before_compose_runs(
       - command: id
 """
     with pytest.raises(DeployError, match="security policy") as caught:
-        runner.write_files(_job(compose), NOTHING_ON_HOST)
+        runner.prepare(_job(compose), NOTHING_ON_HOST)
 
     message = str(caught.value)
     assert "privileged post_start hook" in message
@@ -237,7 +290,7 @@ def test_compose_runner_write_files_privileged_hook_refused_before_compose_runs(
     assert _on_disk(runner) == []
 
 
-def test_compose_runner_write_files_resolved_model_judged_refused_leaves_nothing(
+def test_compose_runner_prepare_resolved_model_judged_refused_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     # `extends` of a file the first pass never sees (excused for this application): only
@@ -248,56 +301,52 @@ def test_compose_runner_write_files_resolved_model_judged_refused_leaves_nothing
     compose = f"services:\n  web:\n    extends: {{file: {base}, service: base}}\n"
 
     with pytest.raises(DeployError, match="security policy") as caught:
-        runner.write_files(_job(compose), NOTHING_ON_HOST)
+        runner.prepare(_job(compose), NOTHING_ON_HOST)
 
     assert "[privileged]" in str(caught.value)
-    assert _on_disk(runner) == []
+    assert _bundles(runner) == []
 
 
-def test_compose_runner_write_files_refused_redeploy_keeps_deployed_files(
+def test_compose_runner_prepare_refused_redeploy_keeps_deployed_files(
     runner: ComposeRunner, tmp_path: Path
 ) -> None:
-    compose_path, _ = _write(runner, _job())
+    running = _install(runner, _job())
     before = _on_disk(runner)
     base = tmp_path / "base.yaml"
     base.write_text("services:\n  base:\n    image: nginx\n    cap_add: [SYS_ADMIN]\n")
     runner.policy_bypass = {"My Shop": ["unchecked_file"]}
 
     with pytest.raises(DeployError, match="cap_add:SYS_ADMIN"):
-        runner.write_files(
+        runner.prepare(
             _job(f"services:\n  web:\n    extends: {{file: {base}, service: base}}\n"),
             NOTHING_ON_HOST,
         )
 
     assert _on_disk(runner) == before
-    assert compose_path.read_text() == COMPOSE
+    assert _folder(runner).current() == running.bundle
+    assert running.compose_path.read_text() == COMPOSE
 
 
-def test_compose_runner_write_files_compose_error_names_the_users_file(
+def test_compose_runner_prepare_compose_error_refused_leaves_no_bundle(
     runner: ComposeRunner,
 ) -> None:
     compose = "services:\n  web:\n    image: nginx\n    restart: [always]\n"
 
     with pytest.raises(DeployError, match="docker compose config failed") as caught:
-        runner.write_files(_job(compose), NOTHING_ON_HOST)
+        runner.prepare(_job(compose), NOTHING_ON_HOST)
 
     assert "security policy" not in str(caught.value)
-    assert STAGED_PREFIX not in str(caught.value)
     assert "restart" in str(caught.value)
-    assert _on_disk(runner) == []
+    assert _bundles(runner) == []
 
 
-def test_compose_runner_write_files_project_env_file_interpolates(
-    runner: ComposeRunner,
-) -> None:
-    folder = runner.deployments_dir / "my-shop"
-    folder.mkdir(parents=True)
-    (folder / ".env").write_text("MEDIA=./media\nTAG=1.27\n")
+def test_compose_runner_prepare_bundles_env_file_interpolates(runner: ComposeRunner) -> None:
     compose = "services:\n  web:\n    image: nginx:${TAG}\n    volumes: ['${MEDIA}:/media']\n"
+    job = _job(compose, compose_path="compose.yaml", files={".env": "MEDIA=./media\nTAG=1.27\n"})
 
-    files = runner.write_files(_job(compose, compose_path="compose.yaml"), NOTHING_ON_HOST)
+    prepared = runner.prepare(job, NOTHING_ON_HOST)
 
-    assert files.images == ["nginx:1.27"]
+    assert prepared.images == ["nginx:1.27"]
 
 
 def test_compose_runner_environment_clean_of_the_agents_variables(
@@ -332,10 +381,12 @@ def test_compose_runner_agent_variables_interpolate_to_nothing(
       - AWS_SECRET_ACCESS_KEY
       - T=${FERRY_AGENT_TOKEN:-}
 """
-    files = runner.write_files(_job(compose, compose_path="compose.yaml"), NOTHING_ON_HOST)
+    prepared = runner.prepare(_job(compose, compose_path="compose.yaml"), NOTHING_ON_HOST)
 
     model = runner.resolve(
-        _job(compose), files.compose_path.parent, [files.compose_path, files.override_path]
+        _job(compose),
+        prepared.compose_path.parent,
+        [prepared.compose_path, prepared.override_path],
     )
     environment = model["services"]["web"]["environment"]
     assert environment == {"FERRY_AGENT_TOKEN": None, "AWS_SECRET_ACCESS_KEY": None, "T": ""}
@@ -347,23 +398,21 @@ EXPECTED: dict[str, dict[str, Any]] = json.loads((CORPUS / "expected.json").read
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_compose_runner_write_files_corpus_verdict_through_compose(
+def test_compose_runner_prepare_corpus_verdict_through_compose(
     runner: ComposeRunner, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     # Both passes, as a deploy runs them: the verdicts of expected.json hold for compose's model.
     monkeypatch.setenv("HOME", "/home/deploy")  # minecraft's `~/minecraft_data`
     path = next(p for p in sorted((CORPUS / name).iterdir()) if p.suffix in (".yaml", ".yml"))
-    job = _job(path.read_text(), compose_path=path.name, application_name=name)
-    folder = runner.deployments_dir / job.project_name
-    folder.mkdir(parents=True)
-    (folder / ".env").write_text("PLEX_MEDIA_PATH=/srv/media\n")
+    files = {".env": "PLEX_MEDIA_PATH=/srv/media\n"}
     for service in (yaml.safe_load(path.read_text())["services"] or {}).values():
         build = service.get("build")
         context = build.get("context") if isinstance(build, dict) else build
         if isinstance(context, str):  # compose v1 wants build contexts to exist
-            (folder / context).mkdir(parents=True, exist_ok=True)
+            files[str(PurePosixPath(context) / ".keep")] = ""
+    job = _job(path.read_text(), compose_path=path.name, application_name=name, files=files)
     try:
-        runner.write_files(job, NOTHING_ON_HOST)
+        runner.prepare(job, NOTHING_ON_HOST)
     except DeployError as exc:
         refusal = str(exc)
     else:

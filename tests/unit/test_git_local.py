@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dulwich import porcelain
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ferry.domain.models import CommitInfo
+from ferry.domain.bundle import GIT_EXECUTABLE, GIT_FILE, GIT_SYMLINK, BundleLimits, blob_id, digest
+from ferry.domain.models import Application, CommitInfo
 from ferry.errors import GitError
 from ferry.git.local import LocalGitSource
 from ferry.local.sample import commit_file
+from ferry.sync.bundle import list_bundle, read_bundle
 
 COMPOSE = "apps/web/compose.yaml"
 V1 = "services:\n  web:\n    image: busybox:1.36\n"
@@ -217,3 +220,84 @@ def test_local_git_source_contains_missing_commit_raises(
 ) -> None:
     with pytest.raises(GitError, match="not in the repository"):
         LocalGitSource(str(repo_path)).contains(history[1], "0badc0de" * 5)
+
+
+@pytest.fixture
+def bundled(repo_path: Path) -> str:
+    """apps/web with an executable script, a symlink and a subdirectory, beside apps/db."""
+    web = repo_path / "apps" / "web"
+    (web / "conf").mkdir(parents=True)
+    (web / "compose.yaml").write_text(V1)
+    (web / "conf" / "nginx.conf").write_text("events {}\n")
+    (web / "run.sh").write_text("#!/bin/sh\n")
+    (web / "run.sh").chmod(0o755)
+    (web / "nginx.conf").symlink_to("conf/nginx.conf")
+    (repo_path / "apps" / "db").mkdir()
+    (repo_path / "apps" / "db" / "compose.yaml").write_text(V2)
+    porcelain.add(str(repo_path), [str(p) for p in repo_path.rglob("*") if ".git" not in p.parts])
+    author = b"Ferry Tests <tests@ferry.invalid>"
+    return porcelain.commit(
+        str(repo_path), message=b"bundle", author=author, committer=author
+    ).decode()
+
+
+def test_local_git_source_read_tree_lists_below_the_directory_with_modes(
+    repo_path: Path, bundled: str
+) -> None:
+    entries = LocalGitSource(str(repo_path)).read_tree(bundled, "apps/web")
+
+    assert [(e.path, oct(e.mode)) for e in entries] == [
+        ("apps/web/compose.yaml", oct(GIT_FILE)),
+        ("apps/web/conf/nginx.conf", oct(GIT_FILE)),
+        ("apps/web/nginx.conf", oct(GIT_SYMLINK)),
+        ("apps/web/run.sh", oct(GIT_EXECUTABLE)),
+    ]
+    assert entries[0].blob == blob_id(V1.encode())
+
+
+def test_local_git_source_read_blob_gives_content_and_symlink_target(
+    repo_path: Path, bundled: str
+) -> None:
+    source = LocalGitSource(str(repo_path))
+    entries = {e.path: e for e in source.read_tree(bundled, "apps/web")}
+
+    assert source.read_blob(bundled, entries["apps/web/run.sh"]) == b"#!/bin/sh\n"
+    assert source.read_blob(bundled, entries["apps/web/nginx.conf"]) == b"conf/nginx.conf"
+
+
+@pytest.mark.parametrize("directory", ["apps/api", "apps/web/compose.yaml"])
+def test_local_git_source_read_tree_not_a_directory_raises_git_error(
+    repo_path: Path, bundled: str, directory: str
+) -> None:
+    with pytest.raises(GitError, match=f"{directory} is not a directory at commit"):
+        LocalGitSource(str(repo_path)).read_tree(bundled, directory)
+
+
+def test_local_git_source_whole_repository_bundle_resolves_the_symlink(
+    repo_path: Path, bundled: str
+) -> None:
+    source = LocalGitSource(str(repo_path))
+    application = Application(
+        id="app_1",
+        name="web",
+        repository_id="repo_1",
+        agent_id="agt_1",
+        branch="main",
+        path="apps/web/compose.yaml",
+        root=".",
+    )
+    limits = BundleLimits(max_files=10, max_bytes=1000)
+
+    listed = list_bundle(source, bundled, application, limits)
+    files = {f.path: f for f in read_bundle(source, bundled, listed, limits)}
+
+    assert sorted(files) == [
+        "apps/db/compose.yaml",
+        "apps/web/compose.yaml",
+        "apps/web/conf/nginx.conf",
+        "apps/web/nginx.conf",
+        "apps/web/run.sh",
+    ]
+    assert files["apps/web/nginx.conf"].data == b"events {}\n"
+    assert files["apps/web/run.sh"].executable
+    assert listed.digest == digest(files.values())

@@ -21,7 +21,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
+from ferry.domain.bundle import (
+    BundleError,
+    BundleFile,
+    BundleLimits,
+    blob_id,
+    digest,
+)
+from ferry.domain.models import Application, CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError, TransientError
 from ferry.git.http import ProviderRateLimited, retry_after_seconds
 from ferry.git.providers.azure import AzureDevOpsSource
@@ -31,6 +38,7 @@ from ferry.git.providers.gitea import GiteaSource
 from ferry.git.providers.github import GitHubSource
 from ferry.git.providers.gitlab import GitLabSource
 from ferry.git.source import ProviderSource
+from ferry.sync.bundle import list_bundle, read_bundle
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 LOOPBACK = ["127.0.0.0/8"]
@@ -1072,3 +1080,152 @@ def test_contains_refuses_short_sha_before_any_request(replay: ReplayServer, pro
     with pytest.raises(GitError, match="not a full commit SHA"):
         source(replay).contains("main", C1)
     assert replay.received == []
+
+
+# --- bundles: one listing of the application's directory, then one call per file -------------
+
+C3 = "57db708bed2fee92a69c03441df1ead23f991091"
+NGINX_C3 = "events {}\nhttp {\n    include /etc/nginx/conf.d/*.conf;\n}\n"
+BUNDLE_C3 = {
+    ".env": "GREETING=hello from the bundle\n",
+    "compose.yaml": (
+        "services:\n  web:\n    image: nginx:1.27\n    env_file: [.env]\n    environment:\n"
+        '      GREETING: ${GREETING}\n    entrypoint: ["/entrypoint.sh"]\n    volumes:\n'
+        "      - ./nginx.conf:/etc/nginx/nginx.conf:ro\n"
+        "      - ./default.conf:/etc/nginx/conf.d/default.conf:ro\n"
+        '      - ./entrypoint.sh:/entrypoint.sh:ro\n    ports:\n      - "8080:80"\n'
+    ),
+    "default.conf": NGINX_C3,  # a symlink to nginx.conf in the repository
+    "entrypoint.sh": '#!/bin/sh\nexec nginx -g "daemon off;"\n',
+    "nginx.conf": NGINX_C3,
+}
+BUNDLE_LIMITS = BundleLimits(max_files=10, max_bytes=10_000)
+# What each provider answers, per call: the listing, then the symlink's target and the 4 files
+# with distinct content (default.conf is nginx.conf's content, read once).
+BUNDLE_FIXTURES: dict[str, tuple[str, list[str], int]] = {
+    "github": ("github", ["tree-c3-recursive"], 1),
+    "gitlab": ("gitlab", ["tree-c3-apps-web"], 1),
+    "gitea": ("gitea", ["tree-c3"], 1),
+    "azure": ("azure-devops", ["item-apps-web-c3", "tree-apps-web-c3"], 2),
+}
+BLOBS = ["env", "compose.yaml", "default.conf", "entrypoint.sh", "nginx.conf"]
+
+
+def _bundle_source(provider: str, replay: ReplayServer) -> ProviderSource:
+    return {"github": github, "gitlab": gitlab, "gitea": gitea, "azure": azure}[provider](replay)
+
+
+def _blob_fixtures(provider: str) -> list[str]:
+    prefix = "blob-raw-" if provider in ("github", "gitlab") else "blob-"
+    return [f"{prefix}{name}" for name in BLOBS]
+
+
+def _web() -> Application:
+    return Application(
+        id="app_1",
+        name="web",
+        repository_id="repo_1",
+        agent_id="agt_1",
+        branch="main",
+        path="apps/web/compose.yaml",
+    )
+
+
+@pytest.mark.parametrize("provider", sorted(BUNDLE_FIXTURES))
+def test_provider_bundle_one_listing_then_one_call_per_file(
+    replay: ReplayServer, provider: str
+) -> None:
+    folder, listing, listing_calls = BUNDLE_FIXTURES[provider]
+    replay.play(folder, *listing, *_blob_fixtures(provider))
+    source = _bundle_source(provider, replay)
+
+    listed = list_bundle(source, C3, _web(), BUNDLE_LIMITS)
+    files = read_bundle(source, C3, listed, BUNDLE_LIMITS)
+
+    assert {f.path: f.data.decode() for f in files} == BUNDLE_C3
+    assert [f.path for f in files if f.executable] == ["entrypoint.sh"]
+    assert listed.digest == digest(files)
+    assert len(replay.received) == listing_calls + 5
+
+
+@pytest.mark.parametrize("provider", sorted(BUNDLE_FIXTURES))
+def test_provider_bundle_digest_known_from_the_listing_alone(
+    replay: ReplayServer, provider: str
+) -> None:
+    folder, listing, listing_calls = BUNDLE_FIXTURES[provider]
+    replay.play(folder, *listing, *_blob_fixtures(provider))
+
+    listed = list_bundle(_bundle_source(provider, replay), C3, _web(), BUNDLE_LIMITS)
+
+    # The same content is the same bundle, whichever host it is read from.
+    expected = digest(
+        [
+            BundleFile(path, text.encode(), path == "entrypoint.sh")
+            for path, text in BUNDLE_C3.items()
+        ]
+    )
+    assert listed.digest == expected
+    assert len(replay.received) == listing_calls + 1  # the listing and the symlink's target
+
+
+@pytest.mark.parametrize("provider", sorted(BUNDLE_FIXTURES))
+def test_provider_bundle_files_already_known_are_not_read_again(
+    replay: ReplayServer, provider: str
+) -> None:
+    folder, listing, _ = BUNDLE_FIXTURES[provider]
+    replay.play(folder, *listing, *_blob_fixtures(provider))
+    source = _bundle_source(provider, replay)
+    listed = list_bundle(source, C3, _web(), BUNDLE_LIMITS)
+    known = {
+        blob_id(text.encode()): text.encode()
+        for path, text in BUNDLE_C3.items()
+        if path != "compose.yaml"
+    }
+    before = len(replay.received)
+
+    files = read_bundle(source, C3, listed, BUNDLE_LIMITS, known)
+
+    assert {f.path: f.data.decode() for f in files} == BUNDLE_C3
+    assert len(replay.received) == before + 1
+
+
+def test_provider_bundle_content_that_is_not_the_listed_blob_refused(
+    replay: ReplayServer,
+) -> None:
+    replay.play("github", "tree-c3-recursive", "blob-raw-default.conf", "blob-raw-env")
+    answered = Exchange.load("github", "blob-raw-compose.yaml")
+    answered.body = b"services: {}\n"  # not the content the listing names
+    replay.exchanges.append(answered)
+    source = github(replay)
+    listed = list_bundle(source, C3, _web(), BUNDLE_LIMITS)
+
+    with pytest.raises(GitError, match=r"apps/web/compose\.yaml at commit 57db708bed2f: the"):
+        read_bundle(source, C3, listed, BUNDLE_LIMITS)
+
+
+def test_provider_bundle_directory_missing_names_the_compose_file(replay: ReplayServer) -> None:
+    replay.play("github", "tree-c3-recursive")
+    application = _web().model_copy(update={"path": "apps/api/compose.yaml"})
+
+    # Its own directory missing: what the user named is the compose file.
+    with pytest.raises(GitError, match=r"apps/api/compose\.yaml does not exist at commit 57db"):
+        list_bundle(github(replay), C3, application, BUNDLE_LIMITS)
+
+
+def test_provider_bundle_root_missing_names_the_root(replay: ReplayServer) -> None:
+    replay.play("github", "tree-c3-recursive")
+    application = _web().model_copy(update={"path": "apps/api/compose.yaml", "root": "apps/api"})
+
+    with pytest.raises(GitError, match="apps/api is not a directory at commit 57db708bed2f"):
+        list_bundle(github(replay), C3, application, BUNDLE_LIMITS)
+
+
+def test_provider_bundle_past_the_file_limit_refused_before_any_file_is_read(
+    replay: ReplayServer,
+) -> None:
+    replay.play("gitea", "tree-c3", "blob-default.conf")
+
+    with pytest.raises(BundleError, match=r"has 5 files.*the limit is 4 files"):
+        list_bundle(gitea(replay), C3, _web(), BundleLimits(max_files=4, max_bytes=10_000))
+
+    assert len(replay.received) == 2

@@ -127,6 +127,10 @@ _QUEUE_SYNC = [
     *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem DeleteItem", "queue a sync job: its record"),
     Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "queue a sync job"),
 ]
+_FORGET_BUNDLES = [
+    Call("s3:ListBucket", "bucket", "delete an application: list the bundles it kept"),
+    Call("s3:DeleteObject", "object:bundles/app_1/d.tar.gz.sealed", "and delete them"),
+]
 _SYNC_TRIGGER = [
     Call(f"sqs:{action}", "queue:SyncJobsQueue", "the SQS trigger (event source mapping)")
     for action in (
@@ -176,6 +180,7 @@ CALLS: dict[str, list[Call]] = {
         Call("states:GetExecutionHistory", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "its path"),
         Call("states:StopExecution", "execution:FERRY_DEPLOY_STATE_MACHINE_ARN", "cancel a deploy"),
         Call("sts:AssumeRole", "env:FERRY_AGENT_ROLE_ARN", "an agent's session credentials"),
+        *_FORGET_BUNDLES,
     ],
     "SyncWorkerFunction": [
         *_SYNC_TRIGGER,
@@ -194,6 +199,11 @@ CALLS: dict[str, list[Call]] = {
         *_STATUS_CHOKEPOINT,
         *_NOTIFY,
         *_START_DEPLOY,
+        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
+        *_dynamodb("FERRY_APPLICATIONS_TABLE", "GetItem", "the stored bundle's files, reused"),
+        Call("s3:PutObject", "object:bundles/app_1/d.tar.gz.sealed", "keep a large bundle"),
+        Call("s3:GetObject", "object:bundles/app_1/d.tar.gz.sealed", "reuse its files"),
+        Call("s3:DeleteObject", "object:bundles/app_1/d.tar.gz.sealed", "drop the replaced one"),
         *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
     ],
     "EndSyncFunction": [
@@ -219,6 +229,8 @@ CALLS: dict[str, list[Call]] = {
     "MarkInProgressFunction": [
         *_MASTER_SECRET,
         *_STATUS_CHOKEPOINT,
+        Call("s3:GetObject", "object:bundles/app_1/d.tar.gz.sealed", "a large bundle, kept"),
+        Call("s3:PutObject", "object:requests/agt_0123/r.tar.gz", "handed to the agent"),
     ],
     "AcquireDeploySlotFunction": [
         *_MASTER_SECRET,
@@ -240,6 +252,7 @@ CALLS: dict[str, list[Call]] = {
         *_dynamodb("FERRY_APPLICATIONS_TABLE", "DeleteItem", "forget the application"),
         *_dynamodb("FERRY_NAME_GUARDS_TABLE", "DeleteItem", "release its names"),
         *_dynamodb("FERRY_APPLICATION_EVENTS_TABLE", "BatchWriteItem", "forget its history"),
+        *_FORGET_BUNDLES,
     ],
 }
 
@@ -362,6 +375,32 @@ def test_key_policy_administration_only_by_the_account(cfn: Deployment) -> None:
     assert [statement["Principal"] for statement in policy["Statement"]] == [{"AWS": account_root}]
 
 
+def test_agent_role_reads_only_bundles_handed_to_agents(cfn: Deployment) -> None:
+    statements = _statements(cfn, "AgentRole")
+    bucket = f"arn:aws:s3:::{cfn.ref('BundleBucket')}"
+
+    assert allowed(statements, "s3:GetObject", f"{bucket}/requests/agt_0123/r.tar.gz")
+    assert not allowed(statements, "s3:GetObject", f"{bucket}/bundles/app_1/d.tar.gz.sealed")
+    assert not allowed(statements, "s3:PutObject", f"{bucket}/requests/agt_0123/r.tar.gz")
+    assert not allowed(statements, "s3:ListBucket", bucket)
+
+
+def test_agent_session_reads_only_its_own_agents_bundles() -> None:
+    from ferry.manage.agent_sessions import agent_policy, bundles_arn_of
+
+    policy = agent_policy(
+        "arn:aws:sqs:eu-west-1:111122223333:teststack-agent-agt_1",
+        bundles_arn_of("agt_1", "teststack-bundles", "arn:aws:iam::111122223333:role/agents"),
+    )
+    statements = policy["Statement"]
+
+    assert allowed(statements, "s3:GetObject", "arn:aws:s3:::teststack-bundles/requests/agt_1/r")
+    assert not allowed(
+        statements, "s3:GetObject", "arn:aws:s3:::teststack-bundles/requests/agt_2/r"
+    )
+    assert not allowed(statements, "s3:GetObject", "arn:aws:s3:::teststack-bundles/bundles/a/d")
+
+
 def test_agent_role_trusted_only_by_the_api_functions_role(cfn: Deployment) -> None:
     trust = cfn.resolve(cfn.resources["AgentRole"]["Properties"]["AssumeRolePolicyDocument"])
     api_role = cfn.attribute(_role_of(cfn, "ApiFunction"), "Arn")
@@ -405,6 +444,10 @@ def _target(cfn: Deployment, function: str, target: str) -> str:
         return env["FERRY_SECRET_KEY_SECRET_ARN"]
     if kind == "key":
         return str(cfn.attribute("EncryptionKey", "Arn"))
+    if kind == "bucket":
+        return f"arn:aws:s3:::{env['FERRY_BUNDLE_BUCKET']}"
+    if kind == "object":
+        return f"arn:aws:s3:::{env['FERRY_BUNDLE_BUCKET']}/{name}"
     raise ValueError(target)
 
 

@@ -82,6 +82,18 @@ class Settings(BaseModel):
     github_oidc_issuer: str = "https://token.actions.githubusercontent.com"
     github_oidc_jwks_url: str = ""
 
+    # Deployment bundles (ferry/domain/bundle.py): an application's directory ships whole, up to
+    # these limits (the files below its root, and their total size uncompressed).
+    bundle_max_files: int = Field(default=256, ge=1)
+    bundle_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # A bundle whose compressed archive is at most this large is kept in its application's row
+    # and travels inside the deploy request (SQS and Step Functions allow 256 KiB); a larger one
+    # is kept in the bundle bucket and the agent reads it from there. 0 sends every bundle
+    # through the bucket.
+    bundle_inline_max_bytes: int = Field(default=64 * 1024, ge=0, le=128 * 1024)
+    # The stack's bundle bucket (template.yaml BundleBucket).
+    bundle_bucket: str = ""
+
     # Generic git (https/ssh) keeps a bare clone per repository here (Lambda can only write /tmp).
     git_cache_dir: str = "/tmp/ferry-git"  # noqa: S108 - a cache, rebuilt when missing
 

@@ -139,6 +139,11 @@ class ApplicationIn(BaseModel):
     agent_id: str
     branch: str = "main"
     path: str = Field(description="Path of the compose file inside the repository.")
+    root: str | None = Field(
+        default=None,
+        description="The directory that ships with the compose file (its bundle), when it is not "
+        "the compose file's own: a parent of it, `.` for the repository root.",
+    )
     notification_ids: list[str] = Field(default_factory=list)
     image_updates: ImageUpdates = Field(
         default=ImageUpdates.OFF,
@@ -158,6 +163,9 @@ class ApplicationPatch(BaseModel):
     name: str | None = None
     branch: str | None = None
     path: str | None = None
+    root: str | None = Field(
+        default=None, description='`""` goes back to the compose file\'s own directory.'
+    )
     agent_id: str | None = None
     notification_ids: list[str] | None = None
     image_updates: ImageUpdates | None = None
@@ -176,6 +184,13 @@ class ApplicationOut(BaseModel):
     agent_id: str
     branch: str
     path: str
+    root: str | None = Field(
+        description="The directory that ships with the compose file; null: the file's own."
+    )
+    bundle_digest: str | None = Field(
+        description="The content address of the bundle the target commit ships (what changed "
+        "when it changes)."
+    )
     sync_status: ApplicationSyncStatus
     health_status: HealthStatus
     commit: str | None = Field(description="What the host runs (written by a successful deploy).")

@@ -90,6 +90,15 @@ def add(
         ),
     ],
     branch: Annotated[str, typer.Option("--branch", "-b", help="The branch to track.")] = "main",
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help="The directory that ships with the compose file, when not the file's own: a "
+            "parent of it, `.` for the repository root.",
+            show_default=False,
+        ),
+    ] = None,
     notify: Annotated[
         list[str] | None,
         typer.Option("--notify", "-n", help="Notification target id or name (repeatable)."),
@@ -106,6 +115,7 @@ def add(
             "agent_id": resolve(client, AGENT, agent)["id"],
             "branch": branch,
             "path": path,
+            **({"root": root} if root is not None else {}),
             "notification_ids": [resolve(client, NOTIFICATION, n)["id"] for n in notify or []],
             **_automation(image_updates, self_heal),
         }
@@ -176,6 +186,8 @@ def show_(application: ApplicationArgument, as_json: JsonOption = False) -> None
                 ),
                 ("branch", found["branch"]),
                 ("path", found["path"]),
+                ("root", found.get("root") or "the compose file's directory"),
+                ("bundle", short(found.get("bundle_digest")) or "none yet"),
                 ("agent", f"{agents.get(found['agent_id'], '?')} ({found['agent_id']})"),
                 ("sync status", cell(found["sync_status"])),
                 ("health", cell(found["health_status"])),
@@ -220,7 +232,7 @@ def _change(client: ApiClient, found: dict[str, Any], body: dict[str, Any], as_j
         return
     say(f"Application {changed['name']} ({changed['id']}) changed.", "green")
     if changed.get("job_id"):
-        say(f"The new branch or path is being synced (job {changed['job_id']}).")
+        say(f"The new branch, path or root is being synced (job {changed['job_id']}).")
 
 
 @app.command("set")
@@ -229,18 +241,30 @@ def set_(
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     branch: Annotated[str | None, typer.Option("--branch", help="Track another branch.")] = None,
     path: Annotated[str | None, typer.Option("--path", help="Another compose file.")] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help="Another directory to ship (`.`: the repository root; `''`: the compose "
+            "file's own).",
+        ),
+    ] = None,
     image_updates: ImageUpdatesOption = None,
     self_heal: SelfHealOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rename an application, point it at another branch or compose file (synced at once), or
-    change what image updates and drift do to it."""
-    body = {k: v for k, v in {"name": name, "branch": branch, "path": path}.items() if v}
+    """Rename an application, point it at another branch, compose file or root (synced at
+    once), or change what image updates and drift do to it."""
+    body: dict[str, Any] = {
+        k: v for k, v in {"name": name, "branch": branch, "path": path}.items() if v
+    }
+    if root is not None:
+        body["root"] = root
     body.update(_automation(image_updates, self_heal))
     with session() as client:
         if not body:
             raise CliError(
-                "nothing to change: pass --name, --branch, --path, --image-updates or "
+                "nothing to change: pass --name, --branch, --path, --root, --image-updates or "
                 "--[no-]self-heal"
             )
         _change(client, resolve(client, APPLICATION, application), body, as_json)

@@ -1,13 +1,17 @@
 """MarkInProgress, the deploy state machine's first task: the application goes `syncing` and the
-agent's deploy request is built from what the application records."""
+agent's deploy request is built from what the application records: its compose file and its
+bundle, inline when small, else through the bundle bucket (the agent's own prefix there)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from ferry.aws.objects import bundle_bucket, put_object, request_key
 from ferry.deploy.status import update_application_status
-from ferry.domain.messages import DeployInput, DeployRequest
+from ferry.domain.messages import BundleObject, BundleRef, DeployInput, DeployRequest
 from ferry.domain.models import (
+    Application,
     ApplicationEvent,
     ApplicationSyncStatus,
     EventStatus,
@@ -16,8 +20,14 @@ from ferry.domain.models import (
     utcnow,
 )
 from ferry.errors import PermanentError
+from ferry.settings import get_settings
 from ferry.store.applications import get_application
+from ferry.store.bundles import archive_of, stored_bundle
 from ferry.store.events import add_event, list_events
+
+# SQS messages and Step Functions state hold 256 KiB: a request carrying its bundle inline stays
+# below this, leaving room for the task token and the rest of the execution's state.
+REQUEST_BUDGET_BYTES = 200 * 1024
 
 
 def _has_running_event(application_id: str, request_id: str) -> bool:
@@ -76,4 +86,32 @@ def mark_in_progress(payload: dict[str, Any]) -> dict[str, Any]:
         # An image update exists to run the new images: it must pull them, whoever restarts it.
         pull=deploy_input.trigger is Trigger.IMAGE_UPDATE,
     )
+    request = _with_bundle(request, application)
     return {"request": request.model_dump(mode="json"), "marked_at": utcnow().isoformat()}
+
+
+def _with_bundle(request: DeployRequest, application: Application) -> DeployRequest:
+    """The request with the application's bundle: inline while the archive is at most
+    FERRY_BUNDLE_INLINE_MAX_BYTES and the request stays within REQUEST_BUDGET_BYTES, else put
+    where the agent's session may read it (`requests/<agent id>/<request id>.tar.gz`)."""
+    stored = stored_bundle(application.id)
+    if stored is None:
+        return request  # recorded by an earlier version: the compose file alone
+    archive = archive_of(stored)
+    ref = BundleRef(
+        digest=stored.digest,
+        root=stored.root,
+        files=len(stored.files),
+        size=stored.size,
+        archive_size=len(archive),
+    )
+    if len(archive) <= get_settings().bundle_inline_max_bytes:
+        inline = request.model_copy(
+            update={"bundle": ref.model_copy(update={"inline": base64.b64encode(archive).decode()})}
+        )
+        if len(inline.model_dump_json()) <= REQUEST_BUDGET_BYTES:
+            return inline
+    key = request_key(application.agent_id, request.request_id)
+    put_object(key, archive)
+    located = ref.model_copy(update={"object": BundleObject(bucket=bundle_bucket(), key=key)})
+    return request.model_copy(update={"bundle": located})

@@ -33,6 +33,7 @@ from ferry.errors import Conflict, NotFound
 from ferry.settings import get_settings
 from ferry.store.agents import get_agent
 from ferry.store.applications import delete_application, get_application, release_deploy_slot
+from ferry.store.bundles import forget_bundles
 from ferry.store.events import add_event, complete_event, delete_events
 from ferry.store.feed import announce, application_path
 
@@ -50,7 +51,9 @@ class Removal:
 
 
 def forget_application(application_id: str) -> None:
-    """Delete the record, its name guards and its history (no agent involved)."""
+    """Delete the record, its name guards, its history and the bundles it kept in the bundle
+    bucket (no agent involved). The bundles go first: a failure leaves the record to retry."""
+    forget_bundles(application_id)
     delete_application(application_id)
     delete_events(application_id)
     announce(application_path(application_id), "application.deleted")

@@ -80,8 +80,35 @@ class DeployInput(BaseModel):
     reason: str | None = None
 
 
+class BundleObject(BaseModel):
+    """Where the agent reads a bundle that does not travel inline: an object of the stack's
+    bundle bucket its session credentials may read (its own `requests/<agent id>/` prefix)."""
+
+    bucket: str
+    key: str
+
+
+class BundleRef(BaseModel):
+    """The application's directory at the commit (ferry/domain/bundle.py): its digest, where it
+    sits in the repository (`root`, "" for the repository root; the compose file is at
+    `compose_path` below it), how many files of how many bytes it holds (the agent refuses an
+    archive holding more), and its archive (a gzipped tar), either inline as base64 or as an
+    object of the bundle bucket."""
+
+    digest: str
+    root: str
+    files: int
+    size: int
+    archive_size: int
+    inline: str | None = Field(default=None, repr=False)
+    object: BundleObject | None = None
+
+
 class DeployRequest(BaseModel):
-    """What the agent receives to deploy (inside the SQS message, next to the task token)."""
+    """What the agent receives to deploy (inside the SQS message, next to the task token).
+
+    `compose_file` is the compose file at `compose_path`; `bundle` its whole directory (absent
+    from requests of earlier versions, which ship the compose file alone)."""
 
     kind: Literal["deploy"] = "deploy"
     request_id: str
@@ -90,13 +117,14 @@ class DeployRequest(BaseModel):
     project_name: str
     commit: str
     compose_path: str
-    compose_file: str
+    compose_file: str = Field(repr=False)
     heartbeat_seconds: int
     pull: bool = Field(
         default=False,
         description="Fetch every image even if this host has it: a pull that fails fails the "
         "deploy (an image update must not end running the old image).",
     )
+    bundle: BundleRef | None = None
 
 
 class UndeployRequest(BaseModel):

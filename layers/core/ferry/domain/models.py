@@ -168,7 +168,10 @@ class Application(BaseModel):
 
     `commit` is what the host runs: only a successful deploy writes it. `target_commit` is the
     commit Ferry wants the host at (written with `syncing` when its deploy starts; it stays after
-    a failure, so `out_of_sync` can say what did not land). `compose_file` belongs to the target.
+    a failure, so `out_of_sync` can say what did not land). `compose_file` and the bundle
+    (`bundle_digest`: the directory that ships, see ferry/domain/bundle.py) belong to the target.
+    `root` names that directory when it is not the compose file's own ("." for the repository
+    root).
     """
 
     id: str
@@ -177,6 +180,7 @@ class Application(BaseModel):
     agent_id: str
     branch: str
     path: str
+    root: str | None = None
     # The compose project on the agent, fixed when the application is created: a rename keeps
     # it, so one application is one project for its whole life. Records from before it was
     # stored run as their name's project.
@@ -193,6 +197,7 @@ class Application(BaseModel):
     last_sync_error: str | None = None
     compose_file: str | None = None
     previous_compose_file: str | None = None
+    bundle_digest: str | None = None
     # The deploy request (execution name) whose result may still change this application, and
     # the trigger it runs for (so a request whose execution never started can be started again).
     current_request_id: str | None = None

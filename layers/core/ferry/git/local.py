@@ -11,9 +11,11 @@ from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo
 from ferry.errors import GitError
 from ferry.git.source import is_full_sha
+from ferry.git.trees import blob_data, tree_entries
 
 
 def _commit_info(commit: Commit) -> CommitInfo:
@@ -91,14 +93,19 @@ class LocalGitSource:
                 for entry in repo.get_walker(include=[ObjectID(head.encode())])
             )
 
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """The files below `path` at the commit, read from disk."""
+        with self._repo() as repo:
+            return tree_entries(repo, _commit(repo, sha), path)
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A listed file's content, read from disk."""
+        with self._repo() as repo:
+            return blob_data(repo, sha, entry)
+
     def read_file(self, sha: str, path: str) -> str:
         with self._repo() as repo:
-            try:
-                commit = repo[sha.encode()]
-            except KeyError:
-                raise GitError(f"commit {sha} is not in the repository") from None
-            if not isinstance(commit, Commit):
-                raise GitError(f"{sha} is not a commit")
+            commit = _commit(repo, sha)
             try:
                 _mode, blob_sha = tree_lookup_path(repo.__getitem__, commit.tree, path.encode())
             except KeyError:
@@ -110,3 +117,15 @@ class LocalGitSource:
                 return blob.data.decode("utf-8")
             except UnicodeDecodeError:
                 raise GitError(f"{path} is not UTF-8 text") from None
+
+
+def _commit(repo: Repo, sha: str) -> Commit:
+    if not is_full_sha(sha):
+        raise GitError(f"{sha!r} is not a full commit SHA")
+    try:
+        commit = repo[sha.encode()]
+    except KeyError:
+        raise GitError(f"commit {sha} is not in the repository") from None
+    if not isinstance(commit, Commit):
+        raise GitError(f"{sha} is not a commit")
+    return commit

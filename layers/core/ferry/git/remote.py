@@ -53,6 +53,7 @@ from dulwich.objects import Blob, Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError, TransientError
 from ferry.git.http import (
@@ -68,6 +69,7 @@ from ferry.git.source import (
     clean_path,
     decode_text,
 )
+from ferry.git.trees import blob_data, tree_entries
 from ferry.outbound.http import (
     AllowSpec,
     DestinationRefused,
@@ -216,6 +218,20 @@ class RemoteGitSource:
             if not isinstance(blob, Blob):
                 raise GitError(f"{path} is not a file at commit {sha[:12]}")
             return decode_text(blob.data, path)
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """The files below `path` at a commit, from the cache or fetched once."""
+        check_sha(sha)
+        self._ensure(sha)
+        with self._repo() as repo:
+            return tree_entries(repo, _commit(repo, sha), path)
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A listed file's content, from the cache (`read_tree` fetched the commit)."""
+        check_sha(sha)
+        self._ensure(sha)
+        with self._repo() as repo:
+            return blob_data(repo, sha, entry)
 
     def list_branches(self) -> list[str]:
         """Every branch on the remote (an ls-remote; nothing is fetched)."""

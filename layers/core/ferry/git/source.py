@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 
 from dulwich.refs import Ref, check_ref_format
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo
 from ferry.errors import GitError, InvalidInput
 
@@ -36,6 +37,17 @@ class GitSource(Protocol):
     def contains(self, descendant: str, ancestor: str) -> bool:
         """Whether `ancestor` is in the history of `descendant` (a commit contains itself).
         GitError when either commit is missing."""
+        ...
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """Every file, symlink and submodule below the directory `path` at a commit (the whole
+        repository when empty), recursively, with modes, object ids and (where the host says)
+        sizes, sorted by path. GitError when the commit is missing or `path` is no directory."""
+        ...
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """The content of a file (or a symlink's target text) `read_tree` listed at that commit.
+        GitError when it is missing."""
         ...
 
 
@@ -110,6 +122,12 @@ class UnavailableSource:
     def contains(self, descendant: str, ancestor: str) -> bool:
         raise GitError(self._reason)
 
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        raise GitError(self._reason)
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        raise GitError(self._reason)
+
 
 def check_branch(branch: str) -> None:
     """GitError unless `branch` is a valid branch name (checked before it goes into a URL)."""
@@ -127,6 +145,30 @@ def check_sha(sha: str) -> None:
 def clean_path(path: str) -> str:
     """A repository path as the APIs want it: no leading or trailing slash."""
     return path.strip().strip("/")
+
+
+def git_mode(value: object) -> int:
+    """A tree entry's mode from a listing (git's octal text, as the REST APIs send it, or an
+    int); GitError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 8)
+        except ValueError:
+            pass
+    raise GitError(f"unexpected mode in a tree listing: {value!r}")
+
+
+class MissingDirectory(GitError):
+    """A bundle directory that is not in the repository at the commit."""
+
+
+def missing_directory(path: str, sha: str) -> GitError:
+    """The error for a bundle directory that is not in the repository at the commit."""
+    return MissingDirectory(
+        f"{path or 'the repository root'} is not a directory at commit {sha[:12]}"
+    )
 
 
 def decode_text(data: bytes, path: str) -> str:

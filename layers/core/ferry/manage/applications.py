@@ -72,6 +72,25 @@ def _clean_path(path: str) -> str:
     return normalize_repo_path(check_text(path, "path", max_length=MAX_PATH_LENGTH))
 
 
+def _clean_root(root: str | None, path: str) -> str | None:
+    """The bundle's directory as stored: None for the compose file's own (an empty value),
+    "." for the repository root, else a repository path that holds the compose file."""
+    if root is None or not root.strip():
+        return None
+    cleaned = check_text(root, "root", max_length=MAX_PATH_LENGTH).strip().replace("\\", "/")
+    if cleaned.strip("/") in ("", "."):
+        return "."
+    try:
+        directory = normalize_repo_path(cleaned)
+    except InvalidInput:
+        raise InvalidInput("root must be a relative directory inside the repository") from None
+    if not path.startswith(f"{directory}/"):
+        raise InvalidInput(
+            f"root {directory} must be a directory that holds the compose file {path}"
+        )
+    return directory
+
+
 def _check_compose_file(repository_id: str, branch: str, path: str) -> None:
     """Unprocessable unless `path` exists on the head of `branch`: one read of the repository,
     bounded by COMPOSE_CHECK_TIMEOUT_SECONDS per network step, so a typo or an unreachable
@@ -100,6 +119,7 @@ def register_application(
     agent_id: str,
     branch: str,
     path: str,
+    root: str | None = None,
     notification_ids: list[str] | None = None,
     image_updates: ImageUpdates = ImageUpdates.OFF,
     self_heal: bool = False,
@@ -108,9 +128,11 @@ def register_application(
     """Create an application and queue its first sync; returns it and that sync's job id.
 
     Conflict when the name, or the compose project it normalizes to, is taken on the agent.
+    `root` names the directory that ships with the compose file when it is not the file's own.
     """
     name = _clean_name(name)
     path = _clean_path(path)
+    root = _clean_root(root, path)
     branch = check_branch(branch)
     _must_exist("repository", get_repository, repository_id)
     _must_exist("agent", get_agent, agent_id)
@@ -122,6 +144,7 @@ def register_application(
         agent_id=agent_id,
         branch=branch,
         path=path,
+        root=root,
         notification_ids=notification_ids,
         image_updates=ImageUpdates(image_updates).value,
         self_heal=self_heal,
@@ -143,12 +166,13 @@ def register_application(
 def change_application(
     application_id: str, changes: dict[str, Any], *, actor: str | None = None
 ) -> tuple[Application, str | None]:
-    """Rename it, point it at another branch or file, or change its notifications, image updates
-    or self-heal.
+    """Rename it, point it at another branch, file or root, or change its notifications, image
+    updates or self-heal.
 
-    A changed branch or path is synced at once (returns that job's id). Moving an application to
-    another agent is refused: remove it and create it on the other agent. Turning self-heal on
-    (also when it is on) resumes healing that the flap guard stopped.
+    A changed branch, path or root is synced at once (returns that job's id). Moving an
+    application to another agent is refused: remove it and create it on the other agent. An
+    empty root goes back to the compose file's own directory. Turning self-heal on (also when it
+    is on) resumes healing that the flap guard stopped.
     """
     current = get_application(application_id)
     if "agent_id" in changes and changes["agent_id"] != current.agent_id:
@@ -162,6 +186,10 @@ def change_application(
         cleaned["branch"] = check_branch(str(changes["branch"]))
     if "path" in changes:
         cleaned["path"] = _clean_path(changes["path"])
+    if "root" in changes or "path" in cleaned:
+        cleaned["root"] = _clean_root(
+            changes.get("root", current.root), cleaned.get("path", current.path)
+        )
     if "notification_ids" in changes:
         cleaned["notification_ids"] = _check_notifications(changes["notification_ids"])
     if "image_updates" in changes:
@@ -187,7 +215,7 @@ def change_application(
     application = redefine_application(application_id, cleaned)
     announce(application_path(application_id), "application.updated")
     job_id = None
-    if {"branch", "path"} & set(cleaned):
+    if {"branch", "path", "root"} & set(cleaned):
         job_id = enqueue_sync_job(
             SyncJob(
                 repository_id=application.repository_id,

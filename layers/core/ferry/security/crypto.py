@@ -3,7 +3,8 @@ master secret with HKDF, so one configuration value keys both and rotates both.
 
 Ciphertexts are `v1.<key id>.<base64url(nonce + ciphertext + tag)>`: the key id says which key
 sealed a value, so after a rotation old values still open (with the previous key) until
-`ferry admin rotate-key` has rewritten them.
+`ferry admin rotate-key` has rewritten them. Binary values (deployment bundles) are sealed the
+same way, their bytes as they are instead of UTF-8 text.
 
 The master secret is FERRY_SECRET_KEY (the local stack keeps one in .ferry/secret.key); in AWS it
 lives in Secrets Manager, encrypted with the stack's KMS key (FERRY_SECRET_KEY_SECRET_ARN).
@@ -58,12 +59,12 @@ class MasterKey:
         self._aead = AESGCM(_derive(material, b"ferry/encryption/v1"))
         self.index_key = _derive(material, b"ferry/name-index/v1")
 
-    def seal(self, plaintext: str) -> str:
+    def seal(self, plaintext: bytes) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), self.kid.encode())
+        sealed = self._aead.encrypt(nonce, plaintext, self.kid.encode())
         return f"{_VERSION}.{self.kid}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
-    def open(self, body: str) -> str:
+    def open(self, body: str) -> bytes:
         try:
             raw = base64.urlsafe_b64decode(body)
         except (ValueError, binascii.Error) as exc:
@@ -71,9 +72,7 @@ class MasterKey:
         if len(raw) <= _NONCE_BYTES:
             raise PermanentError("ciphertext is truncated")
         try:
-            return self._aead.decrypt(
-                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self.kid.encode()
-            ).decode()
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self.kid.encode())
         except InvalidTag as exc:
             raise PermanentError("ciphertext was tampered with") from exc
 
@@ -90,9 +89,18 @@ class Keyring:
                 self._keys.setdefault(key.kid, key)
 
     def encrypt(self, plaintext: str) -> str:
+        return self.current.seal(plaintext.encode())
+
+    def encrypt_bytes(self, plaintext: bytes) -> str:
         return self.current.seal(plaintext)
 
     def decrypt(self, token: str) -> str:
+        try:
+            return self.decrypt_bytes(token).decode()
+        except UnicodeDecodeError as exc:
+            raise PermanentError("ciphertext does not hold text") from exc
+
+    def decrypt_bytes(self, token: str) -> bytes:
         version, _, rest = token.partition(".")
         kid, _, body = rest.partition(".")
         if version != _VERSION or not kid or not body:
@@ -133,6 +141,15 @@ def decrypt(token: str) -> str:
     except UnknownKey:
         get_keyring.cache_clear()  # the secret may have been rotated since this process read it
         return get_keyring().decrypt(token)
+
+
+def decrypt_bytes(token: str) -> bytes:
+    """`decrypt` for binary values."""
+    try:
+        return get_keyring().decrypt_bytes(token)
+    except UnknownKey:
+        get_keyring.cache_clear()
+        return get_keyring().decrypt_bytes(token)
 
 
 @lru_cache(maxsize=1)

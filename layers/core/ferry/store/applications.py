@@ -30,6 +30,7 @@ _DEFINITION = (
     "agent_id",
     "branch",
     "path",
+    "root",
     "repository_id",
     "notification_ids",
     "image_updates",
@@ -37,8 +38,15 @@ _DEFINITION = (
 )
 
 
+# The bundle's content stays in the store: store/bundles.py reads it when it is needed.
+_BUNDLE_CONTENT = frozenset({"bundle_files", "bundle_archive", "bundle_root"})
+
+
 def _to_domain(row: ApplicationRow) -> Application:
-    return Application.model_validate(row_values(row))
+    values = row_values(row)
+    return Application.model_validate(
+        {name: value for name, value in values.items() if name not in _BUNDLE_CONTENT}
+    )
 
 
 def _conflict(guards: tuple[Any, ...], owner_id: str, agent_id: str, exc: Exception) -> Conflict:
@@ -55,6 +63,7 @@ def create_application(
     agent_id: str,
     branch: str,
     path: str,
+    root: str | None = None,
     notification_ids: list[str] | None = None,
     image_updates: str = "off",
     self_heal: bool = False,
@@ -74,6 +83,7 @@ def create_application(
         agent_id=agent_id,
         branch=branch,
         path=path,
+        root=root,
         notification_ids=notification_ids or [],
         image_updates=image_updates,
         self_heal=self_heal,
@@ -140,7 +150,8 @@ def redefine_application(application_id: str, changes: dict[str, Any]) -> Applic
     keyring = get_keyring()
     actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
     for field, value in changes.items():
-        actions.append(ApplicationRow.get_attributes()[field].set(value))
+        attribute = ApplicationRow.get_attributes()[field]
+        actions.append(attribute.remove() if value is None else attribute.set(value))
     if new_guards != old_guards:
         actions.append(ApplicationRow.name_hash.set(keyring.name_hash(name)))
         # Records from before the project was stored keep the one they run as.

@@ -25,6 +25,7 @@ from ferry.store.tables import (
     AgentRow,
     ApplicationRow,
     EncryptedAttribute,
+    EncryptedBinaryAttribute,
     NotificationTargetRow,
     RepositoryRow,
     transaction,
@@ -38,7 +39,11 @@ class RotationReport:
 
 
 def _encrypted_attributes(model: type[Model]) -> list[str]:
-    return [name for name, a in model.get_attributes().items() if isinstance(a, EncryptedAttribute)]
+    return [
+        name
+        for name, a in model.get_attributes().items()
+        if isinstance(a, EncryptedAttribute | EncryptedBinaryAttribute)
+    ]
 
 
 def _reencrypt(model: type[Model], report: RotationReport) -> None:

@@ -26,7 +26,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from ferry.security.crypto import decrypt, get_keyring
+from ferry.security.crypto import decrypt, decrypt_bytes, get_keyring
 from ferry.settings import get_settings
 
 _settings = get_settings()
@@ -42,6 +42,19 @@ class EncryptedAttribute(Attribute[str]):
 
     def deserialize(self, value: str) -> str:
         return decrypt(value)
+
+
+class EncryptedBinaryAttribute(Attribute[bytes]):
+    """Bytes stored AES-256-GCM encrypted under the current key (deployment bundles), as the
+    same text as `EncryptedAttribute`'s (so every table stays plain JSON for the local stack)."""
+
+    attr_type = STRING
+
+    def serialize(self, value: bytes) -> str:
+        return get_keyring().encrypt_bytes(value)
+
+    def deserialize(self, value: str) -> bytes:
+        return decrypt_bytes(value)
 
 
 class RepositoryRow(Model):
@@ -97,6 +110,8 @@ class ApplicationRow(Model):
     agent_id = UnicodeAttribute()
     branch = UnicodeAttribute()
     path = UnicodeAttribute()
+    # The bundle's directory when it is not the compose file's own ("." is the repository root).
+    root = UnicodeAttribute(null=True)
     sync_status = UnicodeAttribute(default="unknown")
     health_status = UnicodeAttribute(default="unknown")
     commit = UnicodeAttribute(null=True)
@@ -110,6 +125,13 @@ class ApplicationRow(Model):
     last_sync_error = UnicodeAttribute(null=True)
     compose_file = EncryptedAttribute(null=True)
     previous_compose_file = EncryptedAttribute(null=True)
+    # The target's bundle (ferry/domain/bundle.py), written with compose_file: its digest and
+    # directory, its file list, and the archive itself while it is small enough to travel inline
+    # (a larger one is kept in the bundle bucket, see store/bundles.py).
+    bundle_digest = UnicodeAttribute(null=True)
+    bundle_root = UnicodeAttribute(null=True)
+    bundle_files = EncryptedBinaryAttribute(null=True)
+    bundle_archive = EncryptedBinaryAttribute(null=True)
     current_request_id = UnicodeAttribute(null=True)
     current_trigger = UnicodeAttribute(null=True)
     removal_request_id = UnicodeAttribute(null=True)

@@ -8,8 +8,9 @@ A sync job runs as one execution of the repository-sync state machine
    `syncing`, and splits the applications to sync into batches. A poll that finds nothing new
    ends here, touching nothing.
 2. `sync_batch` — for each application of one batch (a Map runs the batches in parallel, with a
-   bound), reads its compose file at exactly the resolved commit and hands a deploy to every
-   application whose file changed (or whose last deploy did not succeed).
+   bound), lists its bundle (its directory: ferry/sync/bundle.py) at exactly the resolved commit
+   and hands a deploy to every application whose bundle changed (or whose last deploy did not
+   succeed).
 3. `end_sync` — the repository ends `success` or `failed` (the last error wins), and so does the
    job; a Catch on every state comes here with the error, so no sync stays `syncing`.
 
@@ -32,6 +33,17 @@ from pydantic import BaseModel, Field
 from ferry.deploy.notify import notify_targets
 from ferry.deploy.start import deploy_request_id, start_deploy
 from ferry.deploy.status import update_application_status
+from ferry.domain.bundle import (
+    BundleEntry,
+    BundleError,
+    BundleFile,
+    changed_paths,
+    compose_path_in,
+    describe_changes,
+    pack,
+    unpack,
+)
+from ferry.domain.bundle import blob_id as content_id
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import (
     Application,
@@ -47,13 +59,15 @@ from ferry.domain.models import (
 )
 from ferry.domain.outcomes import cause_message
 from ferry.errors import Conflict, FerryError, GitError, NotFound, TransientError
-from ferry.git.source import GitSource
+from ferry.git.source import GitSource, decode_text
 from ferry.settings import get_settings
 from ferry.store.agents import get_agent
 from ferry.store.applications import get_application, list_repository_applications
+from ferry.store.bundles import StoredBundle, archive_of, drop_bundle, keep_bundle, stored_bundle
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
+from ferry.sync.bundle import ListedBundle, limits, list_bundle, read_bundle
 from ferry.sync.resolvers import Resolver, open_repository
 from ferry.sync.status import update_repository_status
 
@@ -185,22 +199,58 @@ def _why_not_deployed(
     return f"{commit.sha[:12]} is older than the deployed commit {running[:12]}"
 
 
-def _unchanged(application: Application, compose_file: str) -> bool:
-    # An unchanged file needs no deploy, unless the last deploy did not succeed (then a push is
+def _unchanged(application: Application, bundle_digest: str) -> bool:
+    # An unchanged bundle needs no deploy, unless the last deploy did not succeed (then a push is
     # how a user recovers a failed application), none ever ran, or one is in flight (it deploys
     # an older commit: the newer request supersedes it, so the host ends at this one).
     return (
-        compose_file == application.compose_file
+        bundle_digest == application.bundle_digest
         and application.sync_status is ApplicationSyncStatus.SYNCED
     )
 
 
-def _already_deploying(application: Application, commit: CommitInfo, compose_file: str) -> bool:
+def _already_deploying(application: Application, commit: CommitInfo, bundle_digest: str) -> bool:
     return (
         application.sync_status is ApplicationSyncStatus.SYNCING
         and application.target_commit == commit.sha
-        and application.compose_file == compose_file
+        and application.bundle_digest == bundle_digest
     )
+
+
+def _known_files(previous: StoredBundle | None) -> dict[str, bytes]:
+    """The stored bundle's files by blob id: a changed bundle reads only its new files."""
+    if previous is None:
+        return {}
+    try:
+        files = unpack(archive_of(previous), max_files=len(previous.files), max_bytes=previous.size)
+    except (BundleError, NotFound, TransientError) as exc:
+        logger.warning(
+            "stored bundle not reused",
+            extra={"application_id": previous.application_id, "reason": str(exc)},
+        )
+        return {}
+    return {content_id(file.data): file.data for file in files}
+
+
+def _deployed_message(
+    application: Application, listed: ListedBundle, previous: StoredBundle | None, sha: str
+) -> str:
+    """What a deploy ships, for the history: the names of the files that changed (never what
+    is in them)."""
+    if previous is None:
+        files = "file" if len(listed.entries) == 1 else "files"
+        return f"{application.path}: bundle of {len(listed.entries)} {files} at {sha[:12]}"
+    names = changed_paths(previous.files, listed.entries)
+    if not names:
+        return f"{application.path} redeployed at {sha[:12]}"
+    shown = [f"{listed.root}/{name}" if listed.root else name for name in names]
+    return f"{describe_changes(shown)} at {sha[:12]}"
+
+
+def _compose_text(files: list[BundleFile], listed: ListedBundle, application: Application) -> str:
+    inside = compose_path_in(application.path, listed.root)
+    data = next(file.data for file in files if file.path == inside)
+    return decode_text(data, application.path)
 
 
 def _sync_application(
@@ -218,10 +268,11 @@ def _sync_application(
         _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=refusal)
         report.applications[application.id] = AppSyncResult.IGNORED
         return
-    compose_file = source.read_file(commit.sha, application.path)
+    bounds = limits()
+    listed = list_bundle(source, commit.sha, application, bounds)
 
     request_id = deploy_request_id(application.id, commit.sha, sync.job_id)
-    if _already_deploying(application, commit, compose_file):
+    if _already_deploying(application, commit, listed.digest):
         # A duplicate trigger (a redelivery, the same commit named twice) never deploys the same
         # (application, commit) a second time; a job run again records nothing the second time.
         if application.current_request_id != request_id:
@@ -234,8 +285,8 @@ def _sync_application(
             )
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
-    if _unchanged(application, compose_file):
-        # The host already runs this very file: the commit is recorded as what it runs.
+    if _unchanged(application, listed.digest):
+        # The host already runs this very bundle: the commit is recorded as what it runs.
         update_application_status(
             application.id,
             {
@@ -250,12 +301,20 @@ def _sync_application(
                 sync,
                 EventStatus.NO_CHANGE,
                 commit=commit.sha,
-                message=f"{application.path} unchanged at {commit.sha[:12]}",
+                message=f"{application.path} and its directory unchanged at {commit.sha[:12]}",
             ),
         )
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
 
+    previous = stored_bundle(application.id)
+    files = read_bundle(source, commit.sha, listed, bounds, _known_files(previous))
+    compose_file = _compose_text(files, listed, application)
+    recorded_files = [
+        BundleEntry(path=e.path, mode=e.mode, blob=e.blob, size=len(f.data))
+        for e, f in zip(listed.entries, files, strict=True)
+    ]
+    bundle = keep_bundle(application.id, listed.digest, listed.root, recorded_files, pack(files))
     changed = compose_file != application.compose_file
     try:
         # One write starts the deploy: what it deploys, and `syncing` (the host does not run it
@@ -267,6 +326,7 @@ def _sync_application(
                 "previous_compose_file": (
                     application.compose_file if changed else application.previous_compose_file
                 ),
+                **bundle,
                 "target_commit": commit.sha,
                 "target_commit_message": commit.message,
                 "current_request_id": request_id,
@@ -281,15 +341,19 @@ def _sync_application(
                 EventStatus.SUCCEEDED,
                 commit=commit.sha,
                 request_id=request_id,
-                message=f"{application.path} {'changed' if changed else 'redeployed'} at "
-                f"{commit.sha[:12]}",
+                message=_deployed_message(application, listed, previous, commit.sha),
             ),
         )
     except Conflict:
+        new_in_bucket = bundle["bundle_archive"] is None
+        if new_in_bucket and (previous is None or previous.digest != listed.digest):
+            _drop_quietly(application.id, listed.digest)
         reason = "the application is being removed"
         _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=reason)
         report.applications[application.id] = AppSyncResult.IGNORED
         return
+    if previous is not None and previous.in_bucket and previous.digest != listed.digest:
+        _drop_quietly(application.id, previous.digest)
     start_deploy(
         recorded,
         request_id,
@@ -299,6 +363,18 @@ def _sync_application(
     )
     report.applications[application.id] = AppSyncResult.DEPLOYING
     report.deploy_requests[application.id] = request_id
+
+
+def _drop_quietly(application_id: str, digest: str) -> None:
+    """Delete an archive no row records any more; one left behind is deleted with its
+    application."""
+    try:
+        drop_bundle(application_id, digest)
+    except FerryError as exc:
+        logger.warning(
+            "unrecorded bundle left in the bucket",
+            extra={"application_id": application_id, "reason": str(exc)},
+        )
 
 
 def _fail_application(

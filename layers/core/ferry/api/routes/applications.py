@@ -54,6 +54,7 @@ def create(body: ApplicationIn, actor: Actor) -> ApplicationCreated:
         agent_id=body.agent_id,
         branch=body.branch,
         path=body.path,
+        root=body.root,
         notification_ids=body.notification_ids,
         image_updates=body.image_updates,
         self_heal=body.self_heal,
@@ -74,8 +75,8 @@ def get_one(application_id: str) -> ApplicationOut:
 
 @router.patch("/{application_id}")
 def update(application_id: str, body: ApplicationPatch, actor: Actor) -> ApplicationChanged:
-    """Rename, change branch, path, notifications, image updates or self-heal. A new branch or
-    path is synced at once."""
+    """Rename, change branch, path, root, notifications, image updates or self-heal. A new
+    branch, path or root is synced at once."""
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     application, job_id = change_application(application_id, changes, actor=actor)
     return ApplicationChanged(**to_out(application).model_dump(), job_id=job_id)

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError
 from ferry.git.http import basic_authorization
 from ferry.git.providers.base import (
+    BLOB_MAX_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     ProviderNotFound,
     ProviderRepository,
@@ -19,6 +21,8 @@ from ferry.git.source import (
     check_branch,
     check_sha,
     clean_path,
+    git_mode,
+    missing_directory,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -166,6 +170,68 @@ class AzureDevOpsSource(ProviderRepository):
             for item in _values(body)
             if item.get("gitObjectType") == "blob" and isinstance(item.get("path"), str)
         )
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """Files, symlinks and submodules below `path`: the directory's tree id
+        (`GET /items?path=...`), then that tree, recursively (`GET /trees/{id}?recursive=true`):
+        two calls, whatever the size of the repository. A 404 checks the commit before it says
+        the directory is missing."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        try:
+            item = self._api.get_json(
+                "items",
+                missing=f"commit {sha} is not in {self.full_name}",
+                params={
+                    "path": f"/{prefix}",
+                    **_at_commit(sha),
+                    "$format": "json",
+                    "api-version": API_VERSION,
+                },
+            )
+        except ProviderNotFound:
+            if not prefix:
+                raise
+            self.commit(sha)
+            raise missing_directory(prefix, sha) from None
+        if not isinstance(item, dict) or item.get("gitObjectType") != "tree":
+            raise missing_directory(prefix, sha)
+        tree = self._api.get_json(
+            f"trees/{quote(str(item.get('objectId')), safe='')}",
+            missing=f"the tree of {prefix or 'the repository root'} at {sha[:12]}",
+            params={"recursive": "true", "$format": "json", "api-version": API_VERSION},
+        )
+        entries = tree.get("treeEntries") if isinstance(tree, dict) else None
+        if not isinstance(entries, list):
+            raise GitError(f"unexpected answer from {NAME}: a tree without entries")
+        base = f"{prefix}/" if prefix else ""
+        return sorted(
+            (
+                TreeEntry(
+                    path=base + entry["relativePath"],
+                    mode=git_mode(entry.get("mode")),
+                    blob=str(entry.get("objectId")),
+                    size=entry.get("size") if isinstance(entry.get("size"), int) else None,
+                )
+                for entry in entries
+                if isinstance(entry, dict)
+                and entry.get("gitObjectType") in ("blob", "commit")
+                and isinstance(entry.get("relativePath"), str)
+            ),
+            key=lambda entry: entry.path,
+        )
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A file's content by its blob id (`GET /blobs/{id}?$format=octetstream`)."""
+        check_sha(sha)
+        response = self._api.get(
+            f"blobs/{quote(entry.blob, safe='')}",
+            missing=f"{entry.path} is missing at commit {sha[:12]} in {self.full_name}",
+            params={"$format": "octetstream", "api-version": API_VERSION},
+            headers={"Accept": "application/octet-stream"},
+            max_bytes=BLOB_MAX_BYTES,
+        )
+        return response.content
 
     def branches_containing(self, sha: str) -> list[str]:
         """Branches whose history includes the commit (see the class docstring)."""

@@ -23,6 +23,7 @@ from ferry.git.source import (
     decode_text,
 )
 from ferry.outbound.http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     AllowSpec,
     DestinationRefused,
     ResponseTooLarge,
@@ -32,6 +33,9 @@ from ferry.outbound.http import (
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 USER_AGENT = "ferry-gitops"
+# The largest file a bundle read takes from a provider (answers are otherwise capped at 10 MiB);
+# the bundle's own limits are checked by the caller.
+BLOB_MAX_BYTES = 64 * 1024 * 1024
 
 Params = Mapping[str, str | int]
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -49,13 +53,17 @@ def commit_info(sha: object, message: object, provider: str) -> CommitInfo:
     return CommitInfo(sha=sha, message=message.strip())
 
 
-def decode_base64_text(content: str, path: str) -> str:
-    """Text from a base64 `content` field (GitHub and Gitea split it over lines)."""
+def decode_base64(content: str, path: str) -> bytes:
+    """Bytes from a base64 `content` field (GitHub and Gitea split it over lines)."""
     try:
-        data = base64.b64decode("".join(content.split()), validate=True)
+        return base64.b64decode("".join(content.split()), validate=True)
     except ValueError:
         raise GitError(f"{path}: the provider sent content that is not valid base64") from None
-    return decode_text(data, path)
+
+
+def decode_base64_text(content: str, path: str) -> str:
+    """Text from a base64 `content` field."""
+    return decode_text(decode_base64(content, path), path)
 
 
 def refuse_ssh_key(credentials: RepositoryCredentials | None, provider: str) -> None:
@@ -116,17 +124,18 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         missing_statuses: tuple[int, ...] = (404,),
         accept: tuple[int, ...] = (),
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> httpx.Response:
         """GET an API path (or an absolute URL on the API's origin) and return the response with
-        its body read when it succeeded or its status is in `accept`; other errors are
-        translated as the class docstring says."""
+        its body (at most `max_bytes`) read when it succeeded or its status is in `accept`;
+        other errors are translated as the class docstring says."""
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         self._check_origin(url)
         request = self._http.build_request("GET", url, params=params, headers=headers)
         try:
             response = self._http.send(request, stream=True)
             try:
-                body = read_limited(response)
+                body = read_limited(response, max_bytes)
             finally:
                 response.close()
         except DestinationRefused as exc:
@@ -162,10 +171,15 @@ class ApiClient:
         missing: str,
         params: Params | None = None,
         missing_statuses: tuple[int, ...] = (404,),
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> Any:
         """GET and parse a JSON answer; GitError when it is not JSON."""
         response = self.get(
-            path_or_url, missing=missing, params=params, missing_statuses=missing_statuses
+            path_or_url,
+            missing=missing,
+            params=params,
+            missing_statuses=missing_statuses,
+            max_bytes=max_bytes,
         )
         return self.parse_json(response)
 

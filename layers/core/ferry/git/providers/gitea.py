@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError
 from ferry.git.http import basic_authorization
 from ferry.git.providers.base import (
+    BLOB_MAX_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     HeadComparingRepository,
     ProviderNotFound,
     commit_info,
+    decode_base64,
 )
 from ferry.git.source import (
     check_branch,
     check_sha,
     clean_path,
     decode_text,
+    git_mode,
+    missing_directory,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -108,7 +114,49 @@ class GiteaSource(HeadComparingRepository):
         `total_count` entries have come)."""
         check_sha(sha)
         prefix = clean_path(path)
-        files: list[str] = []
+        return sorted(
+            entry["path"]
+            for entry in self._listing(sha)
+            if entry.get("type") == "blob" and _under(entry["path"], prefix)
+        )
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """Files, symlinks and submodules below `path`, from the same recursive listing of the
+        whole repository as `list_tree` (1000 entries a page)."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        listing = self._listing(sha)
+        if prefix and not any(e["path"] == prefix and e.get("type") == "tree" for e in listing):
+            raise missing_directory(prefix, sha)
+        return sorted(
+            (
+                TreeEntry(
+                    path=entry["path"],
+                    mode=git_mode(entry.get("mode")),
+                    blob=str(entry.get("sha")),
+                    size=entry.get("size") if isinstance(entry.get("size"), int) else None,
+                )
+                for entry in listing
+                if entry.get("type") in ("blob", "commit") and _under(entry["path"], prefix)
+            ),
+            key=lambda entry: entry.path,
+        )
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A file's content by its blob id (`GET /git/blobs/{sha}`, base64 in JSON)."""
+        check_sha(sha)
+        body = self._api.get_json(
+            f"git/blobs/{quote(entry.blob, safe='')}",
+            missing=f"{entry.path} is missing at commit {sha[:12]} in {self.full_name}",
+            max_bytes=BLOB_MAX_BYTES,
+        )
+        content = body.get("content") if isinstance(body, dict) else None
+        if not isinstance(content, str) or body.get("encoding") != "base64":
+            raise GitError(f"unexpected answer from {self._api.provider}: a blob without content")
+        return decode_base64(content, entry.path)
+
+    def _listing(self, sha: str) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
         seen = 0
         page = 1
         while True:
@@ -122,19 +170,16 @@ class GiteaSource(HeadComparingRepository):
                 raise GitError(
                     f"unexpected answer from {self._api.provider}: a tree without entries"
                 )
-            for entry in tree:
-                if (
-                    isinstance(entry, dict)
-                    and entry.get("type") == "blob"
-                    and isinstance(entry.get("path"), str)
-                ):
-                    files.append(entry["path"])
+            entries.extend(
+                entry
+                for entry in tree
+                if isinstance(entry, dict) and isinstance(entry.get("path"), str)
+            )
             seen += len(tree)
             total = body.get("total_count")
             if not tree or not body.get("truncated") or not isinstance(total, int) or seen >= total:
-                break
+                return entries
             page += 1
-        return sorted(name for name in files if not prefix or name.startswith(f"{prefix}/"))
 
     def _head_contains(self, head: str, sha: str) -> bool:
         try:
@@ -165,3 +210,7 @@ class GiteaSource(HeadComparingRepository):
             if isinstance(name, str) and isinstance(head, str):
                 heads[name] = head
         return heads
+
+
+def _under(name: str, prefix: str) -> bool:
+    return not prefix or name.startswith(f"{prefix}/")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo, CredentialKind, RepositoryCredentials
 from ferry.errors import GitError
 from ferry.git.http import basic_authorization
 from ferry.git.providers.base import (
+    BLOB_MAX_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     HeadComparingRepository,
     commit_info,
@@ -19,6 +21,8 @@ from ferry.git.source import (
     check_sha,
     clean_path,
     decode_text,
+    git_mode,
+    missing_directory,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -117,14 +121,54 @@ class GitHubSource(HeadComparingRepository):
         large recursive listing, the tree is walked one directory at a time instead."""
         check_sha(sha)
         prefix = clean_path(path)
+        return sorted(
+            str(entry["path"])
+            for entry in self._listing(sha, prefix)
+            if entry.get("type") == "blob" and _under(str(entry["path"]), prefix)
+        )
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """Files, symlinks and submodules below `path` (one `GET /git/trees/{sha}?recursive=1`
+        for the whole repository, walked directory by directory only when GitHub truncates it)."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        listing = self._listing(sha, prefix)
+        if prefix and not any(e.get("path") == prefix and e.get("type") == "tree" for e in listing):
+            raise missing_directory(prefix, sha)
+        return sorted(
+            (
+                TreeEntry(
+                    path=str(entry["path"]),
+                    mode=git_mode(entry.get("mode")),
+                    blob=str(entry.get("sha")),
+                    size=entry.get("size") if isinstance(entry.get("size"), int) else None,
+                )
+                for entry in listing
+                if entry.get("type") in ("blob", "commit") and _under(str(entry["path"]), prefix)
+            ),
+            key=lambda entry: entry.path,
+        )
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A file's content by its blob id (`GET /git/blobs/{blob}`, raw media type)."""
+        check_sha(sha)
+        response = self._api.get(
+            f"git/blobs/{quote(entry.blob, safe='')}",
+            missing=f"{entry.path} is missing at commit {sha[:12]} in {self.full_name}",
+            headers={"Accept": _RAW},
+            max_bytes=BLOB_MAX_BYTES,
+        )
+        return response.content
+
+    def _listing(self, sha: str, prefix: str) -> list[dict[str, Any]]:
+        """Every entry of the commit's tree with its full path (enough of it to hold
+        `prefix`'s files when the recursive listing is truncated)."""
         missing = f"commit {sha} is not in {self.full_name}"
         body = self._api.get_json(f"git/trees/{sha}", missing=missing, params={"recursive": 1})
         entries = _tree_entries(body)
         if body.get("truncated") is True:
-            files = self._walk(sha, "", prefix, missing)
-        else:
-            files = [entry["path"] for entry in entries if entry.get("type") == "blob"]
-        return sorted(name for name in files if _under(name, prefix))
+            return self._walk(sha, "", prefix, missing)
+        return entries
 
     def _head_contains(self, head: str, sha: str) -> bool:
         response = self._api.get(
@@ -153,18 +197,17 @@ class GitHubSource(HeadComparingRepository):
                 heads[name] = head
         return heads
 
-    def _walk(self, tree: str, base: str, prefix: str, missing: str) -> list[str]:
-        files: list[str] = []
+    def _walk(self, tree: str, base: str, prefix: str, missing: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         body = self._api.get_json(f"git/trees/{tree}", missing=missing)
         for entry in _tree_entries(body):
             name = f"{base}{entry['path']}"
-            if entry.get("type") == "blob":
-                files.append(name)
-            elif entry.get("type") == "tree" and (
+            found.append({**entry, "path": name})
+            if entry.get("type") == "tree" and (
                 _under(name, prefix) or name == prefix or prefix.startswith(f"{name}/")
             ):
-                files.extend(self._walk(str(entry["sha"]), f"{name}/", prefix, missing))
-        return files
+                found.extend(self._walk(str(entry["sha"]), f"{name}/", prefix, missing))
+        return found
 
 
 def _commit(body: Any) -> CommitInfo:

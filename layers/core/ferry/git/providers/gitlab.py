@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo, RepositoryCredentials
 from ferry.errors import GitError
 from ferry.git.providers.base import (
+    BLOB_MAX_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     ProviderNotFound,
     ProviderRepository,
@@ -18,6 +20,8 @@ from ferry.git.source import (
     check_sha,
     clean_path,
     decode_text,
+    git_mode,
+    missing_directory,
 )
 from ferry.outbound.http import AllowSpec
 
@@ -142,6 +146,50 @@ class GitLabSource(ProviderRepository):
             and entry.get("type") == "blob"
             and isinstance(entry.get("path"), str)
         )
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        """Files, symlinks and submodules below `path` (`GET /repository/tree?path=...
+        &recursive=true`, 100 entries a page; GitLab lists no sizes). A 404 checks the commit
+        before it says the directory is missing."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        params: dict[str, str | int] = {"ref": sha, "recursive": "true", "per_page": _PER_PAGE}
+        if prefix:
+            params["path"] = prefix
+        try:
+            listing = list(
+                self._api.paginate(
+                    "repository/tree",
+                    missing=f"commit {sha} is not in {self.project_path}",
+                    params=params,
+                )
+            )
+        except ProviderNotFound:
+            if not prefix:
+                raise
+            self.commit(sha)
+            raise missing_directory(prefix, sha) from None
+        entries = [
+            TreeEntry(path=entry["path"], mode=git_mode(entry.get("mode")), blob=str(entry["id"]))
+            for entry in listing
+            if isinstance(entry, dict)
+            and entry.get("type") in ("blob", "commit")
+            and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("id"), str)
+        ]
+        if prefix and not listing:
+            raise missing_directory(prefix, sha)
+        return sorted(entries, key=lambda entry: entry.path)
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        """A file's content by its blob id (`GET /repository/blobs/{id}/raw`)."""
+        check_sha(sha)
+        response = self._api.get(
+            f"repository/blobs/{quote(entry.blob, safe='')}/raw",
+            missing=f"{entry.path} is missing at commit {sha[:12]} in {self.project_path}",
+            max_bytes=BLOB_MAX_BYTES,
+        )
+        return response.content
 
     def branches_containing(self, sha: str) -> list[str]:
         """Branches whose history includes the commit (`GET /repository/commits/{sha}/refs`)."""

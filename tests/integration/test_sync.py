@@ -311,15 +311,16 @@ def test_sync_batch_syncs_applications_at_once_with_three_writes_each_and_one_ag
 
     assert set(report.applications.values()) == {AppSyncResult.DEPLOYING}
     assert len(report.deploy_requests) == 3
-    # Each application: its row read, then one write that starts the deploy and numbers its
-    # history entry, the feed's number, and one batch holding the entry and its announcement.
-    assert aws.count("GetItem", settings.applications_table) == 3
+    # Each application: its row read (and its stored bundle, to compare the directory), then
+    # one write that starts the deploy and numbers its history entry, the feed's number, and one
+    # batch holding the entry and its announcement.
+    assert aws.count("GetItem", settings.applications_table) == 3 * 2
     assert aws.count("UpdateItem", settings.applications_table) == 3
     assert aws.count("UpdateItem", settings.counters_table) == 3
     assert aws.count("BatchWriteItem") == 3
     assert aws.count("GetItem", settings.agents_table) == 1  # one agent, read once
     assert aws.count("StartExecution") == 3
-    assert len({name for name, _op, _table in aws.calls}) == 2  # dynamodb, stepfunctions
+    assert {name for name, _op, _table in aws.calls} == {"dynamodb", "stepfunctions"}
     for application in applications:
         [started] = [
             e

@@ -169,7 +169,7 @@ class Stack:
 
         def ended() -> dict[str, Any] | None:
             job = get_job(job_id)
-            return job.model_dump() if job.status in ("succeeded", "failed") else None
+            return job.model_dump() if job.status in ("succeeded", "failed", "superseded") else None
 
         return wait_for(
             ended,

@@ -352,3 +352,40 @@ def github_push_body(sha: str, ref: str = "refs/heads/main") -> bytes:
             "repository": {"full_name": "octo-org/stack"},
         }
     ).encode()
+
+
+class AwsCalls:
+    """The AWS calls this process makes from some threads, as (service, operation, table):
+    counted at botocore's one exit (`BaseClient._make_api_call`), so store, queue and Step
+    Functions calls are all seen, whatever made the client."""
+
+    def __init__(self, threads: Callable[[str], bool]) -> None:
+        self._threads = threads
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def __enter__(self) -> AwsCalls:
+        import threading
+
+        from botocore.client import BaseClient
+
+        original = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private, not in the stubs)
+        self._original = original
+        lock = threading.Lock()
+
+        def counted(client: Any, operation: str, params: Any) -> Any:
+            if self._threads(threading.current_thread().name):
+                table = params.get("TableName") if isinstance(params, dict) else None
+                with lock:
+                    self.calls.append((client.meta.service_model.service_name, operation, table))
+            return original(client, operation, params)
+
+        setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        from botocore.client import BaseClient
+
+        setattr(BaseClient, "_make_api_call", self._original)  # noqa: B010
+
+    def count(self, operation: str, table: str | None = None) -> int:
+        return sum(1 for _s, op, t in self.calls if op == operation and (table in (None, t)))

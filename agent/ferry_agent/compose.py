@@ -456,7 +456,10 @@ class ComposeRunner:
         """Fetch every image before anything is replaced: a failed pull leaves the running
         version untouched. Images only this host has (built or imported locally, no registry
         knows them) are fine as long as they are here, unless the pull is `required` (an image
-        update, which must not end running the image it replaces)."""
+        update, which must not end running the image it replaces). When every image is such a
+        local one, no registry is asked at all: a pull could only fail."""
+        if not required and images and all(_local_only(client, image) for image in images):
+            return
         try:
             self._run([*base, "pull"], "docker compose pull", cancel)
         except DeployError as failure:
@@ -587,6 +590,16 @@ def _dotenv(path: Path) -> dict[str, str]:
         return {}
     values = dotenv_values(path, interpolate=False)
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _local_only(client: docker.DockerClient, image: str) -> bool:
+    """Here, and never pulled from or pushed to a registry (built or imported on this host):
+    Docker records a registry digest for every image that came from one."""
+    try:
+        found = client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return not found.attrs.get("RepoDigests")
 
 
 def _image_present(client: docker.DockerClient, image: str) -> bool:

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import docker
 from pydantic import ValidationError
@@ -35,8 +36,10 @@ from ferry_agent.health import HealthWatcher
 from ferry_agent.image_watch import ImageWatcher
 from ferry_agent.images import ImageUnavailable, build_local_busybox
 from ferry_agent.registry import DockerCredentials, RegistryClient
-from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
 from ferry_agent.worker import Worker
+
+if TYPE_CHECKING:
+    from ferry_agent.ssh_tunnel import DockerSshTunnel
 
 log = logging.getLogger("ferry_agent")
 
@@ -56,16 +59,23 @@ def _session_with_retry(control_plane: ControlPlane, stop_after: float) -> Agent
 
 
 def _docker_host(config: AgentConfig) -> tuple[str | None, DockerSshTunnel | None]:
-    """Where the SDK and compose find the daemon; an ssh:// host goes through a local tunnel."""
+    """Where the SDK and compose find the daemon; an ssh:// host goes through a local tunnel
+    (the agent exits saying why when it cannot be opened)."""
     if not config.docker_host or not config.docker_host.startswith("ssh://"):
         return config.docker_host, None
-    tunnel = DockerSshTunnel(
-        config.docker_host,
-        key_path=config.docker_ssh_key,
-        known_hosts=config.docker_ssh_known_hosts,
-        accept_new_host_key=config.docker_ssh_accept_new_host_key,
-    )
-    return tunnel.start(), tunnel
+    # SSH (paramiko) is loaded only for an ssh:// host: most agents never need it.
+    from ferry_agent.ssh_tunnel import DockerSshTunnel, SshTunnelError
+
+    try:
+        tunnel = DockerSshTunnel(
+            config.docker_host,
+            key_path=config.docker_ssh_key,
+            known_hosts=config.docker_ssh_known_hosts,
+            accept_new_host_key=config.docker_ssh_accept_new_host_key,
+        )
+        return tunnel.start(), tunnel
+    except SshTunnelError as exc:
+        sys.exit(f"ferry-agent: {exc}")
 
 
 def load_config(config_file: Path | None) -> AgentConfig:
@@ -92,7 +102,7 @@ def run(config_file: Path | None = None) -> None:
     except TokenRefused as exc:
         print(f"ferry-agent: {exc}: start it with the agent's current token", file=sys.stderr)
         sys.exit(AGENT_EXIT_TOKEN_REFUSED)
-    except (ControlPlaneError, SshTunnelError) as exc:
+    except ControlPlaneError as exc:
         sys.exit(f"ferry-agent: {exc}")
     config.deployments_dir.mkdir(parents=True, exist_ok=True)
     aws = AwsAccess(

@@ -624,3 +624,31 @@ def test_agent_ssh_docker_host_unknown_host_key_refused(
     assert _logged(remote.log, f"is not in {strangers}")
     assert (sshd.commands.read_text() if sshd.commands.exists() else "") == before
     assert application_containers(app.id) == []
+
+
+def test_pull_of_local_only_images_asks_no_registry(tmp_path: Path, unique: str) -> None:
+    import docker
+
+    from ferry_agent.compose import ComposeRunner, DeployError
+
+    runner = ComposeRunner(tmp_path / "deployments")
+    pulls: list[list[str]] = []
+
+    def run(arguments: list[str], what: str, cancel: object = None) -> str:
+        pulls.append(arguments)
+        raise DeployError(f"{what} failed: no registry reachable from here")
+
+    runner._run = run  # type: ignore[method-assign]
+    client = docker.from_env()
+    try:
+        runner.pull(["compose"], client, [IMAGE])  # built here: no registry knows it
+        assert pulls == []
+        absent = f"ferry-absent-{unique}/none:1"
+        with pytest.raises(DeployError, match=f"missing here: {absent}"):
+            runner.pull(["compose"], client, [IMAGE, absent])
+        assert pulls == [["compose", "pull"]]
+        with pytest.raises(DeployError):
+            runner.pull(["compose"], client, [IMAGE], required=True)  # an image update pulls
+        assert len(pulls) == 2
+    finally:
+        client.close()

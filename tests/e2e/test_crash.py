@@ -222,7 +222,8 @@ def test_crash_sigkill_at_random_moments_loses_no_accepted_push(up: Up) -> None:
 
         def jobs_ended() -> list[str] | None:
             statuses = [api.get(f"/jobs/{job_id}").json()["status"] for _sha, job_id in accepted]
-            return statuses if all(s in ("succeeded", "failed") for s in statuses) else None
+            ended = all(s in ("succeeded", "failed", "superseded") for s in statuses)
+            return statuses if ended else None
 
         wait_for(jobs_ended, timeout=CONVERGE_SECONDS, what="every accepted job to end")
         wait_for(

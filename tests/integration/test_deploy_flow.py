@@ -3,15 +3,21 @@ supersede older ones, cancellation, and notifications of every outcome."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ferry.aws.executions import describe_deploy
+from ferry.deploy.slot import acquire_slot
 from ferry.local.stack import LocalStack
+from ferry.settings import get_settings
+from ferry.store.applications import get_application as stored_application
+from ferry.store.applications import release_deploy_slot, update_application
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.helpers import (
+    AwsCalls,
     JsonReceiver,
     ScriptedAgent,
     agent_queue_url,
@@ -223,3 +229,36 @@ def test_sync_failure_notifies_the_targets(
     )
     assert [e for e in events(api, application["id"]) if e["status"] == "failed"]
     assert repository["id"]
+
+
+def test_acquire_slot_free_costs_one_write_and_tells_busy_from_superseded(
+    api: httpx.Client, deployed: tuple[dict, dict, ScriptedAgent]
+) -> None:
+    _repository, application, _scripted = deployed
+    current = api.get(f"/applications/{application['id']}").json()
+    stored = stored_application(application["id"])
+    ask = {"application_id": stored.id, "timeout_seconds": 60}
+    assert stored.current_request_id is not None
+    request = {**ask, "request_id": stored.current_request_id}
+    settings = get_settings()
+
+    this_thread = threading.current_thread().name
+    with AwsCalls(lambda thread: thread == this_thread) as aws:
+        assert acquire_slot(request) == {"acquired": True, "superseded": False}
+    # The slot was free: the conditional write alone decides, nothing is read.
+    assert [(op, table) for _service, op, table in aws.calls] == [
+        ("UpdateItem", settings.applications_table)
+    ]
+    assert acquire_slot({**ask, "request_id": "someone-else"}) == {
+        "acquired": False,
+        "superseded": True,  # not the application's current request
+    }
+    # The current request holds the slot: another current one would wait, not be superseded.
+    update_application(stored.id, {"current_request_id": "newer"})
+    assert acquire_slot({**ask, "request_id": "newer"}) == {
+        "acquired": False,
+        "superseded": False,
+    }
+    release_deploy_slot(stored.id, stored.current_request_id)
+    update_application(stored.id, {"current_request_id": stored.current_request_id})
+    assert current["sync_status"] == "synced"

@@ -160,3 +160,28 @@ def test_dynamodb_concurrent_transactions_one_wins_nothing_else_lost(stack: Loca
     }
     rows = {f"{race}#row{winner}-{i}" for i in range(60)}
     assert stored == {race} | rows | {f"{race}#other{n}" for n in range(16)}
+
+
+def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
+    stack: LocalStack,
+) -> None:
+    """The embedded cloud keeps moto's ASL parse tree per definition (each execution still gets
+    its own evaluation components) and lists moto's services once (local/emulator_costs.py)."""
+    import os
+
+    import moto
+    from moto import backends
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    first_program, first_tree = AmazonStateLanguageParser.parse(definition)
+    second_program, second_tree = AmazonStateLanguageParser.parse(definition)
+
+    assert second_tree is first_tree  # parsed once
+    assert second_program is not first_program  # the execution's state is its own
+    package = os.path.dirname(moto.__file__)
+    assert list(backends.list_of_moto_modules()) == sorted(
+        entry
+        for entry in os.listdir(package)
+        if os.path.isdir(os.path.join(package, entry)) and not entry.startswith("__")
+    )

@@ -38,7 +38,7 @@ from tests.helpers import (
 
 def _job_finished(api: httpx.Client, job_id: str) -> dict[str, Any] | None:
     job = api.get(f"/jobs/{job_id}").json()
-    return job if job.get("status") in ("succeeded", "failed") else None
+    return job if job.get("status") in ("succeeded", "failed", "superseded") else None
 
 
 def _wait_for_job(api: httpx.Client, job_id: str) -> dict[str, Any]:

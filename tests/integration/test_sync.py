@@ -11,14 +11,23 @@ import pytest
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, Trigger
 from ferry.local.stack import LocalStack
+from ferry.settings import get_settings
 from ferry.store.applications import create_application as store_application
 from ferry.store.applications import get_application as stored_application
 from ferry.store.applications import list_repository_applications
 from ferry.store.events import list_events
 from ferry.store.repositories import get_repository
 from ferry.sync.resolvers import open_repository
-from ferry.sync.run import AppSyncResult, run_sync_job, sync_applications
+from ferry.sync.run import (
+    AppSyncResult,
+    end_sync,
+    plan_sync,
+    run_sync_job,
+    sync_applications,
+    sync_batch,
+)
 from tests.helpers import (
+    AwsCalls,
     ScriptedAgent,
     agent_queue_url,
     commit,
@@ -27,6 +36,7 @@ from tests.helpers import (
     create_application,
     create_repository,
     events,
+    finished_deployments,
     push_webhook,
     wait_for,
     wait_for_idle_sync,
@@ -46,6 +56,7 @@ def synced_app(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, di
     scripted = ScriptedAgent(agent_queue_url(agent["id"]))
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced")
+    finished_deployments(api, application["id"])  # its event completes a moment after the row
     return repository, application, scripted
 
 
@@ -273,3 +284,47 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
     assert calls == ["main"]
     assert empty["id"] not in report.applications
     assert len(report.applications) == 3
+
+
+def test_sync_batch_syncs_applications_at_once_with_three_writes_each_and_one_agent_read(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    agent = create_agent(api, f"host-{unique}")
+    applications = [
+        create_application(
+            api, name=f"app{i}-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+        )
+        for i in range(3)
+    ]
+    wait_for_idle_sync(repository["id"])
+    changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
+    job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")
+    plan = plan_sync(job)
+    [batch] = plan.batches
+    settings = get_settings()
+
+    with AwsCalls(lambda thread: thread.startswith("sync-batch")) as aws:
+        report = sync_batch(job, plan, batch)
+    end_sync(job, plan, [report])
+
+    assert set(report.applications.values()) == {AppSyncResult.DEPLOYING}
+    assert len(report.deploy_requests) == 3
+    # Each application: its row read (and its stored bundle, to compare the directory), then
+    # one write that starts the deploy and numbers its history entry, the feed's number, and one
+    # batch holding the entry and its announcement.
+    assert aws.count("GetItem", settings.applications_table) == 3 * 2
+    assert aws.count("UpdateItem", settings.applications_table) == 3
+    assert aws.count("UpdateItem", settings.counters_table) == 3
+    assert aws.count("BatchWriteItem") == 3
+    assert aws.count("GetItem", settings.agents_table) == 1  # one agent, read once
+    assert aws.count("StartExecution") == 3
+    assert {name for name, _op, _table in aws.calls} == {"dynamodb", "stepfunctions"}
+    for application in applications:
+        [started] = [
+            e
+            for e in list_events(application["id"], limit=5)
+            if e.type.value == "commit_sync" and e.commit == changed
+        ]
+        assert started.request_id == report.deploy_requests[application["id"]]

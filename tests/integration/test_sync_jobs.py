@@ -11,7 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ferry.domain.messages import SyncJob
+from ferry.domain.models import Trigger
 from ferry.local.stack import LocalStack
+from ferry.store.jobs import forget_job, record_queued
+from ferry.sync.queue import start_sync_execution, superseding_job
 from tests.helpers import (
     commit,
     compose,
@@ -27,7 +31,8 @@ from tests.helpers import (
 
 
 def _job_finished(api: httpx.Client, job_id: str) -> bool:
-    return bool(api.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed"))
+    status = api.get(f"/jobs/{job_id}").json()["status"]
+    return bool(status in ("succeeded", "failed", "superseded"))
 
 
 def test_commit_named_again_after_its_sync_finished_is_synced_again(
@@ -101,3 +106,47 @@ def test_concurrent_manual_syncs_queue_one_and_refuse_the_rest(
     wait_for(lambda: _job_finished(api, accepted.json()["job_id"]), what="the sync to finish")
     wait_for_idle_sync(repository["id"])
     assert api.post(f"/repositories/{repository['id']}/sync").status_code == 202  # free again
+
+
+def test_job_whose_branch_has_a_newer_job_ends_superseded_without_running(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    application, _scripted = deployed_once(api, repository["id"], unique)
+    history = len(events(api, application["id"]))
+
+    def hint(delivery: str) -> SyncJob:
+        # As a provider's push delivery queues it: the branch moved, its head is resolved later.
+        return SyncJob(
+            repository_id=repository["id"],
+            trigger=Trigger.WEBHOOK,
+            branch="main",
+            delivery_id=f"{unique}-{delivery}",
+        )
+
+    older, newer = hint("older"), hint("newer")
+    named = SyncJob(
+        repository_id=repository["id"], trigger=Trigger.WEBHOOK, branch="main", commit="a" * 40
+    )
+    # Recorded as the webhook records them; the worker is then handed them, oldest first.
+    for job in (older, named, newer):
+        assert record_queued(job)
+
+    assert start_sync_execution(older) is False
+    ended = api.get(f"/jobs/{older.job_id}").json()
+    assert ended["status"] == "superseded"
+    assert ended["result"] == {"skipped": f"superseded by {newer.job_id}"}
+    assert ended["execution"] is None  # it never started a sync
+    assert start_sync_execution(older) is False  # a redelivery of it starts nothing either
+    assert superseding_job(named) is None  # a named commit is never superseded
+
+    assert start_sync_execution(newer) is True  # nothing newer than it: it runs
+    wait_for(
+        lambda: api.get(f"/jobs/{newer.job_id}").json()["status"] == "succeeded",
+        what="the newer job's sync",
+    )
+    forget_job(named.job_id)
+    wait_for_idle_sync(repository["id"])
+    # The newer job's one `no_change`; the superseded job added nothing.
+    assert len(events(api, application["id"])) == history + 1

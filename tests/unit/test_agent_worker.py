@@ -794,3 +794,19 @@ def test_health_watcher_application_busy_left_to_the_job_then_read(daemon: FakeD
 
         wait_for(lambda: len(reporter.reports) == 2, timeout=5, what="the read after the job")
     assert reporter.reports[-1] == ("app_a", HealthStatus.UNHEALTHY)
+
+
+def test_agent_program_without_an_ssh_host_loads_no_ssh_library() -> None:
+    """paramiko (and the cryptography behind it) is a third of an idle agent's memory: only an
+    ssh:// Docker host loads it, through the agent's tunnel."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, ferry_agent.main, docker; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'cryptography')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

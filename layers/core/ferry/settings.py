@@ -64,6 +64,9 @@ class Settings(BaseModel):
     # Applications per Map iteration of the repository sync: a few transitions per batch, not per
     # application (template.yaml sets the Map's MaxConcurrency).
     sync_batch_size: int = Field(default=25, ge=1, le=200)
+    # Applications of one batch synced at once: each is a few store round trips and a start of
+    # its deploy execution, so the batch waits on the network, not on the CPU.
+    sync_batch_workers: int = Field(default=8, ge=1, le=32)
 
     # How long DELETE /applications/{id} waits for the agent before answering 202.
     removal_wait_seconds: float = 20

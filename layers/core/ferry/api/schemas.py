@@ -322,7 +322,10 @@ class JobOut(BaseModel):
     id: str
     repository_id: str
     trigger: Trigger
-    status: str = Field(description="queued, running, succeeded or failed.")
+    status: str = Field(
+        description="queued, running, succeeded or failed; superseded (it never ran: a newer "
+        "job of its branch does what it would have)."
+    )
     branch: str | None = None
     commit: str | None = None
     actor: str | None = None

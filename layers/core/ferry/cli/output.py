@@ -39,6 +39,7 @@ STYLES = {
     "unhealthy": "red",
     "offline": "red",
     "no_change": "cyan",
+    "superseded": "cyan",
     "unknown": "dim",
 }
 

@@ -29,9 +29,11 @@ def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
     deploy slot. Neither: wait (a request at the agent holds it).
     """
     deploy_input = SlotAsk.model_validate(payload)
-    application = get_application(deploy_input.application_id)
-    if application.current_request_id != deploy_input.request_id:
-        return {"acquired": False, "superseded": True}
     lease = timedelta(seconds=deploy_input.timeout_seconds + 60)
-    acquired = acquire_deploy_slot(application.id, deploy_input.request_id, lease)
-    return {"acquired": acquired, "superseded": False}
+    # One conditional write when the slot is free (the common case); the row is read only to
+    # tell a newer request from a busy slot.
+    if acquire_deploy_slot(deploy_input.application_id, deploy_input.request_id, lease):
+        return {"acquired": True, "superseded": False}
+    application = get_application(deploy_input.application_id)  # NotFound when it is gone
+    superseded = application.current_request_id != deploy_input.request_id
+    return {"acquired": False, "superseded": superseded}

@@ -42,13 +42,14 @@ def start_deploy(
     *,
     actor: str | None = None,
     reason: str | None = None,
+    agent_queue_url: str | None = None,
 ) -> None:
     """Start the deploy execution for the application's desired commit (its target).
 
     The caller has already made `request_id` the application's current request (and marked it
     `syncing`, in the same write). Starting the same request twice is harmless: Step Functions
     refuses the duplicate name. `reason` (why an automatic deploy runs) goes into its history
-    event.
+    event. `agent_queue_url` is the application's agent's queue, when the caller read it already.
     """
     commit = application.desired_commit
     if commit is None:
@@ -59,14 +60,15 @@ def start_deploy(
         else application.commit_message
     )
     settings = get_settings()
-    agent = get_agent(application.agent_id)
+    if agent_queue_url is None:
+        agent_queue_url = get_agent(application.agent_id).queue_url
     deploy_input = DeployInput(
         application_id=application.id,
         request_id=request_id,
         commit=commit,
         commit_message=message,
         trigger=trigger,
-        agent_queue_url=agent.queue_url,
+        agent_queue_url=agent_queue_url,
         timeout_seconds=settings.deploy_timeout_seconds,
         heartbeat_seconds=settings.deploy_heartbeat_seconds,
         actor=actor,

@@ -9,6 +9,7 @@ import socket
 import httpx
 from moto.server import ThreadedMotoServer
 
+from ferry.local import emulator_costs
 from ferry.local.iam import set_moto_auth
 from ferry.local.serialized_dynamodb import serialize_dynamodb
 
@@ -34,6 +35,7 @@ class MotoServer:
         # localhost:$MOTO_PORT, so it must name this server before it starts.
         os.environ["MOTO_PORT"] = str(self.port)
         serialize_dynamodb()
+        emulator_costs.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         self.running = True

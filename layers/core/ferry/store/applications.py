@@ -203,12 +203,47 @@ def update_application(
     otherwise Conflict. With `unless_removing`, only while no delete has been accepted (a deploy
     must never start once the application is being removed): otherwise Conflict.
     """
-    if set(fields) & {"name", "agent_id"}:
-        raise ValueError("name and agent_id change through redefine_application (guards)")
     if not fields:
         return get_application(application_id)
+    row = _update_row(
+        application_id, fields, if_request_id=if_request_id, unless_removing=unless_removing
+    )
+    return _to_domain(row)
+
+
+def update_application_numbering_event(
+    application_id: str,
+    fields: dict[str, Any],
+    *,
+    if_request_id: str | None = None,
+    unless_removing: bool = False,
+) -> tuple[Application, int]:
+    """`update_application` that also takes the next number of the application's history in
+    the same write (one round trip where two were made); returns the row and that number."""
+    row = _update_row(
+        application_id,
+        fields,
+        if_request_id=if_request_id,
+        unless_removing=unless_removing,
+        number_event=True,
+    )
+    return _to_domain(row), int(row.events_seq)
+
+
+def _update_row(
+    application_id: str,
+    fields: dict[str, Any],
+    *,
+    if_request_id: str | None,
+    unless_removing: bool,
+    number_event: bool = False,
+) -> ApplicationRow:
+    if set(fields) & {"name", "agent_id"}:
+        raise ValueError("name and agent_id change through redefine_application (guards)")
     attributes = ApplicationRow.get_attributes()
     actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
+    if number_event:
+        actions.append(ApplicationRow.events_seq.add(1))
     for name, value in fields.items():
         attribute = attributes[name]
         actions.append(attribute.remove() if value is None else attribute.set(value))
@@ -230,7 +265,7 @@ def update_application(
         if unless_removing and current.removal_request_id is not None:
             raise Conflict(f"application {application_id} is being removed") from None
         raise NotFound(f"application {application_id} not found") from None
-    return _to_domain(row)
+    return row
 
 
 def swap_application_field(
@@ -270,8 +305,10 @@ def next_event_number(application_id: str) -> int:
 
 
 def acquire_deploy_slot(application_id: str, request_id: str, lease: timedelta) -> bool:
-    """Take the application's deploy slot for `request_id` (or keep it); False while another
-    request holds an unexpired lease. A conditional write: two requests never both hold it."""
+    """Take the application's deploy slot for `request_id` (or keep it) while that request is
+    the application's current one; False while another request holds an unexpired lease, or
+    once `request_id` is no longer current (the caller reads the row to tell which). A
+    conditional write: two requests never both hold it."""
     now = utcnow()
     row = ApplicationRow(id=application_id)
     try:
@@ -281,7 +318,7 @@ def acquire_deploy_slot(application_id: str, request_id: str, lease: timedelta) 
                     ApplicationRow.deploy_slot.set(request_id),
                     ApplicationRow.deploy_slot_until.set(now + lease),
                 ],
-                condition=ApplicationRow.id.exists()
+                condition=(ApplicationRow.current_request_id == request_id)
                 & (
                     ApplicationRow.deploy_slot.does_not_exist()
                     | (ApplicationRow.deploy_slot == request_id)
@@ -289,7 +326,6 @@ def acquire_deploy_slot(application_id: str, request_id: str, lease: timedelta) 
                 ),
             )
     except Conflict:
-        get_application(application_id)  # NotFound when it is gone
         return False
     return True
 

@@ -29,22 +29,29 @@ class Change(BaseModel):
 
 def record_change(path: str, kind: str, *, ok: bool = True, detail: str | None = None) -> int:
     """Append a change naming the resource path (/api/v1/applications/app_1); returns its number."""
+    row = change_row(path, kind, ok=ok, detail=detail)
+    with translated("change feed"):
+        row.save()
+    return int(row.seq)
+
+
+def change_row(path: str, kind: str, *, ok: bool = True, detail: str | None = None) -> ChangeRow:
+    """The next change of the feed, numbered (the counter is taken now), not yet written: for
+    writing it in one transaction with what it announces."""
     counter = CounterRow(id=_COUNTER)
     with translated("change feed"):
         counter.update(actions=[CounterRow.value.add(1)])
-        seq = int(counter.value)
-        now = utcnow()
-        ChangeRow(
-            feed=FEED,
-            seq=seq,
-            path=path,
-            kind=kind,
-            ok=ok,
-            detail=detail,
-            at=now,
-            expires_at=now + RETENTION,
-        ).save()
-    return seq
+    now = utcnow()
+    return ChangeRow(
+        feed=FEED,
+        seq=int(counter.value),
+        path=path,
+        kind=kind,
+        ok=ok,
+        detail=detail,
+        at=now,
+        expires_at=now + RETENTION,
+    )
 
 
 def latest_change() -> int:

@@ -7,12 +7,13 @@ one delete of number N-1000 per new event, with no counting or scanning.
 from __future__ import annotations
 
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from ferry.domain.models import ApplicationEvent, EventStatus, utcnow
 from ferry.errors import Conflict, NotFound
 from ferry.store.applications import next_event_number
 from ferry.store.errors import translated
-from ferry.store.tables import ApplicationEventRow, row_values
+from ferry.store.tables import ApplicationEventRow, ChangeRow, batch_write, row_values
 
 EVENTS_KEPT = 1000
 
@@ -31,14 +32,29 @@ def add_event(event: ApplicationEvent) -> ApplicationEvent | None:
         seq = next_event_number(event.application_id)
     except NotFound:
         return None
+    return add_numbered_event(event, seq)
+
+
+def add_numbered_event(
+    event: ApplicationEvent, seq: int, *, with_change: ChangeRow | None = None
+) -> ApplicationEvent:
+    """Write an event under the number `seq` (taken from its application's row), dropping the
+    one that falls out of the kept history, and `with_change` (a change of the feed), in one
+    round trip (a batch: none of them is conditional)."""
     stored = event.model_copy(update={"seq": seq})
     row = ApplicationEventRow(sort_key=_sort_key(seq), **stored.model_dump(exclude={"seq"}))
-    with translated(f"event of application {event.application_id}"):
-        row.save()
-        if seq > EVENTS_KEPT:
+    dropped = (
+        [
             ApplicationEventRow(
                 application_id=event.application_id, sort_key=_sort_key(seq - EVENTS_KEPT)
-            ).delete()
+            )
+        ]
+        if seq > EVENTS_KEPT
+        else []
+    )
+    puts: list[Model] = [row] if with_change is None else [row, with_change]
+    with translated(f"event of application {event.application_id}"):
+        batch_write(puts=puts, deletes=dropped)
     return stored
 
 

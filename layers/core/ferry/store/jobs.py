@@ -1,4 +1,5 @@
-"""Sync jobs' progress (queued → running → succeeded | failed), kept for a week."""
+"""Sync jobs' progress (queued → running → succeeded | failed, or queued → superseded), kept
+for a week."""
 
 from __future__ import annotations
 
@@ -76,6 +77,36 @@ def record_finished(
                 JobRow.finished_at.set(utcnow()),
             ]
         )
+
+
+def record_superseded(job_id: str, by: str) -> bool:
+    """End a job that never started as superseded by the newer job `by` (again, for a redelivered
+    one); False once its sync has started after all: that run's own outcome stands."""
+    try:
+        with translated(f"job {job_id}"):
+            JobRow(id=job_id).update(
+                actions=[
+                    JobRow.status.set("superseded"),
+                    JobRow.result.set(json.dumps({"skipped": f"superseded by {by}"})),
+                    JobRow.finished_at.set(utcnow()),
+                ],
+                condition=JobRow.status.is_in("queued", "superseded"),
+            )
+    except Conflict:
+        return False
+    return True
+
+
+def jobs_queued_since(repository_id: str, since: datetime) -> list[SyncJob]:
+    """The repository's jobs recorded after `since` that have not ended failed or superseded
+    (each will run, runs or ran a sync that starts after `since`), oldest first."""
+    with translated(f"jobs of repository {repository_id}"):
+        rows = JobRow.by_repository.query(
+            repository_id,
+            JobRow.created_at > since,
+            filter_condition=JobRow.status.is_in("queued", "running", "succeeded"),
+        )
+        return [SyncJob.model_validate_json(row.message) for row in rows if row.message]
 
 
 def record_requeued(job_id: str) -> None:

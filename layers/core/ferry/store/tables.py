@@ -6,8 +6,10 @@ so nothing above this module handles ciphertext.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import (
     Attribute,
     BooleanAttribute,
@@ -19,6 +21,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.constants import STRING
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -250,6 +253,17 @@ class NotificationTargetRow(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class JobsByRepository(GlobalSecondaryIndex["JobRow"]):  # type: ignore[no-untyped-call]
+    """A repository's jobs in the order they were queued (the sync worker's supersede check)."""
+
+    class Meta:
+        index_name = "by_repository"
+        projection = AllProjection()
+
+    repository_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class JobRow(Model):
     """A sync job's progress, so a trigger's caller can follow what its 202 started."""
 
@@ -259,7 +273,7 @@ class JobRow(Model):
     id = UnicodeAttribute(hash_key=True)
     repository_id = UnicodeAttribute()
     trigger = UnicodeAttribute(attr_name="origin")  # its first name, as stored
-    status = UnicodeAttribute()  # queued, running, succeeded, failed
+    status = UnicodeAttribute()  # queued, running, succeeded, failed, superseded
     branch = UnicodeAttribute(null=True)
     commit = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
@@ -271,6 +285,7 @@ class JobRow(Model):
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    by_repository = JobsByRepository()
 
 
 class DeliveryRow(Model):
@@ -313,10 +328,45 @@ def transaction() -> TransactWrite:
     return TransactWrite(connection=Connection())
 
 
+_batch_connection: list[Connection] = []
+
+
+def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> None:
+    """Rows of several tables put and deleted in one round trip: for writes that need no
+    transaction (nothing is conditional, a partial write is no harm). What DynamoDB leaves
+    unprocessed is sent again; PynamoDBException when it stays unprocessed."""
+    if not _batch_connection:
+        _batch_connection.append(Connection())
+    client: Any = _batch_connection[0].client  # botocore's, as pynamodb made it
+    requests: dict[str, list[dict[str, Any]]] = {}
+    for row in puts:
+        requests.setdefault(row.Meta.table_name, []).append(
+            {"PutRequest": {"Item": row.serialize()}}
+        )
+    for row in deletes:
+        key = {
+            attribute.attr_name: {attribute.attr_type: attribute.serialize(getattr(row, name))}
+            for name, attribute in row.get_attributes().items()
+            if attribute.is_hash_key or attribute.is_range_key
+        }
+        requests.setdefault(row.Meta.table_name, []).append({"DeleteRequest": {"Key": key}})
+    for _attempt in range(5):
+        try:
+            answer = client.batch_write_item(RequestItems=requests)
+        except (BotoCoreError, ClientError) as exc:
+            # As pynamodb's own calls fail, so that `translated` reads the error's code.
+            raise PynamoDBException(str(exc), cause=exc) from exc
+        requests = answer.get("UnprocessedItems") or {}
+        if not requests:
+            return
+    raise PynamoDBException("batch write: items left unprocessed")
+
+
 def reset_connections() -> None:
     """Drop cached connections so the next call picks up the current endpoint (local stack)."""
     for table in ALL_TABLES:
         table._connection = None
+    _batch_connection.clear()
 
 
 def row_values(row: Model) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def end_dead_lettered_jobs() -> list[str]:
     ended = []
     for job in dead_sync_jobs():
         try:
-            if get_job(job.job_id).status in ("succeeded", "failed"):
+            if get_job(job.job_id).status in ("succeeded", "failed", "superseded"):
                 continue
         except NotFound:
             continue

@@ -16,12 +16,23 @@ from __future__ import annotations
 
 import hashlib
 
+from aws_lambda_powertools import Logger
+
 from ferry.aws.executions import ExecutionView, describe_sync, start_execution
 from ferry.aws.queues import send_sync_job
 from ferry.domain.messages import SyncJob
 from ferry.errors import FerryError, NotFound, TransientError
 from ferry.settings import get_settings
-from ferry.store.jobs import JobStatus, forget_job, get_job, record_queued
+from ferry.store.jobs import (
+    JobStatus,
+    forget_job,
+    get_job,
+    jobs_queued_since,
+    record_queued,
+    record_superseded,
+)
+
+logger = Logger(child=True)
 
 # A commit named again after its sync finished gets the next id in a chain; the chain is as long
 # as the number of finished syncs of that commit still kept (a week), so this is a safety net.
@@ -59,9 +70,45 @@ def enqueue_sync_job(job: SyncJob) -> str:
     return job.job_id
 
 
+def _follows_head(job: SyncJob) -> bool:
+    # A hint that one branch moved: its sync resolves the branch head, whatever moved it.
+    return (
+        job.branch is not None
+        and job.commit is None
+        and job.tag is None
+        and job.application_id is None
+    )
+
+
+def superseding_job(job: SyncJob) -> str | None:
+    """A newer job that does everything this one would (None when there is none).
+
+    Both follow the head of the same branch for the same trigger, and the newer one was recorded
+    after this one was requested, so its sync resolves the head later than this job's delivery
+    said the branch moved: running this one as well would only deploy what that one deploys, or
+    record `no_change`. A job naming a commit, a tag or one application is never superseded.
+    """
+    if not _follows_head(job):
+        return None
+    for newer in jobs_queued_since(job.repository_id, job.requested_at):
+        if (
+            newer.job_id != job.job_id
+            and _follows_head(newer)
+            and newer.branch == job.branch
+            and newer.trigger is job.trigger
+        ):
+            return newer.job_id
+    return None
+
+
 def start_sync_execution(job: SyncJob) -> bool:
     """Start the job's repository-sync execution (named after the job); False when it was
-    started before (a redelivered job starts nothing)."""
+    started before (a redelivered job starts nothing) or when a newer job of its branch makes it
+    needless: it then ends `superseded` without starting (no execution, no history event)."""
+    newer = superseding_job(job)
+    if newer is not None and record_superseded(job.job_id, newer):
+        logger.info("sync job superseded", extra={"job_id": job.job_id, "by": newer})
+        return False
     return start_execution(get_settings().sync_state_machine_arn, job.job_id, job.model_dump_json())
 
 

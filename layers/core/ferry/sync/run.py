@@ -20,9 +20,12 @@ Repository `success` means "dispatched", not "deployed": deploys finish in their
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
@@ -58,6 +61,7 @@ from ferry.domain.outcomes import cause_message
 from ferry.errors import Conflict, FerryError, GitError, NotFound, TransientError
 from ferry.git.source import GitSource, decode_text
 from ferry.settings import get_settings
+from ferry.store.agents import get_agent
 from ferry.store.applications import get_application, list_repository_applications
 from ferry.store.bundles import StoredBundle, archive_of, drop_bundle, keep_bundle, stored_bundle
 from ferry.store.events import add_event
@@ -128,22 +132,34 @@ class SyncContext:
     job_id: str
     actor: str | None = None
     head: Resolver | None = None
+    # Agents' queue URLs, read once per sync (or batch) instead of once per application.
+    queue_urls: dict[str, str] = field(default_factory=dict)
+
+    def agent_queue_url(self, agent_id: str) -> str:
+        """The agent's queue URL (NotFound for an agent that is gone)."""
+        if agent_id not in self.queue_urls:
+            self.queue_urls[agent_id] = get_agent(agent_id).queue_url
+        return self.queue_urls[agent_id]
+
+
+def _event(
+    application: Application, sync: SyncContext, status: EventStatus, **details: str | None
+) -> ApplicationEvent:
+    return ApplicationEvent(
+        application_id=application.id,
+        type=EventType.COMMIT_SYNC,
+        trigger=sync.trigger,
+        status=status,
+        actor=sync.actor,
+        finished_at=utcnow(),
+        **details,
+    )
 
 
 def _record(
     application: Application, sync: SyncContext, status: EventStatus, **details: str | None
 ) -> None:
-    add_event(
-        ApplicationEvent(
-            application_id=application.id,
-            type=EventType.COMMIT_SYNC,
-            trigger=sync.trigger,
-            status=status,
-            actor=sync.actor,
-            finished_at=utcnow(),
-            **details,
-        )
-    )
+    add_event(_event(application, sync, status, **details))
 
 
 def _notify_sync_failure(application: Application, reason: str) -> None:
@@ -280,13 +296,13 @@ def _sync_application(
                 "target_commit_message": commit.message,
                 "last_sync_error": None,
             },
-        )
-        _record(
-            application,
-            sync,
-            EventStatus.NO_CHANGE,
-            commit=commit.sha,
-            message=f"{application.path} and its directory unchanged at {commit.sha[:12]}",
+            event=_event(
+                application,
+                sync,
+                EventStatus.NO_CHANGE,
+                commit=commit.sha,
+                message=f"{application.path} and its directory unchanged at {commit.sha[:12]}",
+            ),
         )
         report.applications[application.id] = AppSyncResult.NO_CHANGE
         return
@@ -319,6 +335,14 @@ def _sync_application(
                 "last_sync_error": None,
             },
             unless_removing=True,
+            event=_event(
+                application,
+                sync,
+                EventStatus.SUCCEEDED,
+                commit=commit.sha,
+                request_id=request_id,
+                message=_deployed_message(application, listed, previous, commit.sha),
+            ),
         )
     except Conflict:
         new_in_bucket = bundle["bundle_archive"] is None
@@ -330,15 +354,13 @@ def _sync_application(
         return
     if previous is not None and previous.in_bucket and previous.digest != listed.digest:
         _drop_quietly(application.id, previous.digest)
-    _record(
-        application,
-        sync,
-        EventStatus.SUCCEEDED,
-        commit=commit.sha,
-        request_id=request_id,
-        message=_deployed_message(application, listed, previous, commit.sha),
+    start_deploy(
+        recorded,
+        request_id,
+        sync.trigger,
+        actor=sync.actor,
+        agent_queue_url=sync.agent_queue_url(recorded.agent_id),
     )
-    start_deploy(recorded, request_id, sync.trigger, actor=sync.actor)
     report.applications[application.id] = AppSyncResult.DEPLOYING
     report.deploy_requests[application.id] = request_id
 
@@ -560,19 +582,57 @@ def sync_batch(job: SyncJob, plan: SyncPlan, application_ids: list[str]) -> Sync
     """
     report = SyncReport(repository_id=plan.repository_id)
     sync = _context(job, plan)
-    source = open_repository(get_repository(plan.repository_id))
-    for application_id in application_ids:
+    source = _one_read_at_a_time(open_repository(get_repository(plan.repository_id)))
+
+    def sync_one(application_id: str) -> None:
         try:
             application = get_application(application_id)
         except NotFound:
-            continue
+            return
         resolved = plan.commits.get(application.branch)
         if resolved is None:
-            continue  # its branch changed since the plan: the sync that change queued handles it
+            return  # its branch changed since the plan: the sync that change queued handles it
         commit = CommitInfo(sha=resolved.sha, message=resolved.message)
         report.commits[application.branch] = commit.sha
         _sync_one(application, commit, sync, source, report)
+
+    # Applications are independent (each its own row, deploy request and slot), so the batch
+    # syncs several at once. Each runs in a copy of this context: in the embedded cloud that is
+    # who signs the calls (the function's role).
+    workers = min(get_settings().sync_batch_workers, len(application_ids)) or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-batch") as pool:
+        running = [
+            pool.submit(contextvars.copy_context().run, sync_one, application_id)
+            for application_id in application_ids
+        ]
+        for done in running:
+            done.result()  # _sync_one records every failure; anything else is a bug: raise it
     return report
+
+
+class _OneReadAtATime:
+    """A repository source whose calls take turns: a cached clone or an HTTP session read by
+    the batch's threads is not promised to be thread-safe, while git reads are a small part of
+    an application's sync next to its store calls and deploy start."""
+
+    def __init__(self, source: GitSource) -> None:
+        self._source = source
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._source, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+def _one_read_at_a_time(source: GitSource) -> GitSource:
+    return cast(GitSource, _OneReadAtATime(source))
 
 
 def end_sync(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from ferry.api.routes.webhooks import client_source, read_limited_body
 from ferry.api.schemas import JobsAccepted
@@ -37,13 +38,14 @@ async def github_actions(
     source, limit = client_source(request), settings.webhook_rate_per_minute
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        count_refused(source, limit)
+        await run_in_threadpool(count_refused, source, limit)
         raise Unauthorized("send the job's OIDC token as Authorization: Bearer <token>")
     audience = settings.api_url or str(request.base_url)
     # The OIDC verifier (jwt, the outbound HTTP client) loads with the first run, not the API.
     from ferry.sync.github_actions import receive_actions_run
 
-    job_ids = receive_actions_run(
-        token.strip(), body, audience=audience, source=source, limit=limit
+    # Blocking calls (the issuer's keys, the store, the queue): on the threadpool, not the loop.
+    job_ids = await run_in_threadpool(
+        receive_actions_run, token.strip(), body, audience=audience, source=source, limit=limit
     )
     return JobsAccepted(job_ids=job_ids)

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ferry.errors import PayloadTooLarge
 from ferry.manage.image_updates import receive_image_webhook
@@ -57,7 +58,10 @@ async def repository_webhook(
     `{"ref" | "branch": ..., "commit": ...}`). Answers 202 with the queued job ids."""
     settings = get_settings()
     body = await read_limited_body(request, settings.webhook_max_body_bytes)
-    answer = receive_webhook(
+    # The body is read on the event loop; the store and queue calls block, so they run on the
+    # threadpool (as a plain `def` route's would) instead of holding every other request up.
+    answer = await run_in_threadpool(
+        receive_webhook,
         repository_id,
         request.headers,
         body,
@@ -88,7 +92,8 @@ async def image_webhook(token: str, request: Request) -> JSONResponse:
     named images at once and reports what moved. Answers 202."""
     settings = get_settings()
     body = await read_limited_body(request, settings.webhook_max_body_bytes)
-    status_code, answer = receive_image_webhook(
+    status_code, answer = await run_in_threadpool(
+        receive_image_webhook,
         token,
         request.headers,
         body,

@@ -1,4 +1,4 @@
-"""The Ferry agent: takes deploy jobs from its queue and runs them with Docker Compose."""
+"""The Ferry agent: takes deploy requests from its queue and runs them with Docker Compose."""
 
 import sys
 

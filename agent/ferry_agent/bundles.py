@@ -67,17 +67,17 @@ class Received:
     digest: str
 
 
-def receive(job: DeployRequest, read_object: ReadObject | None) -> Received:
-    """The job's bundle, checked against what the request declares (its digest, how many files
+def receive(request: DeployRequest, read_object: ReadObject | None) -> Received:
+    """The request's bundle, checked against what the request declares (its digest, how many files
     of how many bytes). A request of an earlier control plane carries the compose file alone: its
     bundle is that one file."""
-    compose_path = PurePosixPath(job.compose_path)
+    compose_path = PurePosixPath(request.compose_path)
     if compose_path.is_absolute() or ".." in compose_path.parts or not compose_path.name:
-        raise BundleRefused(f"compose path {job.compose_path!r} escapes the deployment folder")
-    ref = job.bundle
+        raise BundleRefused(f"compose path {request.compose_path!r} escapes the deployment folder")
+    ref = request.bundle
     if ref is None:
         root = "" if str(compose_path.parent) == "." else str(compose_path.parent)
-        files = [BundleFile(compose_path.name, job.compose_file.encode())]
+        files = [BundleFile(compose_path.name, request.compose_file.encode())]
         return Received(root, compose_path.name, files, digest(files))
     if ref.inline is not None:
         try:
@@ -92,13 +92,13 @@ def receive(job: DeployRequest, read_object: ReadObject | None) -> Received:
         raise BundleRefused("the bundle received is not the size its request declares")
     try:
         files = unpack(archive, max_files=ref.files, max_bytes=ref.size)
-        compose = compose_path_in(job.compose_path, ref.root)
+        compose = compose_path_in(request.compose_path, ref.root)
     except (BundleError, ValueError) as exc:
         raise BundleRefused(f"the bundle received cannot be used: {exc}") from exc
     if digest(files) != ref.digest:
         raise BundleRefused("the bundle received does not match its digest")
     if not any(file.path == compose for file in files):
-        raise BundleRefused(f"the bundle received does not hold {job.compose_path}")
+        raise BundleRefused(f"the bundle received does not hold {request.compose_path}")
     return Received(ref.root, compose, files, ref.digest)
 
 

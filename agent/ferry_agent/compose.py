@@ -17,10 +17,10 @@ the environment it will run with, so no difference between compose's parser and 
 setting. Compose always runs with a clean environment (`COMPOSE_VARIABLES`): none of the agent's
 own variables (its token, AWS credentials, ...) reach interpolation or containers.
 
-Compose runs as a child process the agent can stop: a job whose deploy was cancelled (or that a
+Compose runs as a child process the agent can stop: a request whose deploy was cancelled (or that a
 stopping agent hands back) has its compose process terminated instead of left to finish behind
 the control plane's back. On Linux the child also gets SIGTERM when the agent dies, even by
-SIGKILL, so a crashed agent leaves no compose running into the job another agent process redoes.
+SIGKILL, so a crashed agent leaves no compose running into the request another agent process redoes.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class DeployError(Exception):
     """A deploy step failed; the message is what the user sees as last_sync_error."""
 
 
-class JobCancelled(Exception):
-    """The job was cancelled while it ran; what it started was stopped."""
+class DeployCancelled(Exception):
+    """The request was cancelled while it ran; what it started was stopped."""
 
 
 @dataclass
@@ -172,7 +172,7 @@ class DockerResources:
 def _tied_to_agent(arguments: list[str]) -> list[str]:
     """The command, wrapped so the kernel sends it SIGTERM when the agent goes away (Linux,
     util-linux `setpriv`). The signal is tied to the thread that starts the child; the agent
-    starts compose from its job pool, whose threads live as long as the agent does."""
+    starts compose from its request pool, whose threads live as long as the agent does."""
     setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
     return [setpriv, "--pdeathsig", "TERM", "--", *arguments] if setpriv else arguments
 
@@ -217,10 +217,10 @@ class ComposeRunner:
         self._processes: set[subprocess.Popen[str]] = set()
         self._processes_lock = threading.Lock()
 
-    def policy_for(self, job: DeployRequest) -> PolicyOptions:
+    def policy_for(self, request: DeployRequest) -> PolicyOptions:
         bypass = [
-            *self.policy_bypass.get(job.application_id, []),
-            *self.policy_bypass.get(job.application_name, []),
+            *self.policy_bypass.get(request.application_id, []),
+            *self.policy_bypass.get(request.application_name, []),
         ]
         return PolicyOptions(
             bind_allow_list_mode=self.bind_allow_list,
@@ -254,40 +254,40 @@ class ComposeRunner:
 
     def prepare(
         self,
-        job: DeployRequest,
+        request: DeployRequest,
         resources: HostResources,
         cancel: threading.Event | None = None,
     ) -> Prepared:
-        """Receive the job's bundle, unpack it into a fresh directory beside the running one,
+        """Receive the request's bundle, unpack it into a fresh directory beside the running one,
         bring over what the host made there, and judge it with the security policy (as written,
         then as compose resolves it). Nothing that runs changes; a refused bundle is taken apart
         again and the host's files moved back."""
         try:
-            check_application_name(job.application_name)
+            check_application_name(request.application_name)
         except PolicyViolation as exc:
             raise DeployError(str(exc)) from exc
         try:
-            received = receive(job, self.read_object)
+            received = receive(request, self.read_object)
         except BundleRefused as exc:
             raise DeployError(str(exc)) from exc
         compose_text = next(f.data for f in received.files if f.path == received.compose)
         try:
             documents = load_compose(compose_text.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DeployError(f"{job.compose_path} is not valid YAML: {exc}") from exc
+            raise DeployError(f"{request.compose_path} is not valid YAML: {exc}") from exc
         services = service_names(documents)
         if not services:
-            raise DeployError(f"{job.compose_path} has no services")
-        folder = ProjectFolder(self.project_dir(job.project_name).resolve())
+            raise DeployError(f"{request.compose_path} has no services")
+        folder = ProjectFolder(self.project_dir(request.project_name).resolve())
         bundle = folder.unpack(received)
         carried = folder.carry(bundle, received.root)
         try:
             # Compose interpolates from its environment first, then the project's `.env`.
             environment = {**_dotenv(bundle.project_dir / ".env"), **self.compose_environment()}
-            self._enforce(job, bundle, documents, resources, environment=environment)
-            bundle.override_path.write_text(_override(documents, services, job))
-            model = self.resolve(job, bundle.project_dir, self._files(bundle), cancel)
-            self._enforce(job, bundle, [model], resources, resolved=True)
+            self._enforce(request, bundle, documents, resources, environment=environment)
+            bundle.override_path.write_text(_override(documents, services, request))
+            model = self.resolve(request, bundle.project_dir, self._files(bundle), cancel)
+            self._enforce(request, bundle, [model], resources, resolved=True)
         except BaseException:
             carried.undo()
             folder.discard(bundle)
@@ -296,7 +296,7 @@ class ComposeRunner:
 
     def _enforce(
         self,
-        job: DeployRequest,
+        request: DeployRequest,
         bundle: Unpacked,
         documents: list[object],
         resources: HostResources,
@@ -309,9 +309,9 @@ class ComposeRunner:
                 documents,
                 project_dir=bundle.project_dir,
                 bundle_root=bundle.directory,
-                project_name=job.project_name,
+                project_name=request.project_name,
                 environment=environment or {},
-                options=self.policy_for(job),
+                options=self.policy_for(request),
                 resources=resources,
                 resolved=resolved,
             )
@@ -324,7 +324,7 @@ class ComposeRunner:
 
     def resolve(
         self,
-        job: DeployRequest,
+        request: DeployRequest,
         folder: Path,
         files: list[Path],
         cancel: threading.Event | None = None,
@@ -334,7 +334,7 @@ class ComposeRunner:
         arguments = [
             *command,
             "--project-name",
-            job.project_name,
+            request.project_name,
             "--project-directory",
             str(folder),
         ]
@@ -352,7 +352,7 @@ class ComposeRunner:
         return model
 
     def _run(self, arguments: list[str], what: str, cancel: threading.Event | None = None) -> str:
-        """Run one compose command; stopped (JobCancelled) as soon as `cancel` is set."""
+        """Run one compose command; stopped (DeployCancelled) as soon as `cancel` is set."""
         environment = self.compose_environment()
         deadline = time.monotonic() + self.timeout_seconds
         process = subprocess.Popen(
@@ -361,7 +361,7 @@ class ComposeRunner:
             stderr=subprocess.PIPE,
             text=True,
             env=environment,
-            # Its own session: a Ctrl-C meant for the agent (which finishes the job) must not
+            # Its own session: a Ctrl-C meant for the agent (which finishes the request) must not
             # reach compose through the terminal's process group.
             start_new_session=True,
         )
@@ -375,7 +375,9 @@ class ComposeRunner:
                 except subprocess.TimeoutExpired:
                     if cancel is not None and cancel.is_set():
                         _stop(process)
-                        raise JobCancelled(f"{what} stopped: the job was cancelled") from None
+                        raise DeployCancelled(
+                            f"{what} stopped: the request was cancelled"
+                        ) from None
                     if time.monotonic() > deadline:
                         _stop(process)
                         raise DeployError(
@@ -395,36 +397,36 @@ class ComposeRunner:
         for process in running:
             process.terminate()
 
-    def deploy(self, job: DeployRequest, cancel: threading.Event | None = None) -> Snapshot:
-        """Bring the application's project to the job's bundle (JobCancelled when `cancel` is
+    def deploy(self, request: DeployRequest, cancel: threading.Event | None = None) -> Snapshot:
+        """Bring the application's project to the request's bundle (DeployCancelled when `cancel` is
         set meanwhile). The new bundle goes live only once its images are here: a refused
         bundle or a failed pull leaves the running one as it was."""
         with contextlib.closing(self._docker()) as client:
-            prepared = self.prepare(job, DockerResources(client), cancel)
-            base = self._base(job.project_name, prepared.bundle)
+            prepared = self.prepare(request, DockerResources(client), cancel)
+            base = self._base(request.project_name, prepared.bundle)
             try:
-                self.pull(base, client, prepared.images, cancel, required=job.pull)
+                self.pull(base, client, prepared.images, cancel, required=request.pull)
             except BaseException:
                 prepared.abandon()
                 raise
             prepared.install()
-            forget_deployed(self.project_dir(job.project_name))
+            forget_deployed(self.project_dir(request.project_name))
             self._run([*base, "up", "-d", "--remove-orphans"], "docker compose up", cancel)
-            snapshot = self.snapshot(client, job.project_name, cancel)
-            self.record_deployed(client, job)
+            snapshot = self.snapshot(client, request.project_name, cancel)
+            self.record_deployed(client, request)
             return snapshot
 
-    def record_deployed(self, client: docker.DockerClient, job: DeployRequest) -> None:
+    def record_deployed(self, client: docker.DockerClient, request: DeployRequest) -> None:
         """Keep what `up` left beside the project: the drift watcher compares against it."""
         observed = [
             found
-            for container in self._project_containers(client, job.project_name)
-            if container.labels.get(APPLICATION_LABEL) == job.application_id
+            for container in self._project_containers(client, request.project_name)
+            if container.labels.get(APPLICATION_LABEL) == request.application_id
             and (found := observe(container)) is not None
         ]
         write_deployed(
-            self.project_dir(job.project_name),
-            deployed_state(job.application_id, job.project_name, job.commit, observed),
+            self.project_dir(request.project_name),
+            deployed_state(request.application_id, request.project_name, request.commit, observed),
         )
 
     def _project_containers(self, client: docker.DockerClient, project_name: str) -> list[Any]:
@@ -523,7 +525,9 @@ class ComposeRunner:
             if snapshot.health is not HealthStatus.UNKNOWN or time.monotonic() >= deadline:
                 return snapshot
             if waiting.wait(0.5):
-                raise JobCancelled("stopped waiting for health checks: the job was cancelled")
+                raise DeployCancelled(
+                    "stopped waiting for health checks: the request was cancelled"
+                )
 
     def _read(self, client: docker.DockerClient, project_name: str) -> Snapshot:
         containers = self._project_containers(client, project_name)
@@ -566,11 +570,13 @@ def _model_images(model: dict[str, Any]) -> list[str]:
     )
 
 
-def _override(documents: list[object], services: list[str], job: DeployRequest) -> str:
+def _override(documents: list[object], services: list[str], request: DeployRequest) -> str:
     """Our labels on every service, in a file compose merges over the user's."""
     override: dict[str, Any] = {
         "services": {
-            name: {"labels": {APPLICATION_LABEL: job.application_id, COMMIT_LABEL: job.commit}}
+            name: {
+                "labels": {APPLICATION_LABEL: request.application_id, COMMIT_LABEL: request.commit}
+            }
             for name in services
         }
     }

@@ -46,15 +46,20 @@ class AgentConfig(BaseSettings):
         default=30,
         ge=1,
         description="How often the agent tells the API it is alive; an agent whose token was "
-        "rotated or revoked learns it at the next one and stops taking jobs.",
+        "rotated or revoked learns it at the next one and stops taking requests.",
     )
-    max_parallel_jobs: int = Field(
-        default=4, ge=1, le=10, description="Jobs run at once (one per application at most)."
+    max_parallel_deploys: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        # FERRY_MAX_PARALLEL_JOBS is its name before "job" came to mean only a sync job.
+        validation_alias=AliasChoices("FERRY_MAX_PARALLEL_DEPLOYS", "FERRY_MAX_PARALLEL_JOBS"),
+        description="Deploy requests run at once (one per application at most).",
     )
     stop_grace_seconds: float = Field(
         default=60,
         ge=0,
-        description="On SIGTERM, how long running jobs may take to finish before they are "
+        description="On SIGTERM, how long running requests may take to finish before they are "
         "stopped and handed back.",
     )
     compose_timeout_seconds: int = Field(default=600, ge=10)

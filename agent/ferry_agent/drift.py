@@ -6,9 +6,9 @@ control plane whenever what differs changes: a new difference, or none any more.
 after the agent starts is always reported, so the control plane learns of anything that changed
 while no agent watched (it ignores a report that repeats what it knows).
 
-The agent's own work is not drift: while a job of an application runs (the worker's JobObserver
-hooks), nothing of it is looked at; once the job is over, the new deployed record is the
-reference, and the job's answer is what the control plane knows (no drift). Reports refused
+The agent's own work is not drift: while a request of an application runs (the worker's RequestObserver
+hooks), nothing of it is looked at; once the request is over, the new deployed record is the
+reference, and the request's answer is what the control plane knows (no drift). Reports refused
 with 403/404 (another agent's project on a shared daemon, a deleted application) are not
 repeated.
 """
@@ -74,22 +74,24 @@ class DriftWatcher:
         with self._changed:
             self._changed.notify_all()
 
-    # --- the worker's hooks (JobObserver) and the event stream -----------------------------------
+    # --- the worker's hooks (RequestObserver) and the event stream -----------------------------------
 
-    def job_started(self, application_id: str) -> None:
+    def request_started(self, application_id: str) -> None:
         with self._changed:
             self._busy.add(application_id)
             self._foreign.discard(application_id)
             self._pending.pop(application_id, None)
 
-    def job_finished(self, application_id: str, health: HealthStatus | None, removed: bool) -> None:
+    def request_finished(
+        self, application_id: str, health: HealthStatus | None, removed: bool
+    ) -> None:
         with self._changed:
             self._busy.discard(application_id)
             if removed:
                 self._reported.pop(application_id, None)
                 return
-            # The job's answer told the control plane what runs now (synced, or why not): a
-            # difference seen from here on is new to it, even one it heard of before the job.
+            # The request's answer told the control plane what runs now (synced, or why not): a
+            # difference seen from here on is new to it, even one it heard of before the request.
             self._reported[application_id] = ()
             self._pending[application_id] = time.monotonic() + self._debounce
             self._changed.notify_all()
@@ -168,7 +170,7 @@ class DriftWatcher:
         application_id = state.application_id
         with self._changed:
             if application_id in self._busy or application_id in self._foreign:
-                return  # a job began meanwhile: it decides what runs
+                return  # a request began meanwhile: it decides what runs
             if self._reported.get(application_id) == found:
                 return
         report = DriftReport(

@@ -9,8 +9,8 @@ that something changed, not what the whole application looks like) and reported 
 differs from what was last reported. A periodic resync reads every labelled container again,
 covering events lost while the Docker daemon was away (the watcher reconnects with a backoff).
 
-While a job of an application runs, the worker is the authority: its answer carries the health,
-and the watcher looks again once the job is over. Reports go out as the agent; the control plane
+While a request of an application runs, the worker is the authority: its answer carries the health,
+and the watcher looks again once the request is over. Reports go out as the agent; the control plane
 applies them only to applications assigned to it, so a 403 or 404 (another agent's containers on
 a shared daemon, a deleted application) is remembered and not repeated.
 """
@@ -80,7 +80,7 @@ class HealthWatcher:
         self._changed = threading.Condition()
         self._pending: dict[str, float] = {}  # application → when to read its health
         self._last: dict[str, HealthStatus] = {}  # what the control plane last heard
-        self._busy: set[str] = set()  # applications with a job running
+        self._busy: set[str] = set()  # applications with a request running
         self._foreign: set[str] = set()  # applications the control plane will not take from us
         self._resync_due = 0.0
         self._stop = threading.Event()
@@ -104,14 +104,16 @@ class HealthWatcher:
             with contextlib.suppress(Exception):
                 stream.close()
 
-    # --- the worker's hooks (JobObserver) ---------------------------------------------------
+    # --- the worker's hooks (RequestObserver) ---------------------------------------------------
 
-    def job_started(self, application_id: str) -> None:
+    def request_started(self, application_id: str) -> None:
         with self._changed:
             self._busy.add(application_id)
             self._foreign.discard(application_id)  # assigned to us, or it would not be here
 
-    def job_finished(self, application_id: str, health: HealthStatus | None, removed: bool) -> None:
+    def request_finished(
+        self, application_id: str, health: HealthStatus | None, removed: bool
+    ) -> None:
         with self._changed:
             self._busy.discard(application_id)
             if removed:
@@ -120,7 +122,7 @@ class HealthWatcher:
                 self._last.pop(application_id, None)
                 return
             if health is not None:
-                self._last[application_id] = health  # the job's answer carried it
+                self._last[application_id] = health  # the request's answer carried it
             self._pending[application_id] = time.monotonic() + self._debounce
             self._changed.notify_all()
 

@@ -112,11 +112,13 @@ class ImageWatcher:
             self._hinted |= names
             self._changed.notify_all()
 
-    def job_started(self, application_id: str) -> None:
+    def request_started(self, application_id: str) -> None:
         with self._changed:
             self._busy.add(application_id)
 
-    def job_finished(self, application_id: str, health: HealthStatus | None, removed: bool) -> None:
+    def request_finished(
+        self, application_id: str, health: HealthStatus | None, removed: bool
+    ) -> None:
         with self._changed:
             self._busy.discard(application_id)
             if removed:

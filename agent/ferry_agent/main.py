@@ -1,11 +1,11 @@
 """`ferry-agent`: run the agent in the foreground (systemd-friendly).
 
-ferry-agent [--config FILE]    take and run deploy jobs (configuration from FERRY_* variables,
+ferry-agent [--config FILE]    take and run deploy requests (configuration from FERRY_* variables,
                                and from FILE or $FERRY_AGENT_CONFIG: KEY=value lines; the
                                environment wins where both set a value)
 ferry-agent build-local-image  build the busybox image used where no registry is reachable
 
-The first SIGTERM or SIGINT stops taking jobs: running ones finish (within
+The first SIGTERM or SIGINT stops taking requests: running ones finish (within
 FERRY_STOP_GRACE_SECONDS), waiting ones are handed back to the queue, and the agent exits 0. A
 second one exits at once. When the API refuses the agent token (it was rotated or revoked), at
 start or at a heartbeat, the agent stops the same way and exits 3: it needs its new token.
@@ -109,7 +109,7 @@ def run(config_file: Path | None = None) -> None:
         control_plane.session,
         session,
         refresh_margin_seconds=config.credentials_refresh_margin_seconds,
-        max_pool_connections=config.max_parallel_jobs + 4,
+        max_pool_connections=config.max_parallel_deploys + 4,
     )
     runner = ComposeRunner(
         config.deployments_dir,
@@ -150,14 +150,14 @@ def run(config_file: Path | None = None) -> None:
     worker = Worker(
         aws,
         runner,
-        max_parallel_jobs=config.max_parallel_jobs,
+        max_parallel_deploys=config.max_parallel_deploys,
         poll_wait_seconds=config.poll_wait_seconds,
         stop_grace_seconds=config.stop_grace_seconds,
         contact=control_plane.heartbeat,
         contact_every_seconds=config.heartbeat_seconds,
         observers=(watcher, drift, images),
-        request_is_current=lambda job: control_plane.request_is_current(
-            job.request_id, job.application_id
+        request_is_current=lambda request: control_plane.request_is_current(
+            request.request_id, request.application_id
         ),
         on_hint=lambda hint: images.hint(hint.images),
     )
@@ -169,7 +169,7 @@ def run(config_file: Path | None = None) -> None:
             logging.shutdown()
             os._exit(128 + signum)
         log.info(
-            "signal %d: taking no new jobs; running ones get %g s to finish, waiting ones are "
+            "signal %d: taking no new requests; running ones get %g s to finish, waiting ones are "
             "handed back",
             signum,
             config.stop_grace_seconds,
@@ -196,7 +196,7 @@ def run(config_file: Path | None = None) -> None:
         os._exit(AGENT_EXIT_TOKEN_REFUSED)
     log.info("stopped")
     if not clean:
-        # A job thread is still inside compose; do not wait for it at interpreter exit.
+        # A request thread is still inside compose; do not wait for it at interpreter exit.
         logging.shutdown()
         os._exit(1)
 

@@ -1,24 +1,24 @@
-"""The agent's scheduler: long-poll the queue, run jobs in parallel across applications and one at
-a time per application, keep every held job alive, answer, then delete.
+"""The agent's scheduler: long-poll the queue, run requests in parallel across applications and one at
+a time per application, keep every held request alive, answer, then delete.
 
 - A message is deleted only after its task token was answered (or its deploy is known to have
-  ended), so a crash mid-deploy leaves the job to the state machine's heartbeat timeout: it ends
+  ended), so a crash mid-deploy leaves the request to the state machine's heartbeat timeout: it ends
   `out_of_sync` with a reason instead of hanging.
-- Compose on one project is not re-entrant: two jobs of one application never overlap and run in
-  arrival order. Different applications run in parallel, up to `max_parallel_jobs`; no more
+- Compose on one project is not re-entrant: two requests of one application never overlap and run in
+  arrival order. Different applications run in parallel, up to `max_parallel_deploys`; no more
   messages are taken than that, so nothing sits in this process that another could run.
-- One keeper thread heartbeats every held job's task and extends its message's visibility, also
-  while the job waits for its application's turn: it neither times out nor reappears elsewhere.
+- One keeper thread heartbeats every held request's task and extends its message's visibility, also
+  while the request waits for its application's turn: it neither times out nor reappears elsewhere.
 - A heartbeat refused because the task ended (the control plane cancelled the deploy, or gave up
   on it), or the control plane saying the deploy is no longer the application's current one,
-  stops the job: its compose process is terminated, nothing is answered, the message is deleted.
+  stops the request: its compose process is terminated, nothing is answered, the message is deleted.
 - Stopping hands back what has not started (visibility 0: another agent process takes it at
-  once) and lets running jobs finish within a grace period; what still runs then is stopped and
+  once) and lets running requests finish within a grace period; what still runs then is stopped and
   handed back too.
 - A contact thread tells the control plane the agent is alive every `contact_every_seconds`. When
   the API refuses the agent's token there (it was rotated or revoked), the agent stops as above:
-  it takes no job after that heartbeat, and `token_refused` tells its caller why it stopped.
-- A hint on the queue (the image webhook's "check these images now") holds no job: it is handed
+  it takes no request after that heartbeat, and `token_refused` tells its caller why it stopped.
+- A hint on the queue (the image webhook's "check these images now") holds no request: it is handed
   to its handler and deleted at once.
 """
 
@@ -47,7 +47,7 @@ from ferry.domain.messages import (
     UndeployResult,
 )
 from ferry.domain.models import HealthStatus
-from ferry_agent.compose import DeployError, JobCancelled, Snapshot
+from ferry_agent.compose import DeployError, DeployCancelled, Snapshot
 from ferry_agent.control_plane import TokenRefused
 
 if TYPE_CHECKING:
@@ -56,36 +56,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferry_agent")
 
-# Answers to an execution that already ended: the job is over either way.
+# Answers to an execution that already ended: the request is over either way.
 _ENDED_TASK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 # The local cloud (moto) accepts heartbeats for a task token a moment after it sent the message:
 # a first heartbeat right after receipt can be refused as InvalidToken. Believe it after this.
 FIRST_CHECK_SECONDS = 3.0
 CONTACT_EVERY_SECONDS = 30.0
-# A full agent is woken when a job ends or it stops; this only bounds each wait.
+# A full agent is woken when a request ends or it stops; this only bounds each wait.
 ROOM_CHECK_SECONDS = 30.0
-# After the grace period, how long stopped jobs get to wind down before the agent exits anyway.
+# After the grace period, how long stopped requests get to wind down before the agent exits anyway.
 WIND_DOWN_SECONDS = 20.0
 # A new message keeps the queue's visibility timeout (30 s by default) until its first
-# extension, which must come sooner than that whatever the job's heartbeat interval.
+# extension, which must come sooner than that whatever the request's heartbeat interval.
 FIRST_BEAT_SECONDS = 5.0
 
 
-class JobRunner(Protocol):
-    """Runs jobs on the Docker host (ComposeRunner); both stop early once `cancel` is set."""
+class RequestRunner(Protocol):
+    """Runs requests on the Docker host (ComposeRunner); both stop early once `cancel` is set."""
 
-    def deploy(self, job: DeployRequest, cancel: threading.Event) -> Snapshot: ...
+    def deploy(self, request: DeployRequest, cancel: threading.Event) -> Snapshot: ...
 
     def remove(self, project_name: str, cancel: threading.Event) -> None: ...
 
 
-class JobObserver(Protocol):
-    """Told when an application's job starts and ends (the health and drift watchers hold off
-    meanwhile: the job decides what runs)."""
+class RequestObserver(Protocol):
+    """Told when an application's request starts and ends (the health and drift watchers hold off
+    meanwhile: the request decides what runs)."""
 
-    def job_started(self, application_id: str) -> None: ...
+    def request_started(self, application_id: str) -> None: ...
 
-    def job_finished(
+    def request_finished(
         self, application_id: str, health: HealthStatus | None, removed: bool
     ) -> None: ...
 
@@ -107,12 +107,12 @@ class CancelReason(StrEnum):
 
 
 @dataclass(eq=False)
-class HeldJob:
+class HeldRequest:
     """A received message this process holds: waiting for its application's turn, or running."""
 
     receipt_handle: str
     task_token: str
-    job: DeployRequest | UndeployRequest
+    request: DeployRequest | UndeployRequest
     next_beat: float
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: CancelReason | None = None
@@ -125,18 +125,18 @@ class HeldJob:
 
     @property
     def application_id(self) -> str:
-        return self.job.application_id
+        return self.request.application_id
 
     @property
     def beat_every(self) -> float:
-        return max(1.0, self.job.heartbeat_seconds / 3)
+        return max(1.0, self.request.heartbeat_seconds / 3)
 
     @property
     def visibility_seconds(self) -> int:
         return int(self.beat_every * 3) + 30
 
     def describe(self) -> str:
-        return f"{self.job.kind} {self.job.request_id} ({self.job.project_name})"
+        return f"{self.request.kind} {self.request.request_id} ({self.request.project_name})"
 
 
 def _error_code(exc: ClientError) -> str:
@@ -147,21 +147,21 @@ class Worker:
     def __init__(
         self,
         aws: QueueAccess,
-        runner: JobRunner,
+        runner: RequestRunner,
         *,
-        max_parallel_jobs: int = 4,
+        max_parallel_deploys: int = 4,
         poll_wait_seconds: int = 20,
         stop_grace_seconds: float = 60,
         contact: Callable[[], None] | None = None,
         contact_every_seconds: float = CONTACT_EVERY_SECONDS,
-        observers: Sequence[JobObserver] = (),
+        observers: Sequence[RequestObserver] = (),
         retry_seconds: float = 5,
         request_is_current: Callable[[DeployRequest], bool] | None = None,
         on_hint: Callable[[ImageCheckHint], None] | None = None,
     ) -> None:
         self.aws = aws
         self.runner = runner
-        self.max_parallel_jobs = max_parallel_jobs
+        self.max_parallel_deploys = max_parallel_deploys
         self.poll_wait_seconds = poll_wait_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.contact = contact  # "still alive" to the control plane
@@ -173,10 +173,12 @@ class Worker:
         self.stopping = threading.Event()
         self.token_refused = threading.Event()  # why it stopped: the API refused the token
         self._changed = threading.Condition()
-        self._held: list[HeldJob] = []
-        self._waiting: dict[str, deque[HeldJob]] = {}  # per application, in arrival order
-        self._active: set[str] = set()  # applications with a job running
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel_jobs, thread_name_prefix="job")
+        self._held: list[HeldRequest] = []
+        self._waiting: dict[str, deque[HeldRequest]] = {}  # per application, in arrival order
+        self._active: set[str] = set()  # applications with a request running
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_parallel_deploys, thread_name_prefix="request"
+        )
         self._keeper_stop = threading.Event()
         self._handed_back = threading.Event()
         self._receiver: threading.Thread | None = None
@@ -184,9 +186,11 @@ class Worker:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start receiving and keeping jobs alive (in background threads)."""
+        """Start receiving and keeping requests alive (in background threads)."""
         log.info(
-            "taking jobs from %s (up to %d at once)", self.aws.queue_url, self.max_parallel_jobs
+            "taking requests from %s (up to %d at once)",
+            self.aws.queue_url,
+            self.max_parallel_deploys,
         )
         self._receiver = threading.Thread(target=self._receive_loop, name="receive", daemon=True)
         self._receiver.start()
@@ -195,19 +199,19 @@ class Worker:
             threading.Thread(target=self._contact_loop, name="contact", daemon=True).start()
 
     def run_forever(self) -> bool:
-        """Serve until `stop()`, then shut down; True when every job ended cleanly."""
+        """Serve until `stop()`, then shut down; True when every request ended cleanly."""
         self.start()
         while not self.stopping.wait(1.0):
             pass
         return self.shutdown()
 
     def stop(self) -> None:
-        """Take no new jobs (safe from a signal handler: it only sets an event)."""
+        """Take no new requests (safe from a signal handler: it only sets an event)."""
         self.stopping.set()
 
     def shutdown(self) -> bool:
-        """Hand back waiting jobs, give running ones the grace period, then stop and hand back
-        what is left. True when no job was left running."""
+        """Hand back waiting requests, give running ones the grace period, then stop and hand back
+        what is left. True when no request was left running."""
         self.stop()
         with self._changed:
             waiting = [held for queue in self._waiting.values() for held in queue]
@@ -225,7 +229,7 @@ class Worker:
                     held.cancel_reason = CancelReason.STOPPING
                     held.cancel.set()
             log.warning(
-                "%d job(s) still running after %g s: stopping and handing them back",
+                "%d request(s) still running after %g s: stopping and handing them back",
                 len(overdue),
                 self.stop_grace_seconds,
             )
@@ -265,12 +269,12 @@ class Worker:
     def _wait_for_room(self, timeout: float) -> int:
         with self._changed:
             self._changed.wait_for(
-                lambda: len(self._held) < self.max_parallel_jobs or self.stopping.is_set(),
+                lambda: len(self._held) < self.max_parallel_deploys or self.stopping.is_set(),
                 timeout=timeout,
             )
             if self.stopping.is_set():
                 return 0
-            return max(0, self.max_parallel_jobs - len(self._held))
+            return max(0, self.max_parallel_deploys - len(self._held))
 
     def _contact_loop(self) -> None:
         while not self.stopping.is_set():
@@ -285,7 +289,7 @@ class Worker:
             self.contact()
         except TokenRefused as exc:
             log.error(
-                "%s: this agent's token was rotated or revoked. Taking no more jobs: waiting ones "
+                "%s: this agent's token was rotated or revoked. Taking no more requests: waiting ones "
                 "are handed back, running ones get %g s to finish, then the agent exits. Start it "
                 "again with its new token.",
                 exc,
@@ -309,7 +313,7 @@ class Worker:
         return len(messages)
 
     def accept(self, message: Mapping[str, Any]) -> None:
-        """Queue a received message behind its application's earlier jobs (or hand it back when
+        """Queue a received message behind its application's earlier requests (or hand it back when
         stopping); a hint goes to its handler."""
         hint = _hint(message["Body"])
         if hint is not None:
@@ -320,10 +324,10 @@ class Worker:
         except ValidationError as exc:
             self._reject_malformed(message, exc)
             return
-        held = HeldJob(
+        held = HeldRequest(
             receipt_handle=message["ReceiptHandle"],
             task_token=deploy_message.task_token,
-            job=deploy_message.request,
+            request=deploy_message.request,
             next_beat=0.0,
         )
         held.next_beat = time.monotonic() + min(held.beat_every, FIRST_BEAT_SECONDS)
@@ -337,7 +341,7 @@ class Worker:
             self._hand_back(held)
 
     def _dispatch(self, application_id: str) -> None:
-        """Start the application's next job unless one runs (call with the lock held)."""
+        """Start the application's next request unless one runs (call with the lock held)."""
         if application_id in self._active or self.stopping.is_set():
             return
         queue = self._waiting.get(application_id)
@@ -352,7 +356,7 @@ class Worker:
 
     # --- running -----------------------------------------------------------------------------
 
-    def _run(self, held: HeldJob) -> None:
+    def _run(self, held: HeldRequest) -> None:
         try:
             self._execute(held)
         except Exception:
@@ -366,8 +370,8 @@ class Worker:
                 self._dispatch(held.application_id)
                 self._changed.notify_all()
 
-    def _execute(self, held: HeldJob) -> None:
-        job = held.job
+    def _execute(self, held: HeldRequest) -> None:
+        request = held.request
         if not self.task_is_alive(held.task_token):
             # Its deploy already ended (e.g. timed out while no agent ran): running it now would
             # change the host behind the control plane's back.
@@ -383,20 +387,20 @@ class Worker:
             return
         log.info("%s started", held.describe())
         for observer in self.observers:
-            observer.job_started(job.application_id)
+            observer.request_started(request.application_id)
         result: DeployResult | UndeployResult | None = None
         try:
             result = self._perform(held)
         finally:
             for observer in self.observers:
-                observer.job_finished(
-                    job.application_id,
+                observer.request_finished(
+                    request.application_id,
                     result.health if isinstance(result, DeployResult) else None,
                     removed=isinstance(result, UndeployResult) and result.success,
                 )
         with self._changed:
             reason = held.cancel_reason if held.cancel.is_set() else None
-            # A job that completed is answered even when the agent began stopping meanwhile;
+            # A request that completed is answered even when the agent began stopping meanwhile;
             # one whose deploy ended has nobody left to answer.
             held.answering = result is not None and reason is not CancelReason.ENDED
         if result is None or not held.answering:
@@ -418,42 +422,47 @@ class Worker:
             "done" if result.success else result.error_message,
         )
 
-    def _perform(self, held: HeldJob) -> DeployResult | UndeployResult | None:
-        """Run the job; None when it was cancelled on the way."""
-        job = held.job
+    def _perform(self, held: HeldRequest) -> DeployResult | UndeployResult | None:
+        """Run the request; None when it was cancelled on the way."""
+        request = held.request
         try:
-            if isinstance(job, UndeployRequest):
-                self.runner.remove(job.project_name, held.cancel)
+            if isinstance(request, UndeployRequest):
+                self.runner.remove(request.project_name, held.cancel)
                 return UndeployResult(
-                    request_id=job.request_id, application_id=job.application_id, success=True
+                    request_id=request.request_id,
+                    application_id=request.application_id,
+                    success=True,
                 )
             log.info(
-                "deploying %s (%s) at %s", job.application_name, job.project_name, job.commit[:12]
+                "deploying %s (%s) at %s",
+                request.application_name,
+                request.project_name,
+                request.commit[:12],
             )
-            snapshot = self.runner.deploy(job, held.cancel)
-        except JobCancelled:
+            snapshot = self.runner.deploy(request, held.cancel)
+        except DeployCancelled:
             return None
         except Exception as exc:
             if held.cancel.is_set():
                 return None
             message = str(exc) if isinstance(exc, DeployError) else f"agent error: {exc!r}"
-            if isinstance(job, UndeployRequest):
+            if isinstance(request, UndeployRequest):
                 return UndeployResult(
-                    request_id=job.request_id,
-                    application_id=job.application_id,
+                    request_id=request.request_id,
+                    application_id=request.application_id,
                     success=False,
                     error_message=message,
                 )
             return DeployResult(
-                request_id=job.request_id,
-                application_id=job.application_id,
+                request_id=request.request_id,
+                application_id=request.application_id,
                 success=False,
                 error_message=message,
                 health=HealthStatus.UNHEALTHY,
             )
         return DeployResult(
-            request_id=job.request_id,
-            application_id=job.application_id,
+            request_id=request.request_id,
+            application_id=request.application_id,
             success=True,
             health=snapshot.health,
             containers=snapshot.containers,
@@ -499,7 +508,7 @@ class Worker:
             return 1.0
         return min(1.0, max(0.05, min(beats) - time.monotonic()))
 
-    def _due(self) -> list[HeldJob]:
+    def _due(self) -> list[HeldRequest]:
         now = time.monotonic()
         with self._changed:
             due = [
@@ -511,8 +520,8 @@ class Worker:
                 held.next_beat = now + held.beat_every
         return due
 
-    def beat(self, held: HeldJob) -> None:
-        """Keep one held job alive: a task heartbeat, then a visibility extension."""
+    def beat(self, held: HeldRequest) -> None:
+        """Keep one held request alive: a task heartbeat, then a visibility extension."""
         try:
             self.aws.sfn().send_task_heartbeat(taskToken=held.task_token)
         except ClientError as exc:
@@ -539,18 +548,18 @@ class Worker:
             except (BotoCoreError, ClientError) as exc:
                 log.warning("could not extend %s's message: %s", held.describe(), exc)
 
-    def _still_current(self, held: HeldJob) -> bool:
+    def _still_current(self, held: HeldRequest) -> bool:
         """Ask the control plane whether a deploy is still wanted (an answer we cannot get
-        keeps the job going: the control plane being away must not stop deploys)."""
-        if self.request_is_current is None or not isinstance(held.job, DeployRequest):
+        keeps the request going: the control plane being away must not stop deploys)."""
+        if self.request_is_current is None or not isinstance(held.request, DeployRequest):
             return True
         try:
-            return self.request_is_current(held.job)
+            return self.request_is_current(held.request)
         except Exception as exc:
             log.warning("could not ask whether %s is current: %s", held.describe(), exc)
             return True
 
-    def _give_up_task(self, held: HeldJob) -> None:
+    def _give_up_task(self, held: HeldRequest) -> None:
         """End the task of a deploy the control plane no longer wants, so its execution does
         not wait out its timeout (its result would be ignored anyway)."""
         try:
@@ -562,7 +571,7 @@ class Worker:
         except (BotoCoreError, ClientError) as exc:
             log.info("could not end %s's task (%s); it ends on its own", held.describe(), exc)
 
-    def _task_ended(self, held: HeldJob, code: str) -> None:
+    def _task_ended(self, held: HeldRequest, code: str) -> None:
         with self._changed:
             if held.answering or held.cancel.is_set() or held not in self._held:
                 return
@@ -582,7 +591,7 @@ class Worker:
         else:
             log.warning("%s: its deploy ended (%s); stopping it", held.describe(), code)
 
-    def _delete(self, held: HeldJob) -> None:
+    def _delete(self, held: HeldRequest) -> None:
         with held.guard:
             if held.released:
                 return
@@ -595,7 +604,7 @@ class Worker:
                 # It reappears later; its deploy has ended by then, so it is dropped.
                 log.warning("could not delete %s's message: %s", held.describe(), exc)
 
-    def _hand_back(self, held: HeldJob) -> None:
+    def _hand_back(self, held: HeldRequest) -> None:
         with held.guard:
             if held.released:
                 return
@@ -623,7 +632,7 @@ class Worker:
             self.on_hint(hint)
 
     def _reject_malformed(self, message: Mapping[str, Any], error: ValidationError) -> None:
-        log.error("malformed job dropped: %s", error)
+        log.error("malformed request dropped: %s", error)
         try:
             task_token = json.loads(message["Body"]).get("task_token")
         except (ValueError, AttributeError):
@@ -631,20 +640,20 @@ class Worker:
         if isinstance(task_token, str):
             try:
                 self.aws.sfn().send_task_failure(
-                    taskToken=task_token, error="MalformedJob", cause=str(error)[:500]
+                    taskToken=task_token, error="MalformedRequest", cause=str(error)[:500]
                 )
             except (BotoCoreError, ClientError) as exc:
-                log.warning("could not fail the malformed job's task: %s", exc)
+                log.warning("could not fail the malformed request's task: %s", exc)
         try:
             self.aws.sqs().delete_message(
                 QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
         except (BotoCoreError, ClientError) as exc:
-            log.warning("could not delete the malformed job: %s", exc)
+            log.warning("could not delete the malformed request: %s", exc)
 
 
 def _hint(body: str) -> ImageCheckHint | None:
-    """The hint a message carries, or None for a job (or anything else)."""
+    """The hint a message carries, or None for a request (or anything else)."""
     try:
         parsed = json.loads(body)
     except ValueError:

@@ -102,10 +102,10 @@ def test_drift_watcher_reports_each_change_once_and_anew_after_a_job(
 
     assert reports.seen == [[], ["web stopped"]]
 
-    watcher.job_started(project.application_id)
+    watcher.request_started(project.application_id)
     watcher.check()  # the agent's own job decides what runs meanwhile
     assert len(reports.seen) == 2
-    watcher.job_finished(project.application_id, HealthStatus.UNHEALTHY, removed=False)
+    watcher.request_finished(project.application_id, HealthStatus.UNHEALTHY, removed=False)
     watcher.check()  # the job's answer said "synced": the stop is news again
     assert reports.seen[-1] == ["web stopped"]
 

@@ -144,11 +144,11 @@ def test_deploy_task_failure_ends_out_of_sync_with_transport_error(
     application, agent, _head = _deploying(api, git_repo, unique)
     message = agent.take()
     boto3.client("stepfunctions").send_task_failure(
-        taskToken=message.task_token, error="MalformedJob", cause="bad body"
+        taskToken=message.task_token, error="MalformedRequest", cause="bad body"
     )
     done = wait_for_status(api, application["id"], "out_of_sync")
     # AWS passes the cause through; moto 5.2.5 drops it, so only the error name is certain here.
-    assert done["last_sync_error"].startswith("deploy finished without a result: MalformedJob")
+    assert done["last_sync_error"].startswith("deploy finished without a result: MalformedRequest")
 
 
 def test_deploy_heartbeats_keep_a_long_deploy_alive(

@@ -11,7 +11,13 @@ from ferry_agent.main import load_config
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FERRY_API_URL", "FERRY_AGENT_TOKEN", "FERRY_MAX_PARALLEL_JOBS", "DOCKER_HOST"):
+    for name in (
+        "FERRY_API_URL",
+        "FERRY_AGENT_TOKEN",
+        "FERRY_MAX_PARALLEL_DEPLOYS",
+        "FERRY_MAX_PARALLEL_JOBS",
+        "DOCKER_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -22,17 +28,17 @@ def test_config_file_supplies_settings_and_environment_overrides_it(
     settings.write_text(
         "FERRY_API_URL=https://ferry.example.com\n"
         "FERRY_AGENT_TOKEN=agt_file.secret\n"
-        "FERRY_MAX_PARALLEL_JOBS=2\n"
+        "FERRY_MAX_PARALLEL_DEPLOYS=2\n"
         'FERRY_POLICY_BYPASS={"monitoring": ["docker_socket"]}\n'
         "DOCKER_HOST=ssh://deploy@docker-host\n"
     )
-    monkeypatch.setenv("FERRY_MAX_PARALLEL_JOBS", "6")
+    monkeypatch.setenv("FERRY_MAX_PARALLEL_DEPLOYS", "6")
 
     config = load_config(settings)
 
     assert config.api_url == "https://ferry.example.com"
     assert config.agent_token == "agt_file.secret"
-    assert config.max_parallel_jobs == 6  # the environment wins
+    assert config.max_parallel_deploys == 6  # the environment wins
     assert config.policy_bypass == {"monitoring": ["docker_socket"]}
     assert config.docker_host == "ssh://deploy@docker-host"
     assert "agt_file.secret" not in repr(config)
@@ -50,5 +56,15 @@ def test_config_from_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(None)
 
     assert config.api_url == "http://127.0.0.1:8080"
-    assert config.max_parallel_jobs == 4
+    assert config.max_parallel_deploys == 4
     assert config.docker_host is None
+
+
+def test_config_max_parallel_jobs_still_read_under_its_old_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FERRY_API_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("FERRY_AGENT_TOKEN", "agt_env.secret")
+    monkeypatch.setenv("FERRY_MAX_PARALLEL_JOBS", "3")
+
+    assert load_config(None).max_parallel_deploys == 3

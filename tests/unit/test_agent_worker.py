@@ -31,7 +31,7 @@ from moto.core.authorization import disable_iam_authentication
 from ferry.domain.messages import AgentSession, AwsCredentials, DeployRequest
 from ferry.domain.models import HealthStatus
 from ferry_agent.aws_access import AwsAccess, refresh_at
-from ferry_agent.compose import JobCancelled, Snapshot
+from ferry_agent.compose import DeployCancelled, Snapshot
 from ferry_agent.control_plane import ReportRefused, TokenRefused
 from ferry_agent.health import HealthWatcher
 from ferry_agent.worker import Worker
@@ -71,7 +71,7 @@ class RecordingRunner:
         while not gate.wait(0.02):
             if cancel.is_set():
                 self._record("cancelled", job.request_id)
-                raise JobCancelled("stopped")
+                raise DeployCancelled("stopped")
         self._record("end", job.request_id)
         return Snapshot(health=HealthStatus.HEALTHY)
 
@@ -241,7 +241,7 @@ def test_worker_jobs_of_one_application_run_one_after_another_in_arrival_order(
 
 def test_worker_jobs_of_different_applications_run_in_parallel(harness: Harness) -> None:
     runner, machine = harness.runner, harness.machine
-    harness.worker(max_parallel_jobs=3).start()
+    harness.worker(max_parallel_deploys=3).start()
     dispatched = [machine.dispatch(application, 1) for application in ("app_a", "app_b", "app_c")]
 
     wait_for(
@@ -257,7 +257,7 @@ def test_worker_jobs_of_different_applications_run_in_parallel(harness: Harness)
 
 def test_worker_parallel_limit_reached_takes_no_more_messages(harness: Harness) -> None:
     runner, machine = harness.runner, harness.machine
-    harness.worker(max_parallel_jobs=2).start()
+    harness.worker(max_parallel_deploys=2).start()
     machine.dispatch("app_a", 1)
     machine.dispatch("app_b", 1)
     wait_for(lambda: _started(runner, "app_a-1", "app_b-1"), timeout=10, what="two jobs")
@@ -784,13 +784,13 @@ def test_health_watcher_application_busy_left_to_the_job_then_read(daemon: FakeD
     reporter = RecordingReporter()
     with watching(daemon, reporter) as watcher:
         wait_for(lambda: reporter.reports, timeout=5, what="the first resync")
-        watcher.job_started("app_a")
+        watcher.request_started("app_a")
 
         daemon.states["a-web-1"] = "exited"
         daemon.emit("a-web-1", "die")
         time.sleep(0.6)  # twice the debounce: held back while the job runs
         assert len(reporter.reports) == 1
-        watcher.job_finished("app_a", HealthStatus.HEALTHY, removed=False)
+        watcher.request_finished("app_a", HealthStatus.HEALTHY, removed=False)
 
         wait_for(lambda: len(reporter.reports) == 2, timeout=5, what="the read after the job")
     assert reporter.reports[-1] == ("app_a", HealthStatus.UNHEALTHY)

@@ -1,9 +1,9 @@
 """AWS clients from the agent's session, rebuilt before the session's credentials expire.
 
-The control plane hands out short-lived credentials (STS; moto locally) that reach only this
-agent's queue, the task answers and the bundles handed to it through the bundle bucket. Requests last
-minutes and several threads share the clients, so the session is fetched again in the background
-a few minutes before expiry and the clients are swapped under a lock: a call already under way
+The control plane hands out short-lived credentials (STS; moto locally) that reach only this agent's
+queue, the task answers and the bundles handed to it through the bundle bucket. Requests last
+minutes and several threads share the clients, so the session is fetched again in the background a
+few minutes before expiry and the clients are swapped under a lock: a call already under way
 finishes with the client it holds (its credentials are still valid), the next call takes the new
 one. Nothing running is interrupted.
 

@@ -6,11 +6,11 @@ control plane whenever what differs changes: a new difference, or none any more.
 after the agent starts is always reported, so the control plane learns of anything that changed
 while no agent watched (it ignores a report that repeats what it knows).
 
-The agent's own work is not drift: while a request of an application runs (the worker's RequestObserver
-hooks), nothing of it is looked at; once the request is over, the new deployed record is the
-reference, and the request's answer is what the control plane knows (no drift). Reports refused
-with 403/404 (another agent's project on a shared daemon, a deleted application) are not
-repeated.
+The agent's own work is not drift: while a request of an application runs (the worker's
+RequestObserver hooks), nothing of it is looked at; once the request is over, the new deployed
+record is the reference, and the request's answer is what the control plane knows (no drift).
+Reports refused with 403/404 (another agent's project on a shared daemon, a deleted application) are
+not repeated.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class DriftWatcher:
         with self._changed:
             self._changed.notify_all()
 
-    # --- the worker's hooks (RequestObserver) and the event stream -----------------------------------
+    # --- the worker's hooks (RequestObserver) and the event stream ----------------------------
 
     def request_started(self, application_id: str) -> None:
         with self._changed:

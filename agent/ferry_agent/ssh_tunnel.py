@@ -12,7 +12,8 @@ SDK and compose are then pointed at `unix://<that directory>/docker.sock`.
 
 Host keys are checked against a known_hosts file; an unknown host is refused unless first-use
 recording is switched on, and a changed key is always refused. The SSH connection is opened
-lazily and again after it drops, so a remote host that reboots costs a failed request, not the agent.
+lazily and again after it drops, so a remote host that reboots costs a failed request, not the
+agent.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The agent's scheduler: long-poll the queue, run requests in parallel across applications and one at
-a time per application, keep every held request alive, answer, then delete.
+"""The agent's scheduler: long-poll the queue, run deploy requests in parallel across applications
+and one at a time per application, keep every held request alive, answer, then delete.
 
 - A message is deleted only after its task token was answered (or its deploy is known to have
   ended), so a crash mid-deploy leaves the request to the state machine's heartbeat timeout: it ends
@@ -47,7 +47,7 @@ from ferry.domain.messages import (
     UndeployResult,
 )
 from ferry.domain.models import HealthStatus
-from ferry_agent.compose import DeployError, DeployCancelled, Snapshot
+from ferry_agent.compose import DeployCancelled, DeployError, Snapshot
 from ferry_agent.control_plane import TokenRefused
 
 if TYPE_CHECKING:
@@ -289,9 +289,9 @@ class Worker:
             self.contact()
         except TokenRefused as exc:
             log.error(
-                "%s: this agent's token was rotated or revoked. Taking no more requests: waiting ones "
-                "are handed back, running ones get %g s to finish, then the agent exits. Start it "
-                "again with its new token.",
+                "%s: this agent's token was rotated or revoked. Taking no more requests: waiting "
+                "ones are handed back, running ones get %g s to finish, then the agent exits. "
+                "Start it again with its new token.",
                 exc,
                 self.stop_grace_seconds,
             )

@@ -188,7 +188,7 @@ class Worker:
     def start(self) -> None:
         """Start receiving and keeping requests alive (in background threads)."""
         log.info(
-            "taking requests from %s (up to %d at once)",
+            "taking deploy requests from %s (up to %d at once)",
             self.aws.queue_url,
             self.max_parallel_deploys,
         )

@@ -257,7 +257,9 @@ class Agent:
                 stderr=subprocess.STDOUT,
             )
         wait_for(
-            lambda: _logged(self.log, "taking jobs from"), timeout=30, what="the agent to start"
+            lambda: _logged(self.log, "taking deploy requests from"),
+            timeout=30,
+            what="the agent to start",
         )
 
     def kill(self) -> None:

@@ -1,7 +1,7 @@
 """The local agent's token (issue 11, part 9): a `ferry up` after a rotation mints a new one
 instead of starting the agent with the stale one, and a running agent whose token was rotated
-stops taking jobs at its next heartbeat, exits saying why, and the stack starts it again with a
-fresh token. The real `ferry-agent` program against the session's stack."""
+stops taking deploy requests at its next heartbeat, exits saying why, and the stack starts it
+again with a fresh token. The real `ferry-agent` program against the session's stack."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_local_agent_token_rotated_agent_stops_and_restarts_with_a_new_token(
     try:
         first = process.process
         assert first is not None
-        wait_for(lambda: "taking jobs" in _read(tmp_path / "agent.log"), what="serving")
+        wait_for(lambda: "taking deploy requests" in _read(tmp_path / "agent.log"), what="serving")
 
         assert api.post(f"/agents/{agent['id']}/token").status_code == 200  # someone rotates it
 
@@ -79,7 +79,7 @@ def test_local_agent_token_rotated_agent_stops_and_restarts_with_a_new_token(
         wait_for(lambda: process.restarts == 1, what="a restart with a new token")
         restarted_at = datetime.now(UTC)
         log = _read(tmp_path / "agent.log")
-        assert "refused the agent token" in log and "Taking no more jobs" in log
+        assert "refused the agent token" in log and "Taking no more requests" in log
         second = process.process
         assert second is not None and second is not first
         assert process.token == renewed[0]

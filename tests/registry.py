@@ -127,7 +127,10 @@ class PushedImages:
 
         client = docker.from_env()
         dockerfile = f"FROM {BASE_IMAGE}\nLABEL ferry.test.build={secrets.token_hex(8)}\n"
-        image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=reference)
+        # rm: no intermediate container left behind per build (the SDK keeps them by default).
+        image, _ = client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=reference, rm=True, forcerm=True
+        )
         self.references.add(reference)
         self.image_ids.add(str(image.id))
         repository, tag = reference.rsplit(":", 1)

@@ -49,14 +49,20 @@ class StatusWrites:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        write = ferry.deploy.status.update_application  # type: ignore[attr-defined]
+        # The chokepoint writes the row through one of two store calls: the plain write, or the
+        # one that also numbers the history event written with it.
+        for name in ("update_application", "update_application_numbering_event"):
+            monkeypatch.setattr(
+                ferry.deploy.status, name, self._counted(getattr(ferry.deploy.status, name))
+            )
 
+    def _counted(self, write: Any) -> Any:
         def counted(application_id: str, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.counts[application_id] += 1
             return write(application_id, *args, **kwargs)
 
-        monkeypatch.setattr(ferry.deploy.status, "update_application", counted)
+        return counted
 
 
 @pytest.fixture

@@ -132,14 +132,17 @@ class SyncContext:
     job_id: str
     actor: str | None = None
     head: Resolver | None = None
-    # Agents' queue URLs, read once per sync (or batch) instead of once per application.
+    # Agents' queue URLs, read once per sync (or batch) instead of once per application; the
+    # batch's threads share them, so the first to need an agent reads it and the others wait.
     queue_urls: dict[str, str] = field(default_factory=dict)
+    _queue_urls_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def agent_queue_url(self, agent_id: str) -> str:
         """The agent's queue URL (NotFound for an agent that is gone)."""
-        if agent_id not in self.queue_urls:
-            self.queue_urls[agent_id] = get_agent(agent_id).queue_url
-        return self.queue_urls[agent_id]
+        with self._queue_urls_lock:
+            if agent_id not in self.queue_urls:
+                self.queue_urls[agent_id] = get_agent(agent_id).queue_url
+            return self.queue_urls[agent_id]
 
 
 def _event(

@@ -117,17 +117,15 @@ class GitLabSource(ProviderRepository):
                 names.append(entry["name"])
         return sorted(names)
 
-    def list_tree(self, sha: str, path: str = "") -> list[str]:
-        """File paths at a commit (`GET /repository/tree?recursive=true`, paginated). GitLab
-        answers 404 both for a missing commit and a missing directory, so a 404 under a path
-        checks the commit before answering "no files"."""
-        check_sha(sha)
-        prefix = clean_path(path)
+    def _tree_listing(self, sha: str, prefix: str) -> list[Any] | None:
+        """`GET /repository/tree?recursive=true` below `prefix`, every page; None when the
+        commit exists but the directory does not (GitLab answers 404 for both, so a 404 under a
+        path checks the commit first)."""
         params: dict[str, str | int] = {"ref": sha, "recursive": "true", "per_page": _PER_PAGE}
         if prefix:
             params["path"] = prefix
         try:
-            entries = list(
+            return list(
                 self._api.paginate(
                     "repository/tree",
                     missing=f"commit {sha} is not in {self.project_path}",
@@ -138,6 +136,15 @@ class GitLabSource(ProviderRepository):
             if not prefix:
                 raise
             self.commit(sha)
+            return None
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """File paths at a commit (`GET /repository/tree?recursive=true`, paginated). GitLab
+        answers 404 both for a missing commit and a missing directory, so a 404 under a path
+        checks the commit before answering "no files"."""
+        check_sha(sha)
+        entries = self._tree_listing(sha, clean_path(path))
+        if entries is None:
             return []
         return sorted(
             entry["path"]
@@ -153,22 +160,9 @@ class GitLabSource(ProviderRepository):
         before it says the directory is missing."""
         check_sha(sha)
         prefix = clean_path(path)
-        params: dict[str, str | int] = {"ref": sha, "recursive": "true", "per_page": _PER_PAGE}
-        if prefix:
-            params["path"] = prefix
-        try:
-            listing = list(
-                self._api.paginate(
-                    "repository/tree",
-                    missing=f"commit {sha} is not in {self.project_path}",
-                    params=params,
-                )
-            )
-        except ProviderNotFound:
-            if not prefix:
-                raise
-            self.commit(sha)
-            raise missing_directory(prefix, sha) from None
+        listing = self._tree_listing(sha, prefix)
+        if listing is None:
+            raise missing_directory(prefix, sha)
         entries = [
             TreeEntry(path=entry["path"], mode=git_mode(entry.get("mode")), blob=str(entry["id"]))
             for entry in listing

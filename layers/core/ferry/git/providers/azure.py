@@ -143,27 +143,28 @@ class AzureDevOpsSource(ProviderRepository):
             if isinstance(ref.get("name"), str) and ref["name"].startswith(_HEADS)
         )
 
-    def list_tree(self, sha: str, path: str = "") -> list[str]:
-        """File paths at a commit (`GET /items?recursionLevel=Full`). A 404 under a path checks
-        the commit before answering "no files"."""
-        check_sha(sha)
-        prefix = clean_path(path)
+    def _items(self, sha: str, prefix: str, params: dict[str, str]) -> Any | None:
+        """`GET /items` at a commit; None when the commit exists but `prefix` does not (a 404
+        under a path checks the commit first)."""
         try:
-            body = self._api.get_json(
+            return self._api.get_json(
                 "items",
                 missing=f"commit {sha} is not in {self.full_name}",
-                params={
-                    "scopePath": f"/{prefix}",
-                    "recursionLevel": "Full",
-                    **_at_commit(sha),
-                    "$format": "json",
-                    "api-version": API_VERSION,
-                },
+                params={**params, **_at_commit(sha), "$format": "json", "api-version": API_VERSION},
             )
         except ProviderNotFound:
             if not prefix:
                 raise
             self.commit(sha)
+            return None
+
+    def list_tree(self, sha: str, path: str = "") -> list[str]:
+        """File paths at a commit (`GET /items?recursionLevel=Full`). A 404 under a path checks
+        the commit before answering "no files"."""
+        check_sha(sha)
+        prefix = clean_path(path)
+        body = self._items(sha, prefix, {"scopePath": f"/{prefix}", "recursionLevel": "Full"})
+        if body is None:
             return []
         return sorted(
             item["path"].lstrip("/")
@@ -178,22 +179,9 @@ class AzureDevOpsSource(ProviderRepository):
         the directory is missing."""
         check_sha(sha)
         prefix = clean_path(path)
-        try:
-            item = self._api.get_json(
-                "items",
-                missing=f"commit {sha} is not in {self.full_name}",
-                params={
-                    "path": f"/{prefix}",
-                    **_at_commit(sha),
-                    "$format": "json",
-                    "api-version": API_VERSION,
-                },
-            )
-        except ProviderNotFound:
-            if not prefix:
-                raise
-            self.commit(sha)
-            raise missing_directory(prefix, sha) from None
+        item = self._items(sha, prefix, {"path": f"/{prefix}"})
+        if item is None:
+            raise missing_directory(prefix, sha)
         if not isinstance(item, dict) or item.get("gitObjectType") != "tree":
             raise missing_directory(prefix, sha)
         tree = self._api.get_json(

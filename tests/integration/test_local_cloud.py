@@ -8,6 +8,8 @@ import secrets
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from ferry.local.poller import QueuePoller
 from ferry.local.stack import LocalStack
@@ -185,3 +187,55 @@ def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
         for entry in os.listdir(package)
         if os.path.isdir(os.path.join(package, entry)) and not entry.startswith("__")
     )
+
+
+def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
+    stack: LocalStack,
+) -> None:
+    """moto sets a `.waitForTaskToken` task's heartbeat up after it sent the message; an answer
+    that arrives in between must still end the wait at once (local/moto_fixes.py), not after a
+    heartbeat's worth of waiting with States.HeartbeatTimeout."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackEndpoint,
+        CallbackOutcomeSuccess,
+    )
+
+    endpoint = CallbackEndpoint(callback_id="token")
+    endpoint.notify(CallbackOutcomeSuccess(callback_id="token", output="{}"))
+    heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=1)
+
+    assert heartbeat.clear_and_wait() is True
+
+
+def test_in_process_calls_reach_the_same_cloud_without_a_socket(
+    stack: LocalStack, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls from the stack's process are handed to moto's WSGI application in the caller's
+    thread (local/in_process_transport.py); another process still speaks HTTP to the same
+    server, and both see the same data and the same errors."""
+    import subprocess
+    import sys
+
+    from botocore.httpsession import URLLib3Session
+
+    def no_network(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("an in-process call went over the network")
+
+    monkeypatch.setattr(URLLib3Session, "send", no_network)
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"in-process-{unique}")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="über")
+
+    received = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    assert [message["Body"] for message in received] == ["über"]
+    with pytest.raises(ClientError, match="NonExistentQueue"):
+        sqs.get_queue_attributes(QueueUrl=f"{queue_url}-missing", AttributeNames=["All"])
+
+    # The same queue, written from another process over HTTP.
+    script = (
+        "import boto3, sys\n"
+        "boto3.client('sqs').send_message(QueueUrl=sys.argv[1], MessageBody='from outside')\n"
+    )
+    subprocess.run([sys.executable, "-c", script, queue_url], check=True, timeout=60)
+    outside = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    assert [message["Body"] for message in outside] == ["from outside"]

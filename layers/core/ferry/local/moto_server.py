@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
 import httpx
 from moto.server import ThreadedMotoServer
 
-from ferry.local import emulator_costs
+from ferry.local import emulator_costs, in_process_transport, moto_fixes
 from ferry.local.iam import set_moto_auth
 from ferry.local.serialized_dynamodb import serialize_dynamodb
 
@@ -36,9 +37,11 @@ class MotoServer:
         os.environ["MOTO_PORT"] = str(self.port)
         serialize_dynamodb()
         emulator_costs.install()
+        moto_fixes.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         self.running = True
+        in_process_transport.register(self.url, self._wsgi_application())
         # The stack is built unchecked (the cloud turns IAM checks on once it stands); a stack
         # this process ran before may have left them on, and the switch is process-wide.
         set_moto_auth(self.url, enabled=False)
@@ -49,6 +52,14 @@ class MotoServer:
         )
         response.raise_for_status()
 
+    def _wsgi_application(self) -> Any:
+        # The server's own application (moto is pinned exactly; its test covers this attribute).
+        server = self._server._server
+        if server is None:
+            raise RuntimeError("the moto server did not start")
+        return server.app
+
     def stop(self) -> None:
+        in_process_transport.unregister(self.url)
         self._server.stop()
         self.running = False

@@ -298,6 +298,13 @@ def test_sync_batch_syncs_applications_at_once_with_three_writes_each_and_one_ag
         )
         for i in range(3)
     ]
+    # Their first deploys end before the measured batch: a deploy still waiting for its agent
+    # would end meanwhile and its status write would race the batch's (a retried write).
+    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    for _ in applications:
+        scripted.succeed(scripted.take())
+    for application in applications:
+        wait_for_status(api, application["id"], "synced")
     wait_for_idle_sync(repository["id"])
     changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
     job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")

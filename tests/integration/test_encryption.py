@@ -16,7 +16,7 @@ from ferry.local.stack import LocalStack
 from ferry.security.crypto import generate_key, get_keyring
 from ferry.settings import get_settings
 from ferry.store.applications import get_application as get_stored_application
-from ferry.store.repositories import get_credentials, get_webhook_secret
+from ferry.store.repositories import get_credentials, get_repository_and_webhook_secret
 from ferry.store.rotation import reencrypt_everything
 from tests.helpers import (
     ScriptedAgent,
@@ -163,7 +163,8 @@ def test_rotate_key_reencrypts_everything_and_keeps_names_unique(
     assert get_credentials(repository_id) == RepositoryCredentials(
         kind=CredentialKind.BASIC, username="ci", secret=f"pw-{stored['unique']}"
     )
-    assert get_webhook_secret(repository_id) == stored["repository"]["webhook_secret"]
+    _repository, secret = get_repository_and_webhook_secret(repository_id)
+    assert secret == stored["repository"]["webhook_secret"]
     clash = api.post(
         "/applications",
         json={

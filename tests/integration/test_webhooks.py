@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 
 from ferry.local.stack import LocalStack
+from ferry.settings import get_settings
 from tests.helpers import (
+    AwsCalls,
     commit,
     compose,
     create_agent,
@@ -114,3 +116,21 @@ def test_webhook_with_secret_answers_202_with_job_and_syncs(
         lambda: any(e["trigger"] == "webhook" for e in events(api, application["id"])),
         what="the webhook's sync event",
     )
+
+
+def test_webhook_accept_path_reads_the_repository_once(
+    stack: LocalStack, api: httpx.Client, git_repo: Path
+) -> None:
+    """The delivery is verified and read with one read of the repository's row (its record and
+    webhook secret together); then the rate check, the job's record, its queue message and the
+    delivery log: five calls before the 202."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    settings = get_settings()
+
+    with AwsCalls(lambda thread: thread.startswith("AnyIO worker thread")) as aws:
+        response = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+
+    assert response.status_code == 202, response.text
+    assert aws.count("GetItem", settings.repositories_table) == 1
+    assert len(aws.calls) == 5, aws.calls

@@ -104,11 +104,11 @@ def list_repositories() -> list[Repository]:
     return sorted((_to_domain(r) for r in rows), key=lambda r: r.created_at)
 
 
-def get_webhook_secret(repository_id: str) -> str:
-    """The plain webhook secret, to verify a delivery. The API never returns it after create."""
+def get_repository_and_webhook_secret(repository_id: str) -> tuple[Repository, str]:
+    """The repository and its plain webhook secret in one read, for a delivery to verify."""
     with translated(f"repository {repository_id}"):
-        row = RepositoryRow.get(repository_id, attributes_to_get=["webhook_secret"])
-    return str(row.webhook_secret)
+        row = RepositoryRow.get(repository_id, consistent_read=True)
+    return _to_domain(row), str(row.webhook_secret)
 
 
 def get_credentials(repository_id: str) -> RepositoryCredentials | None:

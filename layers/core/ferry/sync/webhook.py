@@ -19,7 +19,7 @@ from ferry.domain.models import Repository, SyncType, Trigger
 from ferry.errors import FerryError, InvalidInput, NotFound, RateLimited, Unauthorized
 from ferry.store.deliveries import record_delivery
 from ferry.store.ratelimit import check_rate
-from ferry.store.repositories import get_repository, get_webhook_secret
+from ferry.store.repositories import get_repository_and_webhook_secret
 from ferry.sync.deliveries import Ignored, Ping, Push, Sender, read_delivery
 from ferry.sync.queue import enqueue_sync_job
 
@@ -116,7 +116,7 @@ def receive_webhook(
     can keep a repository's real deliveries out.
     """
     try:
-        repository = get_repository(repository_id)
+        repository, secret = get_repository_and_webhook_secret(repository_id)
     except NotFound:
         count_refused(source, limit)
         raise
@@ -138,7 +138,7 @@ def receive_webhook(
         )
 
     try:
-        delivery = read_delivery(headers, body, get_webhook_secret(repository_id))
+        delivery = read_delivery(headers, body, secret)
     except Unauthorized as exc:
         try:
             count_refused(source, limit, repository_id)

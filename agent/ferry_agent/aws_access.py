@@ -9,6 +9,11 @@ one. Nothing running is interrupted.
 
 A session without credentials (no agent role configured) means the agent's own AWS credentials
 (instance profile, AWS_* variables); nothing then needs refreshing.
+
+Memory (an agent idles for days): the clients come from one plain botocore session, so each
+service's model is loaded once and shared by every rebuild (boto3, with its resources and
+transfer manager, is not loaded); the S3 client, needed only for bundles too large to travel
+inline, is made at the first such bundle.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -72,26 +77,36 @@ class AwsAccess:
         )
         self._clock = clock
         self._lock = threading.Lock()
+        # A botocore session is not safe to share across threads: one client is made at a time.
+        self._factory = botocore.session.Session()
+        self._factory_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._session, self._sqs, self._sfn, self._s3 = self._build(session)
+        self._session, self._sqs, self._sfn = self._build(session)
+        self._s3: S3Client | None = None  # made from self._session when a bundle needs it
 
-    def _build(self, session: AgentSession) -> tuple[AgentSession, SQSClient, SFNClient, S3Client]:
-        options: dict[str, Any] = {"region_name": session.region}
+    def _client(self, service: str, session: AgentSession) -> Any:
+        options: dict[str, Any] = {}
         if session.credentials is not None:
             options.update(
                 aws_access_key_id=session.credentials.access_key_id,
                 aws_secret_access_key=session.credentials.secret_access_key,
                 aws_session_token=session.credentials.session_token,
             )
-        # A boto3 Session per build: the default session is not safe to share across threads.
-        factory = boto3.session.Session(**options)
-        endpoint = session.aws_endpoint_url or None
+        with self._factory_lock:
+            return self._factory.create_client(
+                service,
+                region_name=session.region,
+                endpoint_url=session.aws_endpoint_url or None,
+                config=self._config,
+                **options,
+            )
+
+    def _build(self, session: AgentSession) -> tuple[AgentSession, SQSClient, SFNClient]:
         return (
             session,
-            factory.client("sqs", config=self._config, endpoint_url=endpoint),
-            factory.client("stepfunctions", config=self._config, endpoint_url=endpoint),
-            factory.client("s3", config=self._config, endpoint_url=endpoint),
+            cast("SQSClient", self._client("sqs", session)),
+            cast("SFNClient", self._client("stepfunctions", session)),
         )
 
     @property
@@ -113,7 +128,14 @@ class AwsAccess:
 
     def s3(self) -> S3Client:
         with self._lock:
-            return self._s3
+            session, s3 = self._session, self._s3
+        if s3 is not None:
+            return s3
+        made = cast("S3Client", self._client("s3", session))
+        with self._lock:
+            if self._session is session and self._s3 is None:
+                self._s3 = made
+        return made
 
     def read_bundle(self, location: BundleObject) -> bytes:
         """A bundle handed over through the bundle bucket (BundleRefused when it cannot be
@@ -137,7 +159,8 @@ class AwsAccess:
         """Fetch a new session and swap the clients (ControlPlaneError when the API refuses)."""
         built = self._build(self._fetch_session())
         with self._lock:
-            self._session, self._sqs, self._sfn, self._s3 = built
+            self._session, self._sqs, self._sfn = built
+            self._s3 = None  # made again, with the new credentials, by the next bundle
         expiration = built[0].credentials.expiration if built[0].credentials else None
         log.info("AWS session refreshed (credentials valid until %s)", expiration or "-")
 

@@ -3,11 +3,14 @@ applications are mine, and what their health, drift and images are.
 
 Every call is authenticated with the agent token; the API applies what an agent says only to the
 agent's own applications.
+
+The calls go through `requests`, which the Docker SDK loads anyway: httpx, and the CLI, async and
+TLS machinery it loads with it, stays out of an idle agent's memory.
 """
 
 from __future__ import annotations
 
-import httpx
+import requests
 from pydantic import TypeAdapter, ValidationError
 
 from ferry.domain.messages import (
@@ -43,16 +46,17 @@ class ControlPlane:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = timeout
 
-    def _request(self, method: str, path: str, body: object = None) -> httpx.Response:
+    def _request(self, method: str, path: str, body: object = None) -> requests.Response:
         try:
-            return httpx.request(
+            return requests.request(
                 method,
                 f"{self.api_url}/api/v1/agent/{path}",
                 headers=self._headers,
                 json=body,
                 timeout=self._timeout,
+                allow_redirects=False,  # as before: an answer is the API's, not another server's
             )
-        except httpx.HTTPError as exc:
+        except requests.RequestException as exc:
             raise ControlPlaneError(f"cannot reach the Ferry API at {self.api_url}: {exc}") from exc
 
     def session(self) -> AgentSession:
@@ -109,7 +113,7 @@ class ControlPlane:
                 f"{response.text[:200]}"
             )
 
-    def _report(self, path: str, application_id: str, body: object) -> httpx.Response:
+    def _report(self, path: str, application_id: str, body: object) -> requests.Response:
         response = self._request("POST", path, body)
         if response.status_code in (403, 404):
             raise ReportRefused(

@@ -32,11 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ferry_agent.compose import COMPOSE_VARIABLES
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("ferry_agent")
 
@@ -395,6 +396,8 @@ class RegistryClient:
         query = {"scope": parameters.get("scope") or scope}
         if parameters.get("service"):
             query["service"] = parameters["service"]
+        import httpx  # only once a registry is asked (see _request)
+
         auth: httpx.BasicAuth | None = None
         try:
             if credentials is not None and credentials.identity_token:
@@ -445,6 +448,10 @@ class RegistryClient:
     def _request(
         self, registry: str, state: _Registry, method: str, path: str, headers: dict[str, str]
     ) -> httpx.Response:
+        # httpx is loaded by the first registry request, not with the agent: most agents never
+        # ask a registry (image updates are off by default), and it weighs some MB of memory.
+        import httpx
+
         host = _DOCKER_HUB_API if registry == DOCKER_HUB else registry
         schemes = [state.scheme] if state.scheme else ["https"]
         if state.scheme is None and is_loopback(registry):

@@ -12,13 +12,16 @@ A session without credentials (no agent role configured) means the agent's own A
 
 Memory (an agent idles for days): the clients come from one plain botocore session, so each
 service's model is loaded once and shared by every rebuild (boto3, with its resources and
-transfer manager, is not loaded); the S3 client, needed only for bundles too large to travel
-inline, is made at the first such bundle.
+transfer manager, is not loaded); botocore's table of endpoints is cut to the services the
+agent calls; the S3 client, needed only for bundles too large to travel inline, is made at the
+first such bundle.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,9 +30,10 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import JSONFileLoader
 from pydantic import ValidationError
 
-from ferry.domain.messages import AgentSession, BundleObject
+from ferry.domain.agent_messages import AgentSession, BundleObject
 from ferry_agent.bundles import BundleRefused
 from ferry_agent.control_plane import ControlPlaneError
 
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferry_agent")
 
 RETRY_SECONDS = 15.0
+# The services the agent calls, as botocore's endpoints file names them ("states": Step Functions).
+ENDPOINT_SERVICES = frozenset({"sqs", "states", "s3"})
 
 
 def refresh_at(expiration: datetime, now: datetime, margin: timedelta) -> datetime:
@@ -54,6 +60,25 @@ def refresh_at(expiration: datetime, now: datetime, margin: timedelta) -> dateti
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class AgentEndpointsLoader(JSONFileLoader):
+    """botocore's data files, with the endpoints file cut to ENDPOINT_SERVICES: it describes
+    every AWS service in every partition, about 6 MB of memory once parsed, and its client
+    keeps it for as long as the agent runs. Partitions and regions stay whole."""
+
+    def load_file(self, file_path: str) -> Any:
+        data = super().load_file(file_path)
+        if not isinstance(data, dict) or os.path.basename(file_path) != "endpoints":
+            return data
+        for partition in data.get("partitions", []):
+            services = partition.get("services", {})
+            partition["services"] = {k: v for k, v in services.items() if k in ENDPOINT_SERVICES}
+        # Kept through a string: the parsed whole's memory can only go back to the system once
+        # no object the agent keeps lies among it.
+        kept = json.dumps(data)
+        del data
+        return json.loads(kept)
 
 
 class AwsAccess:
@@ -79,6 +104,7 @@ class AwsAccess:
         self._lock = threading.Lock()
         # A botocore session is not safe to share across threads: one client is made at a time.
         self._factory = botocore.session.Session()
+        self._factory.get_component("data_loader").file_loader = AgentEndpointsLoader()
         self._factory_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ferry.domain.agent_messages import BundleObject, DeployRequest
 from ferry.domain.bundle import BundleError, BundleFile, compose_path_in, digest, unpack
-from ferry.domain.messages import BundleObject, DeployRequest
 
 log = logging.getLogger("ferry_agent")
 

@@ -42,8 +42,7 @@ import docker.errors
 import yaml
 from dotenv import dotenv_values
 
-from ferry.domain.messages import ContainerState, DeployRequest
-from ferry.domain.models import HealthStatus
+from ferry.domain.agent_messages import ContainerState, DeployRequest, HealthStatus
 from ferry_agent.bundles import (
     LEGACY_OVERRIDE,
     BundleRefused,

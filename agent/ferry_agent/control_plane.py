@@ -13,16 +13,16 @@ from __future__ import annotations
 import requests
 from pydantic import TypeAdapter, ValidationError
 
-from ferry.domain.messages import (
+from ferry.domain.agent_messages import (
     AgentApplication,
     AgentSession,
     DriftReport,
     HealthReport,
+    HealthStatus,
     ImageReport,
     ImageReportAnswer,
     RequestState,
 )
-from ferry.domain.models import HealthStatus
 
 
 class ControlPlaneError(Exception):

@@ -25,8 +25,7 @@ from typing import Protocol
 
 import docker
 
-from ferry.domain.messages import DriftReport
-from ferry.domain.models import HealthStatus
+from ferry.domain.agent_messages import DriftReport, HealthStatus
 from ferry_agent.compose import APPLICATION_LABEL, PROJECT_LABEL
 from ferry_agent.control_plane import ControlPlaneError, ReportRefused
 from ferry_agent.deployed import DeployedState, differences, observe, read_deployed

@@ -29,8 +29,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ferry.domain.messages import ContainerState
-from ferry.domain.models import HealthStatus
+from ferry.domain.agent_messages import ContainerState, HealthStatus
 from ferry_agent.compose import APPLICATION_LABEL, container_state, settled_health
 from ferry_agent.control_plane import ControlPlaneError, ReportRefused
 

@@ -26,13 +26,14 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 
-from ferry.domain.messages import (
+from ferry.domain.agent_messages import (
     AgentApplication,
+    HealthStatus,
     ImageChange,
     ImageReport,
     ImageReportAnswer,
+    ImageUpdates,
 )
-from ferry.domain.models import HealthStatus, ImageUpdates
 from ferry_agent.compose import APPLICATION_LABEL
 from ferry_agent.control_plane import ControlPlaneError, ReportRefused
 from ferry_agent.deployed import SERVICE_LABEL

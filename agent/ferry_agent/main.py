@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import docker
 from pydantic import ValidationError
 
-from ferry.domain.messages import AGENT_EXIT_TOKEN_REFUSED, AgentSession
+from ferry.domain.agent_messages import AGENT_EXIT_TOKEN_REFUSED, AgentSession
 from ferry_agent.aws_access import AwsAccess
 from ferry_agent.compose import ComposeRunner
 from ferry_agent.config import AgentConfig

@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from ferry.domain.messages import (
+from ferry.domain.agent_messages import (
     DeployMessage,
     DeployRequest,
     DeployResult,
+    HealthStatus,
     ImageCheckHint,
     UndeployRequest,
     UndeployResult,
 )
-from ferry.domain.models import HealthStatus
 from ferry_agent.compose import DeployCancelled, DeployError, Snapshot
 from ferry_agent.control_plane import TokenRefused
 

@@ -13,6 +13,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Defined with the agent's wire format, which the agent imports without these records.
+from ferry.domain.agent_messages import HealthStatus as HealthStatus
+from ferry.domain.agent_messages import ImageUpdates as ImageUpdates
 from ferry.domain.naming import compose_project_name
 
 
@@ -38,12 +41,6 @@ class ApplicationSyncStatus(StrEnum):
     SYNCING = "syncing"
     SYNCED = "synced"
     OUT_OF_SYNC = "out_of_sync"
-
-
-class HealthStatus(StrEnum):
-    UNKNOWN = "unknown"
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
 
 
 class Provider(StrEnum):
@@ -95,14 +92,6 @@ class EventType(StrEnum):
     PIN = "pin"  # a rollback pinned the application, or an unpin released it
     DRIFT = "drift"  # the host differs from what was deployed (failed), or is back (succeeded)
     IMAGE_UPDATE = "image_update"  # a registry digest moved (notified), or could not be read
-
-
-class ImageUpdates(StrEnum):
-    """What a moved registry digest of a running image does to its application."""
-
-    OFF = "off"
-    NOTIFY = "notify"  # tell the notification targets
-    DEPLOY = "deploy"  # redeploy the recorded commit with fresh pulls
 
 
 class EventStatus(StrEnum):

@@ -2,18 +2,54 @@
 
 One settings object, read once at start: nothing else in the agent reads `os.environ` for its
 own configuration.
+
+Read the way pydantic-settings reads them (`FERRY_<FIELD>`, or the names a field's alias lists;
+names in any case; JSON for a mapping; the environment over a file of KEY=value lines), by a few
+lines here: pydantic-settings, with every settings source it knows and asyncio behind them, would
+weigh on the memory of an agent that idles on a host for days.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, get_origin
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "FERRY_"
 
 
-class AgentConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="ignore")
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=False)
+
+    @classmethod
+    def load(cls, env_file: Path | None = None) -> AgentConfig:
+        """The settings from the environment, over those in `env_file` (ValidationError when one
+        is missing or invalid)."""
+        sources = [_lowered(os.environ)]
+        if env_file is not None:
+            sources.append(_lowered(dotenv_values(env_file)))
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            names = alias.choices if isinstance(alias, AliasChoices) else [ENV_PREFIX + name]
+            found = next(
+                (s[str(n).lower()] for s in sources for n in names if str(n).lower() in s), None
+            )
+            if found is None:
+                continue
+            if get_origin(field.annotation) in (dict, list):
+                try:
+                    values[name] = json.loads(found)
+                    continue
+                except ValueError:
+                    pass  # left as text: validation says what is wrong with it
+            values[name] = found
+        return cls.model_validate(values)
 
     api_url: str = Field(description="The Ferry API, e.g. https://ferry.example.com")
     agent_token: str = Field(repr=False, description="The token `ferry agent add` printed.")
@@ -112,3 +148,7 @@ class AgentConfig(BaseSettings):
             'e.g. {"monitoring": ["docker_socket"]}.'
         ),
     )
+
+
+def _lowered(variables: Mapping[str, str | None]) -> dict[str, str]:
+    return {name.lower(): value for name, value in variables.items() if value is not None}

@@ -80,11 +80,9 @@ def _docker_host(config: AgentConfig) -> tuple[str | None, DockerSshTunnel | Non
 
 def load_config(config_file: Path | None) -> AgentConfig:
     """The settings from the environment, over those in `config_file` (KEY=value lines)."""
-    if config_file is None:
-        return AgentConfig()
-    if not config_file.is_file():
+    if config_file is not None and not config_file.is_file():
         sys.exit(f"ferry-agent: configuration file {config_file} not found")
-    return AgentConfig(_env_file=config_file)
+    return AgentConfig.load(config_file)
 
 
 def run(config_file: Path | None = None) -> None:

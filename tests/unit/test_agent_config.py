@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ferry_agent.main import load_config
 
@@ -68,3 +69,35 @@ def test_config_max_parallel_jobs_still_read_under_its_old_name(
     monkeypatch.setenv("FERRY_MAX_PARALLEL_JOBS", "3")
 
     assert load_config(None).max_parallel_deploys == 3
+
+
+def test_config_environment_wins_over_file_under_another_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = tmp_path / "ferry-agent.env"
+    settings.write_text(
+        "FERRY_API_URL=https://ferry.example.com\n"
+        "FERRY_AGENT_TOKEN=agt_file.secret\n"
+        "FERRY_MAX_PARALLEL_DEPLOYS=2\n"
+    )
+    monkeypatch.setenv("FERRY_MAX_PARALLEL_JOBS", "3")
+    monkeypatch.setenv("ferry_heartbeat_seconds", "5")  # names are read in any case
+
+    config = load_config(settings)
+
+    assert config.max_parallel_deploys == 3
+    assert config.heartbeat_seconds == 5
+
+
+def test_config_missing_or_invalid_settings_name_their_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FERRY_POLICY_BYPASS", "not json")
+
+    with pytest.raises(ValidationError) as raised:
+        load_config(None)
+
+    problems = {(str(e["loc"][0]), e["type"]) for e in raised.value.errors()}
+    assert ("api_url", "missing") in problems
+    assert ("agent_token", "missing") in problems
+    assert ("policy_bypass", "dict_type") in problems

@@ -12,16 +12,14 @@ A session without credentials (no agent role configured) means the agent's own A
 
 Memory (an agent idles for days): the clients come from one plain botocore session, so each
 service's model is loaded once and shared by every rebuild (boto3, with its resources and
-transfer manager, is not loaded); botocore's table of endpoints is cut to the services the
-agent calls; the S3 client, needed only for bundles too large to travel inline, is made at the
-first such bundle.
+transfer manager, is not loaded); botocore's table of endpoints is read for the services the
+agent calls only (endpoints.py); the S3 client, needed only for bundles too large to travel
+inline, is made at the first such bundle.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,12 +28,12 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.loaders import JSONFileLoader
 from pydantic import ValidationError
 
 from ferry.domain.agent_messages import AgentSession, BundleObject
 from ferry_agent.bundles import BundleRefused
 from ferry_agent.control_plane import ControlPlaneError
+from ferry_agent.endpoints import AgentEndpointsLoader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferry_agent")
 
 RETRY_SECONDS = 15.0
-# The services the agent calls, as botocore's endpoints file names them ("states": Step Functions).
-ENDPOINT_SERVICES = frozenset({"sqs", "states", "s3"})
 
 
 def refresh_at(expiration: datetime, now: datetime, margin: timedelta) -> datetime:
@@ -60,25 +56,6 @@ def refresh_at(expiration: datetime, now: datetime, margin: timedelta) -> dateti
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class AgentEndpointsLoader(JSONFileLoader):
-    """botocore's data files, with the endpoints file cut to ENDPOINT_SERVICES: it describes
-    every AWS service in every partition, about 6 MB of memory once parsed, and its client
-    keeps it for as long as the agent runs. Partitions and regions stay whole."""
-
-    def load_file(self, file_path: str) -> Any:
-        data = super().load_file(file_path)
-        if not isinstance(data, dict) or os.path.basename(file_path) != "endpoints":
-            return data
-        for partition in data.get("partitions", []):
-            services = partition.get("services", {})
-            partition["services"] = {k: v for k, v in services.items() if k in ENDPOINT_SERVICES}
-        # Kept through a string: the parsed whole's memory can only go back to the system once
-        # no object the agent keeps lies among it.
-        kept = json.dumps(data)
-        del data
-        return json.loads(kept)
 
 
 class AwsAccess:

@@ -7,12 +7,14 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import botocore.session
 import pytest
 
 from ferry.domain.agent_messages import AgentSession, AwsCredentials
 from ferry_agent.aws_access import AwsAccess
+from ferry_agent.endpoints import ENDPOINT_SERVICES, AgentEndpointsLoader, services_only
 
 # Each would be loaded into every agent, and kept for as long as it runs.
 NOT_AT_START = (
@@ -117,3 +119,49 @@ def test_agent_clients_with_cut_endpoints_table_reach_the_same_endpoints(region:
         )
         assert client.meta.endpoint_url == expected.meta.endpoint_url, service
         assert client.meta.region_name == expected.meta.region_name, service
+
+
+def test_endpoints_walk_keeps_exactly_the_agents_services_of_the_real_table() -> None:
+    path = Path(botocore.__file__).parent / "data" / "endpoints.json"
+    text = path.read_text()
+    whole = json.loads(text)
+    for partition in whole["partitions"]:
+        partition["services"] = {
+            name: service
+            for name, service in partition["services"].items()
+            if name in ENDPOINT_SERVICES
+        }
+
+    walked = services_only(text, ENDPOINT_SERVICES)
+
+    assert walked == whole
+    assert {"sqs", "states", "s3"} <= set(walked["partitions"][0]["services"])
+
+
+def test_endpoints_loader_cuts_a_small_table(tmp_path: Path) -> None:
+    (tmp_path / "endpoints.json").write_text(
+        '{"partitions": [{"partition": "aws", "services": {"ec2": {"endpoints": {}},'
+        ' "sqs": {"endpoints": {"us-east-1": {}}}}}], "version": 3}'
+    )
+
+    loaded = AgentEndpointsLoader().load_file(str(tmp_path / "endpoints"))
+
+    assert loaded == {
+        "partitions": [{"partition": "aws", "services": {"sqs": {"endpoints": {"us-east-1": {}}}}}],
+        "version": 3,
+    }
+
+
+def test_endpoints_loader_reads_another_layout_whole(tmp_path: Path) -> None:
+    (tmp_path / "endpoints.json").write_text('[{"partitions": [{"services": {"ec2": {}}}]}]')
+
+    loaded = AgentEndpointsLoader().load_file(str(tmp_path / "endpoints"))
+
+    assert loaded == [{"partitions": [{"services": {"ec2": {}}}]}]
+
+
+def test_endpoints_loader_refuses_what_is_not_json_as_botocore_does(tmp_path: Path) -> None:
+    (tmp_path / "endpoints.json").write_text('{"partitions": [], "version": 3} trailing')
+
+    with pytest.raises(json.JSONDecodeError, match="Extra data"):
+        AgentEndpointsLoader().load_file(str(tmp_path / "endpoints"))

@@ -26,31 +26,6 @@ ENV_PREFIX = "FERRY_"
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=False)
 
-    @classmethod
-    def load(cls, env_file: Path | None = None) -> AgentConfig:
-        """The settings from the environment, over those in `env_file` (ValidationError when one
-        is missing or invalid)."""
-        sources = [_lowered(os.environ)]
-        if env_file is not None:
-            sources.append(_lowered(dotenv_values(env_file)))
-        values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            names = alias.choices if isinstance(alias, AliasChoices) else [ENV_PREFIX + name]
-            found = next(
-                (s[str(n).lower()] for s in sources for n in names if str(n).lower() in s), None
-            )
-            if found is None:
-                continue
-            if get_origin(field.annotation) in (dict, list):
-                try:
-                    values[name] = json.loads(found)
-                    continue
-                except ValueError:
-                    pass  # left as text: validation says what is wrong with it
-            values[name] = found
-        return cls.model_validate(values)
-
     api_url: str = Field(description="The Ferry API, e.g. https://ferry.example.com")
     agent_token: str = Field(repr=False, description="The token `ferry agent add` printed.")
     deployments_dir: Path = Field(
@@ -148,6 +123,31 @@ class AgentConfig(BaseModel):
             'e.g. {"monitoring": ["docker_socket"]}.'
         ),
     )
+
+    @classmethod
+    def load(cls, env_file: Path | None = None) -> AgentConfig:
+        """The settings from the environment, over those in `env_file` (ValidationError when one
+        is missing or invalid)."""
+        sources = [_lowered(os.environ)]
+        if env_file is not None:
+            sources.append(_lowered(dotenv_values(env_file)))
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            names = alias.choices if isinstance(alias, AliasChoices) else [ENV_PREFIX + name]
+            found = next(
+                (s[str(n).lower()] for s in sources for n in names if str(n).lower() in s), None
+            )
+            if found is None:
+                continue
+            if get_origin(field.annotation) in (dict, list):
+                try:
+                    values[name] = json.loads(found)
+                    continue
+                except ValueError:
+                    pass  # left as text: validation says what is wrong with it
+            values[name] = found
+        return cls.model_validate(values)
 
 
 def _lowered(variables: Mapping[str, str | None]) -> dict[str, str]:

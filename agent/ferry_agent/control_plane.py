@@ -10,6 +10,8 @@ TLS machinery it loads with it, stays out of an idle agent's memory.
 
 from __future__ import annotations
 
+import os
+
 import requests
 from pydantic import TypeAdapter, ValidationError
 
@@ -45,6 +47,11 @@ class ControlPlane:
         self.api_url = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = timeout
+        # A private CA is named for TLS clients with SSL_CERT_FILE or SSL_CERT_DIR (OpenSSL and
+        # httpx read them, requests does not); else requests' choice (REQUESTS_CA_BUNDLE, certifi).
+        self._verify: str | bool = (
+            os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or True
+        )
 
     def _request(self, method: str, path: str, body: object = None) -> requests.Response:
         try:
@@ -54,6 +61,7 @@ class ControlPlane:
                 headers=self._headers,
                 json=body,
                 timeout=self._timeout,
+                verify=self._verify,
                 allow_redirects=False,  # as before: an answer is the API's, not another server's
             )
         except requests.RequestException as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import requests
+import requests.auth
 from pydantic import TypeAdapter, ValidationError
 
 from ferry.domain.agent_messages import (
@@ -45,7 +46,7 @@ class ControlPlane:
 
     def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
         self.api_url = api_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._auth = _BearerToken(token)
         self._timeout = timeout
         # A private CA is named for TLS clients with SSL_CERT_FILE or SSL_CERT_DIR (OpenSSL and
         # httpx read them, requests does not); else requests' choice (REQUESTS_CA_BUNDLE, certifi).
@@ -58,7 +59,7 @@ class ControlPlane:
             return requests.request(
                 method,
                 f"{self.api_url}/api/v1/agent/{path}",
-                headers=self._headers,
+                auth=self._auth,
                 json=body,
                 timeout=self._timeout,
                 verify=self._verify,
@@ -158,6 +159,18 @@ class ControlPlane:
             return ImageReportAnswer.model_validate_json(response.content)
         except ValidationError as exc:
             raise ControlPlaneError(f"the image report's answer is malformed: {exc}") from exc
+
+
+class _BearerToken(requests.auth.AuthBase):
+    """The agent token on every call; given as `auth`, it also keeps requests from putting
+    credentials of a ~/.netrc entry for the API's host in its place."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
 
 
 _APPLICATIONS = TypeAdapter(list[AgentApplication])

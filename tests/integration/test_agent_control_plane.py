@@ -1,4 +1,5 @@
-"""The agent's calls to the Ferry API over TLS: a private CA named the standard way is trusted."""
+"""The agent's calls to the Ferry API: a private CA named the standard way is trusted, and the agent
+token is what every call carries."""
 
 from __future__ import annotations
 
@@ -130,3 +131,32 @@ def test_control_plane_refuses_an_api_whose_ca_it_does_not_trust(
 
     with pytest.raises(ControlPlaneError, match="cannot reach the Ferry API"):
         ControlPlane(url, "agt_tls.secret").session()
+
+
+def test_control_plane_sends_its_token_even_with_a_netrc_entry_for_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str | None] = []
+
+    class Heartbeat(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Heartbeat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    try:
+        ControlPlane(f"http://127.0.0.1:{server.server_port}", "agt_tls.secret").heartbeat()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert seen == ["Bearer agt_tls.secret"]

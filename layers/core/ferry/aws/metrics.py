@@ -7,10 +7,15 @@ handler is decorated with `metrics.log_metrics`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ferry.domain.outcomes import OutcomeKind
+if TYPE_CHECKING:
+    # Only for the annotation: the outcome table loads the deploy-result messages, which every
+    # function imports this module for and most never use (cold start).
+    from ferry.domain.outcomes import OutcomeKind
 
 NAMESPACE = "Ferry"
 SERVICE = "ferry"
@@ -19,10 +24,11 @@ SERVICE = "ferry"
 # POWERTOOLS_METRICS_NAMESPACE, so a module imported before configuration still names it right.
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
+# Keyed by OutcomeKind's values (a StrEnum member looks up as its value).
 _DEPLOYS = {
-    OutcomeKind.SUCCEEDED: "DeploysSucceeded",
-    OutcomeKind.FAILED: "DeploysFailed",
-    OutcomeKind.NO_RESULT: "DeploysWithoutResult",
+    "succeeded": "DeploysSucceeded",
+    "failed": "DeploysFailed",
+    "no_result": "DeploysWithoutResult",
 }
 _DELIVERIES = {
     "accepted": "DeliveriesAccepted",

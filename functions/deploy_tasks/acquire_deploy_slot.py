@@ -1,0 +1,21 @@
+"""AcquireDeploySlot: one request per application at the agent at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ferry.aws.metrics import metrics
+from ferry.aws.tracing import tracer
+from ferry.deploy.slot import acquire_slot
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    return acquire_slot(event)

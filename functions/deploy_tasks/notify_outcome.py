@@ -1,0 +1,21 @@
+"""Notify: the application's notification targets hear how its deploy ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ferry.aws.metrics import metrics
+from ferry.aws.tracing import tracer
+from ferry.deploy.notify import notify_outcome
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return notify_outcome(event)

@@ -1,0 +1,105 @@
+"""Each Lambda handler imports what its own function uses, and no more: a cold start pays for
+every module its handler loads (`make bench` times them). Each handler is imported in a fresh
+interpreter that sees LAMBDA_TASK_ROOT, as on Lambda (Powertools Tracer on), and the libraries
+and layers it has no use for must be absent afterwards."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferry.aws import metrics
+from ferry.domain.outcomes import OutcomeKind
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Notification senders, GitHub's OIDC tokens, the CLI's output, git transport, the local stack:
+# no handler needs them at import (Notify and the API load theirs when they send or verify).
+NEVER = ("apprise", "httpx", "requests", "jwt", "rich", "typer", "uvicorn", "moto", "docker")
+NOT_AN_API = ("fastapi", "starlette", "mangum", "ferry.api")
+ABOVE_DEPLOY = ("ferry.manage", "ferry.sync", "ferry.git", "dulwich", "ferry.outbound")
+
+ABSENT: dict[str, tuple[str, ...]] = {
+    "functions.api.app": NEVER,
+    "functions.deploy_tasks.mark_in_progress": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    # The slot is one conditional write: no message, no outcome table.
+    "functions.deploy_tasks.acquire_deploy_slot": NEVER
+    + NOT_AN_API
+    + ABOVE_DEPLOY
+    + ("ferry.domain.messages", "ferry.domain.outcomes", "ferry.domain.bundle"),
+    "functions.deploy_tasks.apply_deploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    "functions.deploy_tasks.notify_outcome": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    "functions.deploy_tasks.apply_undeploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    "functions.poller.app": NEVER + NOT_AN_API + ("dulwich", "ferry.git", "ferry.outbound"),
+    "functions.sync_worker.app": NEVER
+    + NOT_AN_API
+    + ("dulwich", "ferry.git", "ferry.outbound", "ferry.manage"),
+    "functions.sync_tasks.app": NEVER + NOT_AN_API + ("ferry.manage",),
+}
+
+_LOADED = """
+import json, sys
+import {module}
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded_by(module: str) -> set[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "AWS_"))}
+    environment["LAMBDA_TASK_ROOT"] = str(ROOT)
+    completed = subprocess.run(
+        [sys.executable, "-c", _LOADED.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=environment,
+        timeout=120,
+    )
+    return set(json.loads(completed.stdout.splitlines()[-1]))
+
+
+def _is_loaded(name: str, loaded: set[str]) -> bool:
+    return name in loaded or any(m.startswith(name + ".") for m in loaded)
+
+
+def test_cold_start_every_handler_listed() -> None:
+    handlers = {
+        f"functions.{p.parent.name}.{p.stem}"
+        for p in (ROOT / "functions").glob("*/*.py")
+        if p.stem != "__init__"
+    }
+
+    assert handlers == set(ABSENT)
+
+
+def test_cold_start_absent_libraries_installed() -> None:
+    # Absence proves nothing about a library that is not there to be loaded.
+    names = {name for names in ABSENT.values() for name in names}
+
+    assert [n for n in sorted(names) if importlib.util.find_spec(n) is None] == []
+
+
+@pytest.mark.parametrize("module", sorted(ABSENT))
+def test_cold_start_handler_import_leaves_unused_modules_out(module: str) -> None:
+    loaded = _loaded_by(module)
+
+    assert module in loaded
+    assert [name for name in ABSENT[module] if _is_loaded(name, loaded)] == []
+
+
+def test_count_deploy_every_outcome_named() -> None:
+    try:
+        for kind in OutcomeKind:
+            metrics.count_deploy(kind)
+        names = set(metrics.metrics.metric_set)
+    finally:
+        metrics.metrics.clear_metrics()
+
+    assert names == {"DeploysSucceeded", "DeploysFailed", "DeploysWithoutResult"}

@@ -26,7 +26,8 @@ NOT_AN_API = ("fastapi", "starlette", "mangum", "ferry.api")
 ABOVE_DEPLOY = ("ferry.manage", "ferry.sync", "ferry.git", "dulwich", "ferry.outbound")
 
 ABSENT: dict[str, tuple[str, ...]] = {
-    "functions.api.app": NEVER,
+    # The API uses git/source's checks of SHAs and paths; only reading a branch needs dulwich.
+    "functions.api.app": (*NEVER, "dulwich"),
     "functions.deploy_tasks.mark_in_progress": NEVER + NOT_AN_API + ABOVE_DEPLOY,
     # The slot is one conditional write: no message, no outcome table.
     "functions.deploy_tasks.acquire_deploy_slot": NEVER

@@ -10,8 +10,6 @@ from pathlib import PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from dulwich.refs import Ref, check_ref_format
-
 from ferry.domain.bundle import TreeEntry
 from ferry.domain.models import CommitInfo
 from ferry.errors import GitError, InvalidInput
@@ -131,6 +129,10 @@ class UnavailableSource:
 
 def check_branch(branch: str) -> None:
     """GitError unless `branch` is a valid branch name (checked before it goes into a URL)."""
+    # Here, not at the top: the API loads this module for its other checks (SHAs, paths) on
+    # every cold start, and only this one needs dulwich (the adapters reading a branch call it).
+    from dulwich.refs import Ref, check_ref_format
+
     if not branch or not check_ref_format(Ref(f"refs/heads/{branch}".encode())):
         raise GitError(f"{branch!r} is not a valid branch name")
 

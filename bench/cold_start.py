@@ -2,7 +2,10 @@
 import of the libraries it cannot do without, timed in the same run on the same machine.
 
 Each figure is the median of ROUNDS fresh interpreters (Ferry and baseline alternate, so a busy
-moment weighs on both). Only the import is timed, not the interpreter's own start. The
+moment weighs on both). Only the import is timed, not the interpreter's own start, and in CPU
+time of the process: an import is one thread's work on files the first run brought into the
+page cache, and on a machine shared with other work the wall clock mostly measured the wait for
+a core (baselines twice as long as on a quiet machine, ratios from 1.3x to 1.8x for one tree). The
 interpreters see LAMBDA_TASK_ROOT as on Lambda, so Powertools Tracer is on and patches botocore,
 and X-Ray's SDK takes its Lambda path (outside Lambda it would build two botocore clients for its
 sampling rules, a cost Lambda never pays).
@@ -26,9 +29,9 @@ ROUNDS = int(os.environ.get("FERRY_BENCH_IMPORT_ROUNDS", "5"))
 
 _TIMED_IMPORT = """
 import time
-started = time.perf_counter()
+started = time.process_time()
 {statement}
-print(time.perf_counter() - started)
+print(time.process_time() - started)
 """
 
 

@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -16,7 +17,9 @@ import httpx
 from dulwich import porcelain
 
 from ferry.domain.messages import DeployMessage, DeployRequest, UndeployRequest
+from ferry.local.poller import QueuePoller
 from ferry.local.sample import commit_file
+from ferry.local.stack import LocalStack
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -389,3 +392,26 @@ class AwsCalls:
 
     def count(self, operation: str, table: str | None = None) -> int:
         return sum(1 for _s, op, t in self.calls if op == operation and (table in (None, t)))
+
+
+@contextmanager
+def sync_worker_paused(stack: LocalStack) -> Iterator[None]:
+    """Nothing takes sync jobs off the queue meanwhile (as between a 202 and a crash)."""
+    from ferry.settings import get_settings
+
+    queue_name = get_settings().sync_queue_url.rsplit("/", 1)[-1]
+    [poller] = [p for p in stack.cloud.pollers if p.queue_url.endswith(f"/{queue_name}")]
+    poller.stop()
+    try:
+        yield
+    finally:
+        resumed = QueuePoller(
+            queue_url=poller.queue_url,
+            queue_arn=poller.queue_arn,
+            function_name=poller.function_name,
+            batch_size=poller.batch_size,
+            report_batch_item_failures=poller.report_batch_item_failures,
+            region=poller.region,
+        )
+        resumed.start()
+        stack.cloud.pollers[stack.cloud.pollers.index(poller)] = resumed

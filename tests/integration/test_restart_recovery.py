@@ -9,8 +9,6 @@ up` is tests/e2e/test_crash.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -19,7 +17,6 @@ import httpx
 from ferry.aws.executions import deploy_execution_arn
 from ferry.deploy.status import update_application_status
 from ferry.domain.models import ApplicationSyncStatus, RepositorySyncStatus, Trigger
-from ferry.local.poller import QueuePoller
 from ferry.local.recovery import (
     INTERRUPTED,
     RESTART_ACTOR,
@@ -42,30 +39,10 @@ from tests.helpers import (
     finished_deployments,
     get_application,
     push_webhook,
+    sync_worker_paused,
     wait_for,
     wait_for_status,
 )
-
-
-@contextmanager
-def sync_worker_paused(stack: LocalStack) -> Iterator[None]:
-    """Nothing takes sync jobs off the queue meanwhile (as between a 202 and a crash)."""
-    queue_name = get_settings().sync_queue_url.rsplit("/", 1)[-1]
-    [poller] = [p for p in stack.cloud.pollers if p.queue_url.endswith(f"/{queue_name}")]
-    poller.stop()
-    try:
-        yield
-    finally:
-        resumed = QueuePoller(
-            queue_url=poller.queue_url,
-            queue_arn=poller.queue_arn,
-            function_name=poller.function_name,
-            batch_size=poller.batch_size,
-            report_batch_item_failures=poller.report_batch_item_failures,
-            region=poller.region,
-        )
-        resumed.start()
-        stack.cloud.pollers[stack.cloud.pollers.index(poller)] = resumed
 
 
 def _lose_queued_sync_jobs() -> int:

@@ -24,6 +24,7 @@ from tests.helpers import (
     events,
     get_application,
     push_webhook,
+    sync_worker_paused,
     wait_for,
     wait_for_idle_sync,
     wait_for_status,
@@ -88,13 +89,15 @@ def test_commit_named_again_after_its_sync_finished_is_synced_again(
 
 
 def test_concurrent_manual_syncs_queue_one_and_refuse_the_rest(
-    api: httpx.Client, git_repo: Path
+    stack: LocalStack, api: httpx.Client, git_repo: Path
 ) -> None:
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")
     wait_for_idle_sync(repository["id"])
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    # The accepted sync stays in flight (queued) while the others ask: without the pause it can
+    # finish between two requests, and the next request rightly queues a new one.
+    with sync_worker_paused(stack), ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(
             pool.map(lambda _n: api.post(f"/repositories/{repository['id']}/sync"), range(10))
         )

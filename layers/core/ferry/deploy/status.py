@@ -7,6 +7,8 @@ the live feed, also when the write fails (the announcement then says so).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -19,9 +21,14 @@ from ferry.domain.models import (
     Trigger,
 )
 from ferry.errors import FerryError
-from ferry.store.applications import update_application, update_application_numbering_event
-from ferry.store.changes import change_row
-from ferry.store.events import add_numbered_event
+from ferry.store.applications import (
+    NumberedWrite,
+    update_application,
+    update_application_numbering_event,
+    update_applications_numbering_events,
+)
+from ferry.store.changes import change_rows
+from ferry.store.events import add_numbered_event, add_numbered_events
 from ferry.store.feed import announce, application_path
 
 logger = Logger(child=True)
@@ -40,22 +47,23 @@ def update_application_status(
     if_request_id: str | None = None,
     unless_removing: bool = False,
     event: ApplicationEvent | None = None,
+    events: Sequence[ApplicationEvent] = (),
 ) -> Application:
     """Write `changes` (None removes a field) to the application and return it as written.
 
     `if_request_id` makes the write conditional on that deploy request still being current
     (Conflict otherwise), so a superseded deploy can never overwrite a newer one.
     `unless_removing` refuses (Conflict) once a delete was accepted: starting a deploy says so.
-    `event` is added to the application's history once the write succeeded (not when it
-    failed): its number is taken by the same write, and it is written in one batch with the
-    write's announcement, so a status change and its history entry cost three round trips.
+    `event` (and `events`, in order) are added to the application's history once the write
+    succeeded (not when it failed): their numbers are taken by the same write, and they are
+    written in one batch with the write's announcement, so a status change and its history
+    entries cost three round trips.
     """
-    for field, enum in _STATUS_ENUMS.items():
-        if field in changes and changes[field] is not None:
-            changes[field] = enum(changes[field]).value
+    history = ([event] if event is not None else []) + list(events)
+    _as_stored(changes)
     path = application_path(application_id)
     try:
-        if event is None:
+        if not history:
             application = update_application(
                 application_id,
                 changes,
@@ -68,14 +76,15 @@ def update_application_status(
                 changes,
                 if_request_id=if_request_id,
                 unless_removing=unless_removing,
+                count=len(history),
             )
     except FerryError as exc:
         announce(path, "application.status", ok=False, detail=f"status write failed: {exc}")
         raise
-    if event is None:
+    if not history:
         announce(path, "application.status")
     else:
-        _add_announced_event(event, seq, path)
+        _add_announced_events(_numbered(history, seq), [path])
     logger.info(
         "application status written",
         extra={
@@ -88,11 +97,110 @@ def update_application_status(
     return application
 
 
-def _add_announced_event(event: ApplicationEvent, seq: int, path: str) -> None:
+def _as_stored(changes: dict[str, Any]) -> None:
+    for name, enum in _STATUS_ENUMS.items():
+        if name in changes and changes[name] is not None:
+            changes[name] = enum(changes[name]).value
+
+
+def _numbered(history: list[ApplicationEvent], last: int) -> list[tuple[ApplicationEvent, int]]:
+    """The events numbered in order, up to `last` (the number the write took last)."""
+    first = last - len(history) + 1
+    return [(e, first + offset) for offset, e in enumerate(history)]
+
+
+def _add_announced_events(numbered: list[tuple[ApplicationEvent, int]], paths: list[str]) -> None:
     try:
-        add_numbered_event(event, seq, with_change=change_row(path, "application.status"))
+        add_numbered_events(numbered, change_rows(paths, "application.status"))
     except FerryError:
         # The announcement must never cost the change its history entry: each on its own.
-        logger.exception("event and announcement not written together", extra={"path": path})
-        add_numbered_event(event, seq)
-        announce(path, "application.status")
+        logger.exception("events and announcements not written together", extra={"paths": paths})
+        for event, seq in numbered:
+            add_numbered_event(event, seq)
+        for path in paths:
+            announce(path, "application.status")
+
+
+@dataclass
+class StatusWrite:
+    """One application's part of `update_applications_status`: `application` as read (its
+    history's number then: `events_seq`), the `changes` and `events` as for
+    `update_application_status`."""
+
+    application: Application
+    events_seq: int
+    changes: dict[str, Any]
+    events: list[ApplicationEvent] = field(default_factory=list)
+    unless_removing: bool = False
+    # Changes made only by the write made together, and only while `expected` still holds
+    # what was read (a deploy slot found free is taken this way): a write made on its own
+    # leaves them out.
+    claims: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of one `StatusWrite`: the application as written (and whether its `claims`
+    were made), or the error that refused it."""
+
+    application: Application | None = None
+    claimed: bool = False
+    error: FerryError | None = None
+
+
+def update_applications_status(writes: Sequence[StatusWrite]) -> list[Written]:
+    """`update_application_status` for many applications at once (a sync batch): the rows in
+    transactions of 25, their history entries and announcements in batches of 25, so what
+    costs three round trips an application costs a few a batch. Per write, the application as
+    written or the error that refused it (Conflict once a delete was accepted, with
+    `unless_removing`). A write whose row changed since it was read (its history, or what
+    `expected` names) is written on its own, as `update_application_status` does, without its
+    claims."""
+    for write in writes:
+        _as_stored(write.changes)
+    done = update_applications_numbering_events(
+        [
+            NumberedWrite(
+                application_id=w.application.id,
+                fields={**w.changes, **w.claims},
+                events_seq=w.events_seq,
+                count=len(w.events),
+                unless_removing=w.unless_removing,
+                expected=w.expected,
+            )
+            for w in writes
+        ]
+    )
+    results: list[Written] = []
+    numbered: list[tuple[ApplicationEvent, int]] = []
+    paths: list[str] = []
+    for write, written in zip(writes, done, strict=True):
+        if not written:
+            try:
+                alone = update_application_status(
+                    write.application.id,
+                    write.changes,
+                    unless_removing=write.unless_removing,
+                    events=write.events,
+                )
+                results.append(Written(application=alone))
+            except FerryError as exc:
+                results.append(Written(error=exc))
+            continue
+        results.append(
+            Written(application=_as_written(write.application, write.changes), claimed=True)
+        )
+        numbered.extend(_numbered(write.events, write.events_seq + len(write.events)))
+        paths.append(application_path(write.application.id))
+    if paths:
+        _add_announced_events(numbered, paths)
+    logger.info(
+        "application statuses written",
+        extra={"written": len(paths), "alone": len(writes) - len(paths)},
+    )
+    return results
+
+
+def _as_written(application: Application, changes: dict[str, Any]) -> Application:
+    return Application.model_validate({**application.model_dump(), **changes})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -11,7 +14,7 @@ from pynamodb.expressions.update import Action
 
 from ferry.domain.models import Application, new_id, utcnow
 from ferry.domain.naming import compose_project_name
-from ferry.errors import Conflict, NotFound, TransientError
+from ferry.errors import Conflict, FerryError, NotFound, TransientError
 from ferry.security.crypto import get_keyring
 from ferry.store.errors import translated
 from ferry.store.guards import (
@@ -104,6 +107,26 @@ def create_application(
 def get_application(application_id: str) -> Application:
     with translated(f"application {application_id}"):
         return _to_domain(ApplicationRow.get(application_id, consistent_read=True))
+
+
+@dataclass(frozen=True)
+class LoadedApplication:
+    """An application as one batch read found it: with its history's number so far (a write
+    numbering its events is conditional on it) and the row itself (its bundle's fields)."""
+
+    application: Application
+    events_seq: int
+    row: ApplicationRow
+
+
+def load_applications(application_ids: Sequence[str]) -> dict[str, LoadedApplication]:
+    """Read many applications in batches of 100 (consistent reads); ids that are gone are
+    missing from the answer."""
+    with translated("applications"):
+        rows = list(ApplicationRow.batch_get(list(dict.fromkeys(application_ids)), True))
+    return {
+        row.id: LoadedApplication(_to_domain(row), int(row.events_seq or 0), row) for row in rows
+    }
 
 
 def list_applications() -> list[Application]:
@@ -217,15 +240,17 @@ def update_application_numbering_event(
     *,
     if_request_id: str | None = None,
     unless_removing: bool = False,
+    count: int = 1,
 ) -> tuple[Application, int]:
-    """`update_application` that also takes the next number of the application's history in
-    the same write (one round trip where two were made); returns the row and that number."""
+    """`update_application` that also takes the next `count` numbers of the application's
+    history in the same write (one round trip where two were made); returns the row and the
+    last number taken."""
     row = _update_row(
         application_id,
         fields,
         if_request_id=if_request_id,
         unless_removing=unless_removing,
-        number_event=True,
+        number_events=count,
     )
     return _to_domain(row), int(row.events_seq)
 
@@ -236,14 +261,14 @@ def _update_row(
     *,
     if_request_id: str | None,
     unless_removing: bool,
-    number_event: bool = False,
+    number_events: int = 0,
 ) -> ApplicationRow:
     if set(fields) & {"name", "agent_id"}:
         raise ValueError("name and agent_id change through redefine_application (guards)")
     attributes = ApplicationRow.get_attributes()
     actions: list[Action] = [ApplicationRow.updated_at.set(utcnow())]
-    if number_event:
-        actions.append(ApplicationRow.events_seq.add(1))
+    if number_events:
+        actions.append(ApplicationRow.events_seq.add(number_events))
     for name, value in fields.items():
         attribute = attributes[name]
         actions.append(attribute.remove() if value is None else attribute.set(value))
@@ -266,6 +291,66 @@ def _update_row(
             raise Conflict(f"application {application_id} is being removed") from None
         raise NotFound(f"application {application_id} not found") from None
     return row
+
+
+@dataclass(frozen=True)
+class NumberedWrite:
+    """One application's part of `update_applications_numbering_events`: `fields` as for
+    `update_application`, taking the history's next `count` numbers after `events_seq` (the
+    number read with the row)."""
+
+    application_id: str
+    fields: dict[str, Any]
+    events_seq: int
+    count: int
+    unless_removing: bool = False
+    # Fields that must still hold what was read (None: absent) for the write to happen.
+    expected: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def update_applications_numbering_events(writes: Sequence[NumberedWrite]) -> list[bool]:
+    """Write many applications, each write conditional on its row's history number being the
+    one read (so the numbers it takes are its own), with `unless_removing` on no delete having
+    been accepted, and on the `expected` fields. True per write that happened; a False one did
+    not (a condition failed, or the store did not answer): the caller writes it on its own.
+
+    One conditional UpdateItem each, not a transaction: the writes need no atomicity between
+    them, a transaction costs twice the write units on AWS, and the embedded cloud copies every
+    table a transaction touches (the applications table, whole) before applying it."""
+    attributes = ApplicationRow.get_attributes()
+    now = utcnow()
+    done: list[bool] = []
+    for item in writes:
+        if set(item.fields) & {"name", "agent_id"}:
+            raise ValueError("name and agent_id change through redefine_application (guards)")
+        actions: list[Action] = [
+            ApplicationRow.updated_at.set(now),
+            ApplicationRow.events_seq.set(item.events_seq + item.count),
+        ]
+        for name, value in item.fields.items():
+            attribute = attributes[name]
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        numbered: Condition = ApplicationRow.events_seq == item.events_seq
+        if item.events_seq == 0:
+            numbered |= ApplicationRow.events_seq.does_not_exist()
+        condition: Condition = ApplicationRow.id.exists() & numbered
+        if item.unless_removing:
+            condition &= ApplicationRow.removal_request_id.does_not_exist()
+        for name, value in item.expected.items():
+            attribute = attributes[name]
+            condition &= attribute.does_not_exist() if value is None else attribute == value
+        try:
+            with translated(f"application {item.application_id}"):
+                # Nothing is read back: the caller knows what it wrote (the row holds the
+                # bundle, which is not worth a round trip back).
+                ApplicationRow._get_connection().update_item(
+                    item.application_id, actions=actions, condition=condition
+                )
+        except FerryError:  # a failed condition, or an outage: the write on its own says which
+            done.append(False)
+            continue
+        done.append(True)
+    return done
 
 
 def swap_application_field(
@@ -302,6 +387,14 @@ def next_event_number(application_id: str) -> int:
     with translated(f"application {application_id}", on_condition=NotFound):
         row.update(actions=[ApplicationRow.events_seq.add(1)], condition=ApplicationRow.id.exists())
     return int(row.events_seq)
+
+
+def free_deploy_slot(row: ApplicationRow, now: datetime) -> bool:
+    """Whether the row, as read, leaves the deploy slot to whoever takes it (nobody holds it, or
+    its holder's lease ran out)."""
+    return row.deploy_slot is None or (
+        row.deploy_slot_until is not None and row.deploy_slot_until < now
+    )
 
 
 def acquire_deploy_slot(application_id: str, request_id: str, lease: timedelta) -> bool:

@@ -56,11 +56,16 @@ def stored_bundle(application_id: str) -> StoredBundle | None:
     record the compose file alone)."""
     with translated(f"application {application_id}"):
         row = ApplicationRow.get(application_id, consistent_read=True, attributes_to_get=_STORED)
+    return bundle_of(row)
+
+
+def bundle_of(row: ApplicationRow) -> StoredBundle | None:
+    """The bundle an application row records (a row read whole, or with its bundle's fields)."""
     if row.bundle_digest is None or row.bundle_files is None:
         return None
     root = row.bundle_root or "."
     return StoredBundle(
-        application_id=application_id,
+        application_id=row.id,
         digest=row.bundle_digest,
         root="" if root == "." else root,
         files=manifest_from_bytes(row.bundle_files),

@@ -54,6 +54,29 @@ def change_row(path: str, kind: str, *, ok: bool = True, detail: str | None = No
     )
 
 
+def change_rows(paths: list[str], kind: str) -> list[ChangeRow]:
+    """The next changes of the feed, one per path, numbered with one take of the counter, not
+    yet written (for writing them in one batch with what they announce)."""
+    if not paths:
+        return []
+    counter = CounterRow(id=_COUNTER)
+    with translated("change feed"):
+        counter.update(actions=[CounterRow.value.add(len(paths))])
+    first, now = int(counter.value) - len(paths) + 1, utcnow()
+    return [
+        ChangeRow(
+            feed=FEED,
+            seq=first + offset,
+            path=path,
+            kind=kind,
+            ok=True,
+            at=now,
+            expires_at=now + RETENTION,
+        )
+        for offset, path in enumerate(paths)
+    ]
+
+
 def latest_change() -> int:
     """The newest change's number (0 when there was none)."""
     with translated("change feed"):

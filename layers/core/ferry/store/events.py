@@ -41,20 +41,37 @@ def add_numbered_event(
     """Write an event under the number `seq` (taken from its application's row), dropping the
     one that falls out of the kept history, and `with_change` (a change of the feed), in one
     round trip (a batch: none of them is conditional)."""
-    stored = event.model_copy(update={"seq": seq})
-    row = ApplicationEventRow(sort_key=_sort_key(seq), **stored.model_dump(exclude={"seq"}))
-    dropped = (
-        [
-            ApplicationEventRow(
-                application_id=event.application_id, sort_key=_sort_key(seq - EVENTS_KEPT)
-            )
-        ]
+    return add_numbered_events([(event, seq)], [] if with_change is None else [with_change])[0]
+
+
+# BatchWriteItem takes 25 items a call.
+BATCH_ITEMS = 25
+
+
+def add_numbered_events(
+    numbered: list[tuple[ApplicationEvent, int]], changes: list[ChangeRow]
+) -> list[ApplicationEvent]:
+    """`add_numbered_event` for many events (of one or more applications) and the feed's
+    `changes`, in batches of BATCH_ITEMS rows."""
+    stored = [event.model_copy(update={"seq": seq}) for event, seq in numbered]
+    puts: list[Model] = [
+        ApplicationEventRow(sort_key=_sort_key(e.seq), **e.model_dump(exclude={"seq"}))
+        for e in stored
+    ]
+    puts.extend(changes)
+    dropped: list[Model] = [
+        ApplicationEventRow(application_id=e.application_id, sort_key=_sort_key(seq - EVENTS_KEPT))
+        for e, seq in numbered
         if seq > EVENTS_KEPT
-        else []
-    )
-    puts: list[Model] = [row] if with_change is None else [row, with_change]
-    with translated(f"event of application {event.application_id}"):
-        batch_write(puts=puts, deletes=dropped)
+    ]
+    rows: list[tuple[bool, Model]] = [(True, r) for r in puts] + [(False, r) for r in dropped]
+    what = ", ".join(sorted({e.application_id for e, _seq in numbered}))
+    with translated(f"events of application {what}"):
+        for start in range(0, len(rows), BATCH_ITEMS):
+            chunk = rows[start : start + BATCH_ITEMS]
+            batch_write(
+                puts=[r for put, r in chunk if put], deletes=[r for put, r in chunk if not put]
+            )
     return stored
 
 

@@ -157,6 +157,13 @@ def test_application_redeploy_sends_stored_compose_again(
         ],
         what="the redeploy's event",
     )
+    # No sync marked it: its own execution marks it in progress.
+    path = f"/applications/{application['id']}/deploys/{message.request.request_id}"
+    execution = wait_for(
+        lambda: (body := api.get(path).json())["status"] != "RUNNING" and body,
+        what="the redeploy's execution to end",
+    )
+    assert execution["path"][:3] == ["Marked", "MarkInProgress", "AcquireDeploySlot"]
 
 
 def test_application_not_yet_synced_cannot_be_redeployed(

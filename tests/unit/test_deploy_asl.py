@@ -42,7 +42,21 @@ def _transitions(state: dict[str, Any]) -> list[str]:
 
 def test_deploy_asl_valid_json_with_start_state(asl: dict[str, Any]) -> None:
     assert asl["StartAt"] in asl["States"]
-    assert asl["StartAt"] == "MarkInProgress"
+    assert asl["StartAt"] == "Marked"
+
+
+def test_deploy_asl_marked_input_skips_mark_in_progress(asl: dict[str, Any]) -> None:
+    marked = asl["States"]["Marked"]
+    with_slot, without_slot = marked["Choices"]
+    # Only a request whose dispatch AND slot came with it goes straight to its agent.
+    assert sorted(c["Variable"] for c in with_slot["And"]) == ["$.dispatch", "$.slot"]
+    assert all(c["IsPresent"] is True for c in with_slot["And"])
+    assert with_slot["Next"] == "DispatchToAgent"
+    assert (without_slot["Variable"], without_slot["IsPresent"]) == ("$.dispatch", True)
+    assert without_slot["Next"] == "AcquireDeploySlot"
+    assert marked["Default"] == "MarkInProgress"
+    # MarkInProgress's result lands where a sync's input puts it: the later states read one.
+    assert asl["States"]["MarkInProgress"]["ResultPath"] == "$.dispatch"
 
 
 def test_deploy_asl_every_transition_names_existing_state(asl: dict[str, Any]) -> None:

@@ -21,6 +21,16 @@ class SlotAsk(BaseModel):
     timeout_seconds: int
 
 
+def slot_lease(timeout_seconds: int) -> timedelta:
+    """How long a request holds the slot: past its deploy's timeout, so only a request whose
+    execution died without releasing it lets the next one take it."""
+    return timedelta(seconds=timeout_seconds + 60)
+
+
+# What AcquireDeploySlot answers for a request that holds the slot.
+ACQUIRED = {"acquired": True, "superseded": False}
+
+
 def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
     """State-machine task (deploy and undeploy): may this request go to the agent now?
 
@@ -29,11 +39,11 @@ def acquire_slot(payload: dict[str, Any]) -> dict[str, bool]:
     deploy slot. Neither: wait (a request at the agent holds it).
     """
     deploy_input = SlotAsk.model_validate(payload)
-    lease = timedelta(seconds=deploy_input.timeout_seconds + 60)
+    lease = slot_lease(deploy_input.timeout_seconds)
     # One conditional write when the slot is free (the common case); the row is read only to
     # tell a newer request from a busy slot.
     if acquire_deploy_slot(deploy_input.application_id, deploy_input.request_id, lease):
-        return {"acquired": True, "superseded": False}
+        return dict(ACQUIRED)
     application = get_application(deploy_input.application_id)  # NotFound when it is gone
     superseded = application.current_request_id != deploy_input.request_id
     return {"acquired": False, "superseded": superseded}

@@ -2,14 +2,19 @@
 
 The state machine (functions/statemachines/deploy.asl.json) runs MarkInProgress (`progress`) →
 AcquireDeploySlot (`slot`) → DispatchToAgent (waits for the agent's task-token answer) →
-ApplyDeployResult (`result`) → Notify (`notify`).
+ApplyDeployResult (`result`) → Notify (`notify`). A sync that already did what the first two
+would do hands their results on in the input (`start_deploy_execution`), and they are skipped.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aws_lambda_powertools import Logger
 
 from ferry.aws.executions import start_execution
+from ferry.deploy.slot import ACQUIRED
 from ferry.domain.messages import DeployInput
 from ferry.domain.models import Application, Trigger
 from ferry.errors import PermanentError
@@ -51,6 +56,28 @@ def start_deploy(
     refuses the duplicate name. `reason` (why an automatic deploy runs) goes into its history
     event. `agent_queue_url` is the application's agent's queue, when the caller read it already.
     """
+    start_deploy_execution(
+        deploy_input_for(
+            application,
+            request_id,
+            trigger,
+            actor=actor,
+            reason=reason,
+            agent_queue_url=agent_queue_url,
+        )
+    )
+
+
+def deploy_input_for(
+    application: Application,
+    request_id: str,
+    trigger: Trigger,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+    agent_queue_url: str | None = None,
+) -> DeployInput:
+    """The deploy execution's input for the application's desired commit (its target)."""
     commit = application.desired_commit
     if commit is None:
         raise PermanentError(f"application {application.id} has no commit to deploy")
@@ -62,7 +89,7 @@ def start_deploy(
     settings = get_settings()
     if agent_queue_url is None:
         agent_queue_url = get_agent(application.agent_id).queue_url
-    deploy_input = DeployInput(
+    return DeployInput(
         application_id=application.id,
         request_id=request_id,
         commit=commit,
@@ -74,7 +101,22 @@ def start_deploy(
         actor=actor,
         reason=reason,
     )
+
+
+def start_deploy_execution(
+    deploy_input: DeployInput, marked: dict[str, Any] | None = None, *, slot: bool = False
+) -> None:
+    """Start the execution named by the request id (a duplicate start is a no-op). `marked`
+    is what MarkInProgress would hand on, from a caller that already marked the application
+    `syncing`, wrote its running event and built the agent's request: the execution then
+    skips that task (`dispatch` in its input). `slot`: that caller's write also took the
+    deploy slot for this request, so the execution skips AcquireDeploySlot too."""
+    document = deploy_input.model_dump(mode="json")
+    if marked is not None:
+        document["dispatch"] = marked
+        if slot:
+            document["slot"] = dict(ACQUIRED)
     if not start_execution(
-        settings.deploy_state_machine_arn, request_id, deploy_input.model_dump_json()
+        get_settings().deploy_state_machine_arn, deploy_input.request_id, json.dumps(document)
     ):
-        logger.info("deploy already started", extra={"request_id": request_id})
+        logger.info("deploy already started", extra={"request_id": deploy_input.request_id})

@@ -41,9 +41,7 @@ def test_demo_deploys_sample_and_prints_the_deploy_path(tmp_path: Path) -> None:
     out = completed.stdout
     assert "hello: synced, healthy" in out
     path = [
-        "MarkInProgress",
-        "AcquireDeploySlot",
-        "SlotFree",
+        "Marked",
         "DispatchToAgent",
         "ApplyDeployResult",
         "Notify",

@@ -49,18 +49,31 @@ class StatusWrites:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        # The chokepoint writes the row through one of two store calls: the plain write, or the
-        # one that also numbers the history event written with it.
+        # The chokepoint writes the row through one of three store calls: the plain write, the
+        # one that also numbers the history events written with it, or a sync batch's writes of
+        # many applications (each write counted for its application).
         for name in ("update_application", "update_application_numbering_event"):
             monkeypatch.setattr(
                 ferry.deploy.status, name, self._counted(getattr(ferry.deploy.status, name))
             )
+        batched = "update_applications_numbering_events"
+        monkeypatch.setattr(
+            ferry.deploy.status, batched, self._counted_each(getattr(ferry.deploy.status, batched))
+        )
 
     def _counted(self, write: Any) -> Any:
         def counted(application_id: str, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.counts[application_id] += 1
             return write(application_id, *args, **kwargs)
+
+        return counted
+
+    def _counted_each(self, write: Any) -> Any:
+        def counted(writes: list[Any]) -> Any:
+            with self._lock:
+                self.counts.update(item.application_id for item in writes)
+            return write(writes)
 
         return counted
 

@@ -10,6 +10,7 @@ import httpx
 
 from ferry.aws.executions import ExecutionView, describe_deploy
 from ferry.local.stack import LocalStack
+from ferry.store.applications import get_application as stored_application
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.helpers import (
     ScriptedAgent,
@@ -21,14 +22,15 @@ from tests.helpers import (
     create_repository,
     finished_deployments,
     get_application,
+    push_webhook,
     wait_for,
     wait_for_status,
 )
 
+# A sync marks the application, builds the agent's request and takes the free deploy slot
+# itself: its deploys skip MarkInProgress and AcquireDeploySlot.
 FULL_PATH = [
-    "MarkInProgress",
-    "AcquireDeploySlot",
-    "SlotFree",
+    "Marked",
     "DispatchToAgent",
     "ApplyDeployResult",
     "Notify",
@@ -166,3 +168,44 @@ def test_deploy_heartbeats_keep_a_long_deploy_alive(
     assert get_application(api, application["id"])["sync_status"] == "syncing"
     agent.succeed(message)
     assert wait_for_status(api, application["id"], "synced")["health_status"] == "healthy"
+
+
+def test_deploy_marked_by_sync_waits_for_slot_an_older_deploy_holds(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    host = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=host["id"]
+    )
+    agent = ScriptedAgent(agent_queue_url(host["id"]))
+    older = agent.take()  # at the agent: it holds the application's deploy slot
+    newer_commit = commit(git_repo, "app/compose.yaml", compose(greeting="newer"), "newer")
+    accepted = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    assert accepted.status_code == 202, accepted.text
+
+    # The sync marked the newer request but could not take the held slot: its execution
+    # skips MarkInProgress and waits at AcquireDeploySlot until the older deploy ends.
+    newer_id = wait_for(
+        lambda: (
+            get_application(api, application["id"])["target_commit"] == newer_commit
+            and stored_application(application["id"]).current_request_id
+        ),
+        what="the newer deploy request",
+    )
+
+    def waiting_for_slot() -> ExecutionView | None:
+        view = describe_deploy(str(newer_id))
+        return view if "WaitForSlot" in view.path else None
+
+    waiting = wait_for(waiting_for_slot, what="the newer deploy to wait for the slot")
+    assert waiting.path[:4] == ["Marked", "AcquireDeploySlot", "SlotFree", "WaitForSlot"]
+
+    agent.succeed(older)  # superseded: recorded as nothing, and the slot is given up
+    newer = agent.take()
+    assert (newer.request.request_id, newer.request.commit) == (newer_id, newer_commit)
+    agent.succeed(newer)
+    done = wait_for_status(api, application["id"], "synced", commit=newer_commit)
+    assert done["last_sync_error"] is None
+    assert _execution(newer_id).status == "SUCCEEDED"

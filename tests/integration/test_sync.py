@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import boto3
@@ -286,7 +287,60 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
     assert len(report.applications) == 3
 
 
-def test_sync_batch_syncs_applications_at_once_with_three_writes_each_and_one_agent_read(
+def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    agent = create_agent(api, f"host-{unique}")
+    applications = [
+        create_application(
+            api, name=f"app{i}-{unique}", repository_id=repository["id"], agent_id=agent["id"]
+        )
+        for i in range(3)
+    ]
+    # Every first sync has written its deploy (the repository alone can look idle between a
+    # job leaving the queue and its execution marking the repository `syncing`).
+    wait_for(
+        lambda: all(stored_application(a["id"]).current_request_id for a in applications),
+        what="the applications' first deploys",
+    )
+    wait_for_idle_sync(repository["id"])
+    changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
+    job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")
+    plan = plan_sync(job)
+    [batch] = plan.batches
+    settings = get_settings()
+
+    here = threading.current_thread().name
+    with AwsCalls(lambda thread: thread == here or thread.startswith("sync-batch")) as aws:
+        report = sync_batch(job, plan, batch)
+    end_sync(job, plan, [report])
+
+    assert set(report.applications.values()) == {AppSyncResult.DEPLOYING}
+    assert len(report.deploy_requests) == 3
+    # The batch: its rows (with their stored bundles) read in one call; one conditional write
+    # per row that starts a deploy (numbering its two history entries: the sync's and the
+    # deploy's running one, and taking the free deploy slot), one take of the feed's counter
+    # numbers the announcements, and one batch holds the entries and announcements.
+    assert aws.count("BatchGetItem") == 1
+    assert aws.count("GetItem", settings.applications_table) == 0
+    assert aws.count("UpdateItem", settings.applications_table) == 3
+    assert aws.count("UpdateItem", settings.counters_table) == 1
+    assert aws.count("BatchWriteItem") == 1
+    assert aws.count("GetItem", settings.agents_table) == 1  # one agent, read once
+    assert aws.count("StartExecution") == 3
+    assert {name for name, _op, _table in aws.calls} == {"dynamodb", "stepfunctions"}
+    for application in applications:
+        [started] = [
+            e
+            for e in list_events(application["id"], limit=5)
+            if e.type.value == "commit_sync" and e.commit == changed
+        ]
+        assert started.request_id == report.deploy_requests[application["id"]]
+
+
+def test_plan_sync_of_one_application_reads_only_it(
     api: httpx.Client, git_repo: Path, unique: str
 ) -> None:
     commit(git_repo, "app/compose.yaml", compose())
@@ -306,32 +360,20 @@ def test_sync_batch_syncs_applications_at_once_with_three_writes_each_and_one_ag
     for application in applications:
         wait_for_status(api, application["id"], "synced")
     wait_for_idle_sync(repository["id"])
-    changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
-    job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")
-    plan = plan_sync(job)
-    [batch] = plan.batches
+    job = SyncJob(
+        repository_id=repository["id"],
+        trigger=Trigger.APPLICATION_CREATED,
+        application_id=applications[1]["id"],
+        job_id=f"job_{unique}",
+    )
     settings = get_settings()
+    here = threading.current_thread().name
 
-    with AwsCalls(lambda thread: thread.startswith("sync-batch")) as aws:
-        report = sync_batch(job, plan, batch)
-    end_sync(job, plan, [report])
+    with AwsCalls(lambda thread: thread == here) as aws:
+        plan = plan_sync(job)
 
-    assert set(report.applications.values()) == {AppSyncResult.DEPLOYING}
-    assert len(report.deploy_requests) == 3
-    # Each application: its row read (and its stored bundle, to compare the directory), then
-    # one write that starts the deploy and numbers its history entry, the feed's number, and one
-    # batch holding the entry and its announcement.
-    assert aws.count("GetItem", settings.applications_table) == 3 * 2
-    assert aws.count("UpdateItem", settings.applications_table) == 3
-    assert aws.count("UpdateItem", settings.counters_table) == 3
-    assert aws.count("BatchWriteItem") == 3
-    assert aws.count("GetItem", settings.agents_table) == 1  # one agent, read once
-    assert aws.count("StartExecution") == 3
-    assert {name for name, _op, _table in aws.calls} == {"dynamodb", "stepfunctions"}
-    for application in applications:
-        [started] = [
-            e
-            for e in list_events(application["id"], limit=5)
-            if e.type.value == "commit_sync" and e.commit == changed
-        ]
-        assert started.request_id == report.deploy_requests[application["id"]]
+    assert plan.batches == [[applications[1]["id"]]]
+    # Its own row, not the repository's applications: registering N of them stays linear.
+    assert aws.count("Query", settings.applications_table) == 0
+    assert aws.count("GetItem", settings.applications_table) == 1
+    end_sync(job, plan, [sync_batch(job, plan, batch) for batch in plan.batches])

@@ -10,7 +10,9 @@ A sync job runs as one execution of the repository-sync state machine
 2. `sync_batch` — for each application of one batch (a Map runs the batches in parallel, with a
    bound), lists its bundle (its directory: ferry/sync/bundle.py) at exactly the resolved commit
    and hands a deploy to every application whose bundle changed (or whose last deploy did not
-   succeed).
+   succeed). The batch reads its rows in one call and makes its status writes together; the
+   write that starts a deploy also does what the deploy's MarkInProgress (and, for a free slot,
+   AcquireDeploySlot) would do again, so the deploy execution starts at its agent.
 3. `end_sync` — the repository ends `success` or `failed` (the last error wins), and so does the
    job; a Catch on every state comes here with the error, so no sync stays `syncing`.
 
@@ -31,12 +33,15 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
 
 from ferry.deploy.notify import notify_targets
-from ferry.deploy.start import deploy_request_id, start_deploy
-from ferry.deploy.status import update_application_status
+from ferry.deploy.progress import inline_request, marked, running_event
+from ferry.deploy.slot import slot_lease
+from ferry.deploy.start import deploy_input_for, deploy_request_id, start_deploy_execution
+from ferry.deploy.status import StatusWrite, update_application_status, update_applications_status
 from ferry.domain.bundle import (
     BundleEntry,
     BundleError,
     BundleFile,
+    TreeEntry,
     changed_paths,
     compose_path_in,
     describe_changes,
@@ -44,7 +49,7 @@ from ferry.domain.bundle import (
     unpack,
 )
 from ferry.domain.bundle import blob_id as content_id
-from ferry.domain.messages import SyncJob
+from ferry.domain.messages import DeployInput, SyncJob
 from ferry.domain.models import (
     Application,
     ApplicationEvent,
@@ -62,8 +67,14 @@ from ferry.errors import Conflict, FerryError, GitError, NotFound, TransientErro
 from ferry.git.source import GitSource, decode_text
 from ferry.settings import get_settings
 from ferry.store.agents import get_agent
-from ferry.store.applications import get_application, list_repository_applications
-from ferry.store.bundles import StoredBundle, archive_of, drop_bundle, keep_bundle, stored_bundle
+from ferry.store.applications import (
+    LoadedApplication,
+    free_deploy_slot,
+    get_application,
+    list_repository_applications,
+    load_applications,
+)
+from ferry.store.bundles import StoredBundle, archive_of, bundle_of, drop_bundle, keep_bundle
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
 from ferry.store.repositories import get_repository
@@ -256,21 +267,43 @@ def _compose_text(files: list[BundleFile], listed: ListedBundle, application: Ap
     return decode_text(data, application.path)
 
 
+@dataclass
+class _Pending:
+    """An application's status write a sync batch makes together with the others', and what
+    follows it: a `no_change` record, or (with `deploy`) the start of its deploy."""
+
+    write: StatusWrite
+    commit: str
+    deploy: _Deploy | None = None
+
+
+@dataclass
+class _Deploy:
+    deploy_input: DeployInput
+    bundle: StoredBundle  # the new bundle, as recorded by the write
+    previous: StoredBundle | None
+    new_in_bucket: bool
+    slot_taken: bool = False  # the status write took the deploy slot for this request
+
+
 def _sync_application(
-    application: Application,
+    found: LoadedApplication,
     commit: CommitInfo,
     sync: SyncContext,
     source: GitSource,
     report: SyncReport,
-) -> None:
+) -> _Pending | None:
+    """Decide what this commit means for the application; a status write comes back (pending)
+    for the batch to make with the others', anything else is recorded here."""
+    application = found.application
     if sync.trigger is Trigger.POLLING and application.commit == commit.sha:
         report.applications[application.id] = AppSyncResult.UP_TO_DATE
-        return
+        return None
     refusal = _why_not_deployed(application, commit, sync, source)
     if refusal is not None:
         _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=refusal)
         report.applications[application.id] = AppSyncResult.IGNORED
-        return
+        return None
     bounds = limits()
     listed = list_bundle(source, commit.sha, application, bounds)
 
@@ -287,85 +320,131 @@ def _sync_application(
                 message=f"{commit.sha[:12]} is already being deployed",
             )
         report.applications[application.id] = AppSyncResult.NO_CHANGE
-        return
+        return None
     if _unchanged(application, listed.digest):
         # The host already runs this very bundle: the commit is recorded as what it runs.
-        update_application_status(
-            application.id,
-            {
-                "commit": commit.sha,
-                "commit_message": commit.message,
-                "target_commit": commit.sha,
-                "target_commit_message": commit.message,
-                "last_sync_error": None,
-            },
-            event=_event(
-                application,
-                sync,
-                EventStatus.NO_CHANGE,
-                commit=commit.sha,
-                message=f"{application.path} and its directory unchanged at {commit.sha[:12]}",
-            ),
-        )
-        report.applications[application.id] = AppSyncResult.NO_CHANGE
-        return
+        changes: dict[str, Any] = {
+            "commit": commit.sha,
+            "commit_message": commit.message,
+            "target_commit": commit.sha,
+            "target_commit_message": commit.message,
+            "last_sync_error": None,
+        }
+        message = f"{application.path} and its directory unchanged at {commit.sha[:12]}"
+        event = _event(application, sync, EventStatus.NO_CHANGE, commit=commit.sha, message=message)
+        return _Pending(StatusWrite(application, found.events_seq, changes, [event]), commit.sha)
 
-    previous = stored_bundle(application.id)
+    deploy_input = deploy_input_for(
+        application.model_copy(
+            update={"target_commit": commit.sha, "target_commit_message": commit.message}
+        ),
+        request_id,
+        sync.trigger,
+        actor=sync.actor,
+        agent_queue_url=sync.agent_queue_url(application.agent_id),
+    )
+    previous = bundle_of(found.row)
     files = read_bundle(source, commit.sha, listed, bounds, _known_files(previous))
     compose_file = _compose_text(files, listed, application)
     recorded_files = [
         BundleEntry(path=e.path, mode=e.mode, blob=e.blob, size=len(f.data))
         for e, f in zip(listed.entries, files, strict=True)
     ]
-    bundle = keep_bundle(application.id, listed.digest, listed.root, recorded_files, pack(files))
+    archive = pack(files)
+    bundle = keep_bundle(application.id, listed.digest, listed.root, recorded_files, archive)
     changed = compose_file != application.compose_file
-    try:
-        # One write starts the deploy: what it deploys, and `syncing` (the host does not run it
-        # yet: `commit` changes only when the deploy's result says it does).
-        recorded = update_application_status(
-            application.id,
-            {
-                "compose_file": compose_file,
-                "previous_compose_file": (
-                    application.compose_file if changed else application.previous_compose_file
-                ),
-                **bundle,
-                "target_commit": commit.sha,
-                "target_commit_message": commit.message,
-                "current_request_id": request_id,
-                "current_trigger": sync.trigger,
-                "sync_status": ApplicationSyncStatus.SYNCING,
-                "last_sync_error": None,
-            },
-            unless_removing=True,
-            event=_event(
-                application,
-                sync,
-                EventStatus.SUCCEEDED,
-                commit=commit.sha,
-                request_id=request_id,
-                message=_deployed_message(application, listed, previous, commit.sha),
-            ),
-        )
-    except Conflict:
-        new_in_bucket = bundle["bundle_archive"] is None
-        if new_in_bucket and (previous is None or previous.digest != listed.digest):
-            _drop_quietly(application.id, listed.digest)
-        reason = "the application is being removed"
-        _record(application, sync, EventStatus.IGNORED, commit=commit.sha, message=reason)
-        report.applications[application.id] = AppSyncResult.IGNORED
-        return
-    if previous is not None and previous.in_bucket and previous.digest != listed.digest:
-        _drop_quietly(application.id, previous.digest)
-    start_deploy(
-        recorded,
-        request_id,
-        sync.trigger,
-        actor=sync.actor,
-        agent_queue_url=sync.agent_queue_url(recorded.agent_id),
+    # One write starts the deploy: what it deploys, and `syncing` (the host does not run it
+    # yet: `commit` changes only when the deploy's result says it does). It also does what the
+    # deploy's MarkInProgress would do again (its history's running entry), so the deploy
+    # starts at its slot.
+    changes = {
+        "compose_file": compose_file,
+        "previous_compose_file": (
+            application.compose_file if changed else application.previous_compose_file
+        ),
+        **bundle,
+        "target_commit": commit.sha,
+        "target_commit_message": commit.message,
+        "current_request_id": request_id,
+        "current_trigger": sync.trigger,
+        "sync_status": ApplicationSyncStatus.SYNCING,
+        "last_sync_error": None,
+    }
+    message = _deployed_message(application, listed, previous, commit.sha)
+    events = [
+        _event(
+            application,
+            sync,
+            EventStatus.SUCCEEDED,
+            commit=commit.sha,
+            request_id=request_id,
+            message=message,
+        ),
+        running_event(deploy_input),
+    ]
+    kept = StoredBundle(
+        application_id=application.id,
+        digest=listed.digest,
+        root=listed.root,
+        files=recorded_files,
+        archive=archive if bundle["bundle_archive"] is not None else None,
     )
-    report.applications[application.id] = AppSyncResult.DEPLOYING
-    report.deploy_requests[application.id] = request_id
+    write = StatusWrite(application, found.events_seq, changes, events, unless_removing=True)
+    now = utcnow()
+    if free_deploy_slot(found.row, now):
+        # Nobody holds the slot: the write takes it for this request (only while it is still
+        # as read), so the deploy goes straight to its agent.
+        write.claims = {
+            "deploy_slot": request_id,
+            "deploy_slot_until": now + slot_lease(deploy_input.timeout_seconds),
+        }
+        write.expected = {"deploy_slot": found.row.deploy_slot}
+    return _Pending(
+        write,
+        commit.sha,
+        _Deploy(deploy_input, kept, previous, new_in_bucket=bundle["bundle_archive"] is None),
+    )
+
+
+def _write_pending(
+    pending: list[tuple[LoadedApplication, _Pending]], sync: SyncContext, report: SyncReport
+) -> list[tuple[Application, _Deploy]]:
+    """Make the batch's status writes together; returns the deploys to start."""
+    results = update_applications_status([p.write for _found, p in pending])
+    starts: list[tuple[Application, _Deploy]] = []
+    for (found, item), result in zip(pending, results, strict=True):
+        application = found.application
+        if result.application is not None:
+            if item.deploy is None:
+                report.applications[application.id] = AppSyncResult.NO_CHANGE
+            else:
+                item.deploy.slot_taken = result.claimed and bool(item.write.claims)
+                starts.append((result.application, item.deploy))
+        elif item.deploy is not None and isinstance(result.error, Conflict):
+            deploy = item.deploy
+            if deploy.new_in_bucket and (
+                deploy.previous is None or deploy.previous.digest != deploy.bundle.digest
+            ):
+                _drop_quietly(application.id, deploy.bundle.digest)
+            reason = "the application is being removed"
+            _record(application, sync, EventStatus.IGNORED, commit=item.commit, message=reason)
+            report.applications[application.id] = AppSyncResult.IGNORED
+        else:
+            _fail_application(application, sync, report, item.commit, str(result.error))
+    return starts
+
+
+def _start(recorded: Application, deploy: _Deploy, sync: SyncContext, report: SyncReport) -> None:
+    previous = deploy.previous
+    if previous is not None and previous.in_bucket and previous.digest != deploy.bundle.digest:
+        _drop_quietly(recorded.id, previous.digest)
+    request = inline_request(deploy.deploy_input, recorded, deploy.bundle)
+    if request is None:
+        start_deploy_execution(deploy.deploy_input)  # MarkInProgress puts the bundle in place
+    else:
+        start_deploy_execution(deploy.deploy_input, marked(request), slot=deploy.slot_taken)
+    report.applications[recorded.id] = AppSyncResult.DEPLOYING
+    report.deploy_requests[recorded.id] = deploy.deploy_input.request_id
 
 
 def _drop_quietly(application_id: str, digest: str) -> None:
@@ -396,20 +475,87 @@ def _fail_application(
     _notify_sync_failure(application, error)
 
 
-def _sync_one(
-    application: Application,
-    commit: CommitInfo,
+def _guarded(
+    application: Application, commit: str, sync: SyncContext, report: SyncReport, step: Any
+) -> Any:
+    """Run one step of an application's sync; a failure ends this application (recorded),
+    never the others."""
+    try:
+        return step()
+    except FerryError as exc:
+        _fail_application(application, sync, report, commit, str(exc))
+    except Exception as exc:  # a bug must end this application, not hang it
+        logger.exception("unexpected error", extra={"application_id": application.id})
+        _fail_application(application, sync, report, commit, f"unexpected error: {exc!r}")
+    return None
+
+
+def _sync_together(
+    loaded: list[tuple[LoadedApplication, CommitInfo]],
     sync: SyncContext,
     source: GitSource,
     report: SyncReport,
 ) -> None:
+    """Sync applications at their commits: each decided on its own (several at once), their
+    status writes made together, then their deploys started (several at once)."""
+
+    def prepare(found: LoadedApplication, commit: CommitInfo) -> None:
+        application = found.application
+        item = _guarded(
+            application,
+            commit.sha,
+            sync,
+            report,
+            lambda: _sync_application(found, commit, sync, source, report),
+        )
+        if item is not None:
+            with lock:
+                pending.append((found, item))
+
+    lock = threading.Lock()
+    pending: list[tuple[LoadedApplication, _Pending]] = []
+    _side_by_side([lambda f=f, c=c: prepare(f, c) for f, c in loaded])
+    # The batch's order, whatever order the threads finished in.
+    order = {found.application.id: index for index, (found, _c) in enumerate(loaded)}
+    pending.sort(key=lambda p: order[p[0].application.id])
+    starts = _guarded_writes(pending, sync, report)
+    _side_by_side(
+        [
+            lambda r=r, d=d: _guarded(
+                r, d.deploy_input.commit, sync, report, lambda: _start(r, d, sync, report)
+            )
+            for r, d in starts
+        ]
+    )
+
+
+def _guarded_writes(
+    pending: list[tuple[LoadedApplication, _Pending]], sync: SyncContext, report: SyncReport
+) -> list[tuple[Application, _Deploy]]:
+    if not pending:
+        return []
     try:
-        _sync_application(application, commit, sync, source, report)
-    except FerryError as exc:
-        _fail_application(application, sync, report, commit.sha, str(exc))
-    except Exception as exc:  # a bug must end this application, not hang it
-        logger.exception("unexpected error", extra={"application_id": application.id})
-        _fail_application(application, sync, report, commit.sha, f"unexpected error: {exc!r}")
+        return _write_pending(pending, sync, report)
+    except Exception as exc:  # the writes failed as a whole: each application ends failed
+        logger.exception("status writes failed", extra={"applications": len(pending)})
+        error = describe_error(exc)
+        for found, item in pending:
+            _fail_application(found.application, sync, report, item.commit, error)
+        return []
+
+
+def _side_by_side(steps: list[Any]) -> None:
+    """Run independent steps at once (FERRY_SYNC_BATCH_WORKERS), each in a copy of this
+    context: in the embedded cloud that is who signs the calls (the function's role)."""
+    workers = min(get_settings().sync_batch_workers, len(steps))
+    if workers <= 1:
+        for step in steps:
+            step()
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-batch") as pool:
+        running = [pool.submit(contextvars.copy_context().run, step) for step in steps]
+        for done in running:
+            done.result()  # every step records its own failures; anything else is a bug: raise
 
 
 def _fail_branch(
@@ -446,8 +592,9 @@ def sync_applications(
             _fail_branch(branch_apps, sync, report, f"branch {branch}: {exc}")
             continue
         report.commits[branch] = commit.sha
-        for application in branch_apps:
-            _sync_one(application, commit, sync, source, report)
+        loaded = load_applications([a.id for a in branch_apps])
+        found = [(loaded[a.id], commit) for a in branch_apps if a.id in loaded]
+        _sync_together(found, sync, _shared_reads(source), report)
     return _finish(repo.id, report)
 
 
@@ -489,11 +636,18 @@ def _nothing_new(apps: list[Application], commits: dict[str, ResolvedCommit]) ->
 
 
 def _applications_of(job: SyncJob, repo: Repository) -> list[Application]:
-    apps = list_repository_applications(repo.id)
+    if job.application_id is None:
+        apps = list_repository_applications(repo.id)
+    else:
+        # One application's sync (its registration) reads only it, however many share the
+        # repository: registering N applications stays linear.
+        try:
+            apps = [get_application(job.application_id)]
+        except NotFound:
+            apps = []
+        apps = [a for a in apps if a.repository_id == repo.id]
     if job.branch is not None:
         apps = [a for a in apps if a.branch == job.branch]
-    if job.application_id is not None:
-        apps = [a for a in apps if a.id == job.application_id]
     if job.trigger is Trigger.POLLING:
         apps = [a for a in apps if a.pinned_commit is None]
     return apps
@@ -580,47 +734,54 @@ def _context(job: SyncJob, plan: SyncPlan) -> SyncContext:
 def sync_batch(job: SyncJob, plan: SyncPlan, application_ids: list[str]) -> SyncReport:
     """Task 2 (one Map iteration): sync each application of the batch at its branch's commit.
 
-    Each application is read again (its status may have moved since the plan was made); one that
-    is gone meanwhile is left out. Failures are per application: recorded, never raised.
+    The batch's applications are read again in one go (their status may have moved since the
+    plan was made); one that is gone meanwhile is left out. Their status writes are made
+    together (a few round trips a batch, not three an application). Failures are per
+    application: recorded, never raised.
     """
     report = SyncReport(repository_id=plan.repository_id)
     sync = _context(job, plan)
-    source = _one_read_at_a_time(open_repository(get_repository(plan.repository_id)))
-
-    def sync_one(application_id: str) -> None:
-        try:
-            application = get_application(application_id)
-        except NotFound:
-            return
-        resolved = plan.commits.get(application.branch)
+    source = _shared_reads(open_repository(get_repository(plan.repository_id)))
+    loaded = load_applications(application_ids)
+    batch: list[tuple[LoadedApplication, CommitInfo]] = []
+    for application_id in application_ids:
+        found = loaded.get(application_id)
+        if found is None:
+            continue
+        resolved = plan.commits.get(found.application.branch)
         if resolved is None:
-            return  # its branch changed since the plan: the sync that change queued handles it
-        commit = CommitInfo(sha=resolved.sha, message=resolved.message)
-        report.commits[application.branch] = commit.sha
-        _sync_one(application, commit, sync, source, report)
-
-    # Applications are independent (each its own row, deploy request and slot), so the batch
-    # syncs several at once. Each runs in a copy of this context: in the embedded cloud that is
-    # who signs the calls (the function's role).
-    workers = min(get_settings().sync_batch_workers, len(application_ids)) or 1
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-batch") as pool:
-        running = [
-            pool.submit(contextvars.copy_context().run, sync_one, application_id)
-            for application_id in application_ids
-        ]
-        for done in running:
-            done.result()  # _sync_one records every failure; anything else is a bug: raise it
+            continue  # its branch changed since the plan: the sync that change queued handles it
+        report.commits[found.application.branch] = resolved.sha
+        batch.append((found, CommitInfo(sha=resolved.sha, message=resolved.message)))
+    _sync_together(batch, sync, source, report)
     return report
 
 
-class _OneReadAtATime:
-    """A repository source whose calls take turns: a cached clone or an HTTP session read by
-    the batch's threads is not promised to be thread-safe, while git reads are a small part of
-    an application's sync next to its store calls and deploy start."""
+class _SharedReads:
+    """A repository source shared by a batch's threads: calls take turns (a cached clone or an
+    HTTP session is not promised to be thread-safe), and a directory's listing or a file's
+    content is read once for the batch (applications sharing a directory, or files, at the
+    same commit read them once)."""
 
     def __init__(self, source: GitSource) -> None:
         self._source = source
         self._lock = threading.Lock()
+        self._trees: dict[tuple[str, str], list[TreeEntry]] = {}
+        self._blobs: dict[tuple[str, int], bytes] = {}
+
+    def read_tree(self, sha: str, path: str = "") -> list[TreeEntry]:
+        with self._lock:
+            key = (sha, path)
+            if key not in self._trees:
+                self._trees[key] = self._source.read_tree(sha, path)
+            return list(self._trees[key])
+
+    def read_blob(self, sha: str, entry: TreeEntry) -> bytes:
+        with self._lock:
+            key = (entry.blob, entry.mode)  # a blob id names its content, whatever the commit
+            if key not in self._blobs:
+                self._blobs[key] = self._source.read_blob(sha, entry)
+            return self._blobs[key]
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._source, name)
@@ -634,8 +795,8 @@ class _OneReadAtATime:
         return call
 
 
-def _one_read_at_a_time(source: GitSource) -> GitSource:
-    return cast(GitSource, _OneReadAtATime(source))
+def _shared_reads(source: GitSource) -> GitSource:
+    return cast(GitSource, _SharedReads(source))
 
 
 def end_sync(

@@ -27,8 +27,11 @@ from botocore.client import BaseClient
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], *, timeout: float = 60, what: str = "it") -> T:
-    """Call `probe` until it returns something truthy (a benchmark that hangs says why)."""
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 60, what: str = "it", interval: float = 0.005
+) -> T:
+    """Call `probe` until it returns something truthy (a benchmark that hangs says why), every
+    `interval` seconds (a probe costs the stack's CPU, which a long wait measures too)."""
     deadline = time.monotonic() + timeout
     while True:
         got = probe()
@@ -36,7 +39,7 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 60, what: str = 
             return got
         if time.monotonic() > deadline:
             raise TimeoutError(f"bench: timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(interval)
 
 
 class CallCounter:
@@ -164,7 +167,9 @@ class Stack:
         response.raise_for_status()
         return response
 
-    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    def wait_job(
+        self, job_id: str, timeout: float = 120, interval: float = 0.005
+    ) -> dict[str, Any]:
         from ferry.store.jobs import get_job
 
         def ended() -> dict[str, Any] | None:
@@ -175,6 +180,7 @@ class Stack:
             ended,
             timeout=timeout,
             what=f"job {job_id} to end",
+            interval=interval,
         )
 
     def sync_transitions(self, job_id: str) -> int:

@@ -121,7 +121,9 @@ def _push(
     started = time.perf_counter()
     job_id = stack.webhook(repository, {"branch": "main"}).json()["job_id"]
     try:
-        stack.wait_job(job_id, timeout=give_up)
+        # Polled every 50 ms: a job read competes with the sync it waits for (the 5 ms default
+        # cost the 500-application sync a second read of its own every few of its writes).
+        stack.wait_job(job_id, timeout=give_up, interval=0.05)
     except TimeoutError:
         return None, job_id
     return time.perf_counter() - started, job_id

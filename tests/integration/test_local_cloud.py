@@ -239,3 +239,25 @@ def test_in_process_calls_reach_the_same_cloud_without_a_socket(
     subprocess.run([sys.executable, "-c", script, queue_url], check=True, timeout=60)
     outside = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
     assert [message["Body"] for message in outside] == ["from outside"]
+
+
+def test_moto_error_for_an_absent_path_an_is_present_choice_expects_is_not_logged(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """moto's ASL interpreter logs an ERROR for each absent path an `IsPresent` choice looks at
+    (the deploy machine's `Marked` state does so by design); other errors still reach the log."""
+    import logging
+
+    asl_logger = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    with caplog.at_level(logging.ERROR):
+        # As moto 5.2.5 words them (eval_component.EvalComponent._log_exception).
+        asl_logger.error(
+            "%s at '%s'",
+            "Exception=NoSuchJsonPathError, Details=None-Available",
+            "(StringJsonPath| {'literal_value': '$.dispatch', 'json_path': '$.dispatch'}",
+        )
+        asl_logger.error("%s at '%s'", "Exception=ValueError, Details=broken", "(Component)")
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "Exception=ValueError, Details=broken at '(Component)'"
+    ]

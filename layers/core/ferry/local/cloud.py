@@ -454,13 +454,29 @@ class _UnemulatedResourceFilter(logging.Filter):
         return not record.getMessage().startswith("No Moto CloudFormation support for")
 
 
+class _AbsentPathFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Exception=NoSuchJsonPathError")
+
+
+# moto's ASL interpreter logs every exception a component raises, even one its caller expects.
+_ASL_COMPONENT_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
+
+
 def _quiet_expected_notices() -> None:
     """Notices that are expected here and say nothing to a user of the local stack: moto's
     CloudFormation names each resource it does not emulate (the alarms and the dashboard: they
-    exist on AWS only), and Powertools warns of each invocation that counted no metric."""
-    moto_logger = logging.getLogger("moto")
-    if not any(isinstance(f, _UnemulatedResourceFilter) for f in moto_logger.filters):
-        moto_logger.addFilter(_UnemulatedResourceFilter())
+    exist on AWS only), moto's ASL interpreter logs an ERROR for each absent path an `IsPresent`
+    choice looks at (the deploy machine's `Marked` does, by design; a path missing where it is
+    required still fails the execution, with the cause in its history), and Powertools warns of
+    each invocation that counted no metric."""
+    for name, kind in (
+        ("moto", _UnemulatedResourceFilter),
+        (_ASL_COMPONENT_LOGGER, _AbsentPathFilter),
+    ):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
     warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
     warnings.filterwarnings(
         "ignore", message="No application metrics to publish", category=UserWarning

@@ -207,6 +207,20 @@ def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
     assert heartbeat.clear_and_wait() is True
 
 
+def test_a_heartbeat_sent_before_the_state_set_its_heartbeat_up_is_accepted(
+    stack: LocalStack,
+) -> None:
+    """An agent's SendTaskHeartbeat right after it received the message is valid on AWS; moto
+    refused it (InvalidToken) until the state had set its heartbeat up (local/moto_fixes.py)."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    endpoint = CallbackEndpoint(callback_id="token")
+
+    assert endpoint.notify_heartbeat() is True
+    heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=1)
+    assert heartbeat.clear_and_wait() is True
+
+
 def test_in_process_calls_reach_the_same_cloud_without_a_socket(
     stack: LocalStack, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -117,7 +118,12 @@ def test_sync_changed_compose_redeploys_at_new_commit(
 
     scripted.succeed(message)
     wait_for_status(api, application["id"], "synced", commit=head)
-    assert get_repository(repository["id"]).sync_status is RepositorySyncStatus.SUCCESS
+    # The deploy can reach its agent before the sync's last state has run (Marked goes straight
+    # to DispatchToAgent): the repository's sync ends a moment later.
+    wait_for(
+        lambda: get_repository(repository["id"]).sync_status is RepositorySyncStatus.SUCCESS,
+        what="the repository's sync to end in success",
+    )
 
 
 def test_sync_polling_at_recorded_commit_does_nothing_and_keeps_error(
@@ -377,3 +383,42 @@ def test_plan_sync_of_one_application_reads_only_it(
     assert aws.count("Query", settings.applications_table) == 0
     assert aws.count("GetItem", settings.applications_table) == 1
     end_sync(job, plan, [sync_batch(job, plan, batch) for batch in plan.batches])
+
+
+def test_two_syncs_of_one_commit_racing_start_one_deploy(
+    stack: LocalStack,
+    api: httpx.Client,
+    git_repo: Path,
+    synced_app: tuple[dict, dict, ScriptedAgent],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two deliveries of one push become two syncs of one commit. When the second one's write
+    lands between the first one's read of the row and its write, the first must see that the
+    commit is already being deployed, not start a second deploy that supersedes the first."""
+    from ferry.deploy.status import update_applications_status as write_together
+
+    repository, application, _scripted = synced_app
+    head = commit(git_repo, "app/compose.yaml", compose(greeting="once"))
+    wait_for_idle_sync(repository["id"])
+    jobs = [
+        SyncJob(repository_id=repository["id"], trigger=Trigger.WEBHOOK, job_id=f"job_{n}-{head}")
+        for n in ("first", "second")
+    ]
+    plans = [plan_sync(job) for job in jobs]
+    second: list[Any] = []
+
+    def second_sync_lands_first(writes: Any) -> Any:
+        monkeypatch.setattr("ferry.sync.run.update_applications_status", write_together)
+        second.append(sync_batch(jobs[1], plans[1], plans[1].batches[0]))
+        return write_together(writes)
+
+    monkeypatch.setattr("ferry.sync.run.update_applications_status", second_sync_lands_first)
+    first = sync_batch(jobs[0], plans[0], plans[0].batches[0])
+    end_sync(jobs[1], plans[1], second)
+    end_sync(jobs[0], plans[0], [first])
+
+    assert second[0].applications[application["id"]] is AppSyncResult.DEPLOYING
+    assert first.applications[application["id"]] is AppSyncResult.NO_CHANGE
+    deploys = [n for n in _executions_of(application["id"], stack) if head[:12] in n]
+    assert deploys == [second[0].deploy_requests[application["id"]]]
+    assert stored_application(application["id"]).current_request_id == deploys[0]

@@ -7,7 +7,7 @@ the live feed, also when the write fails (the announcement then says so).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from ferry.domain.models import (
 from ferry.errors import FerryError
 from ferry.store.applications import (
     NumberedWrite,
+    get_application,
     update_application,
     update_application_numbering_event,
     update_applications_numbering_events,
@@ -137,16 +138,21 @@ class StatusWrite:
     # leaves them out.
     claims: dict[str, Any] = field(default_factory=dict)
     expected: dict[str, Any] = field(default_factory=dict)
+    # Asked of the row as it is now when it changed since it was read, before the write is made
+    # on its own: another sync may have started the same deploy meanwhile. False: no write.
+    still_wanted: Callable[[Application], bool] | None = None
 
 
 @dataclass(frozen=True)
 class Written:
     """What became of one `StatusWrite`: the application as written (and whether its `claims`
-    were made), or the error that refused it."""
+    were made), the error that refused it, or (`unwanted`) the row as it is now when the write's
+    `still_wanted` said no."""
 
     application: Application | None = None
     claimed: bool = False
     error: FerryError | None = None
+    unwanted: Application | None = None
 
 
 def update_applications_status(writes: Sequence[StatusWrite]) -> list[Written]:
@@ -156,7 +162,7 @@ def update_applications_status(writes: Sequence[StatusWrite]) -> list[Written]:
     written or the error that refused it (Conflict once a delete was accepted, with
     `unless_removing`). A write whose row changed since it was read (its history, or what
     `expected` names) is written on its own, as `update_application_status` does, without its
-    claims."""
+    claims, once its `still_wanted` (if any) says so of the row as it is now."""
     for write in writes:
         _as_stored(write.changes)
     done = update_applications_numbering_events(
@@ -177,6 +183,15 @@ def update_applications_status(writes: Sequence[StatusWrite]) -> list[Written]:
     paths: list[str] = []
     for write, written in zip(writes, done, strict=True):
         if not written:
+            if write.still_wanted is not None:
+                try:
+                    current = get_application(write.application.id)
+                except FerryError as exc:
+                    results.append(Written(error=exc))
+                    continue
+                if not write.still_wanted(current):
+                    results.append(Written(unwanted=current))
+                    continue
             try:
                 alone = update_application_status(
                     write.application.id,

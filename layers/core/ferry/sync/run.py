@@ -389,7 +389,19 @@ def _sync_application(
         files=recorded_files,
         archive=archive if bundle["bundle_archive"] is not None else None,
     )
-    write = StatusWrite(application, found.events_seq, changes, events, unless_removing=True)
+    write = StatusWrite(
+        application,
+        found.events_seq,
+        changes,
+        events,
+        unless_removing=True,
+        still_wanted=lambda current: (
+            not (
+                _already_deploying(current, commit, listed.digest)
+                or _unchanged(current, listed.digest)
+            )
+        ),
+    )
     now = utcnow()
     if free_deploy_slot(found.row, now):
         # Nobody holds the slot: the write takes it for this request (only while it is still
@@ -414,7 +426,20 @@ def _write_pending(
     starts: list[tuple[Application, _Deploy]] = []
     for (found, item), result in zip(pending, results, strict=True):
         application = found.application
-        if result.application is not None:
+        if result.unwanted is not None and item.deploy is not None:
+            # Another sync started (or finished) this very deploy since the batch read the row.
+            if result.unwanted.current_request_id != item.deploy.deploy_input.request_id:
+                state = (
+                    "being deployed"
+                    if result.unwanted.sync_status is ApplicationSyncStatus.SYNCING
+                    else "deployed"
+                )
+                message = f"{item.commit[:12]} is already {state}"
+                _record(
+                    application, sync, EventStatus.NO_CHANGE, commit=item.commit, message=message
+                )
+            report.applications[application.id] = AppSyncResult.NO_CHANGE
+        elif result.application is not None:
             if item.deploy is None:
                 report.applications[application.id] = AppSyncResult.NO_CHANGE
             else:

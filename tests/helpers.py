@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import json
@@ -415,3 +416,16 @@ def sync_worker_paused(stack: LocalStack) -> Iterator[None]:
         )
         resumed.start()
         stack.cloud.pollers[stack.cloud.pollers.index(poller)] = resumed
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, asked again when CPython 3.11 trips over another thread compiling at the same
+    moment ("AST constructor recursion depth mismatch", python/cpython#106905, fixed in 3.12):
+    the stack the session runs keeps threads that build pydantic models, which compiles."""
+    for _attempt in range(5):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc):
+                raise
+    return ast.parse(source, filename=filename)

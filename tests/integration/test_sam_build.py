@@ -24,6 +24,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from tests.cfn import sam_template
 from tests.conftest import running_in_ci
+from tests.helpers import parse_python
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -230,7 +231,7 @@ def _imports(path: Path, module: str) -> Iterator[tuple[str, list[str]]]:
                 yield base, [alias.name for alias in child.names]
             yield from visit(child)
 
-    yield from visit(ast.parse(path.read_text()))
+    yield from visit(parse_python(path.read_text(), filename=str(path)))
 
 
 def handler_imports() -> dict[str, set[str]]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import parse_python
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "layers" / "core" / "ferry"
 
 # Rank of each part of the package: a module may import parts of lower or equal rank only
@@ -49,7 +51,7 @@ def _modules() -> dict[str, Path]:
 
 def _imports(path: Path, module: str) -> Iterator[str]:
     """Every `ferry...` module this file imports (resolved against the package's modules)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_python(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

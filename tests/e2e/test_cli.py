@@ -312,7 +312,13 @@ def test_up_idle_uses_almost_no_cpu(tmp_path: Path) -> None:
                     a for a in api.get("/applications").json() if a["sync_status"] == "out_of_sync"
                 ],
                 timeout=60,
-                what="the sample's first deploy to end (no Docker here): then nothing is to do",
+                what="the sample's first deploy to end (no Docker here)",
+            )
+            # The deploy can end before its sync's last states have run: then nothing is to do.
+            wait_for(
+                lambda: all(r["sync_status"] != "syncing" for r in api.get("/repositories").json()),
+                timeout=60,
+                what="the sample's sync to end",
             )
         assert not legacy.exists()
         journal = (home / "state" / "journal.jsonl").read_text().splitlines()

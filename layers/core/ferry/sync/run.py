@@ -231,6 +231,26 @@ def _already_deploying(application: Application, commit: CommitInfo, bundle_dige
     )
 
 
+def _record_duplicate(
+    application: Application,
+    current: Application,
+    sync: SyncContext,
+    commit: str,
+    request_id: str,
+    report: SyncReport,
+) -> None:
+    """A duplicate trigger (a redelivery, the same commit named twice) never deploys the same
+    (application, commit) a second time: `current` (the row as last read) already deploys or
+    runs it. A job run again (its own request is current) records nothing the second time."""
+    if current.current_request_id != request_id:
+        state = (
+            "being deployed" if current.sync_status is ApplicationSyncStatus.SYNCING else "deployed"
+        )
+        message = f"{commit[:12]} is already {state}"
+        _record(application, sync, EventStatus.NO_CHANGE, commit=commit, message=message)
+    report.applications[application.id] = AppSyncResult.NO_CHANGE
+
+
 def _known_files(previous: StoredBundle | None) -> dict[str, bytes]:
     """The stored bundle's files by blob id: a changed bundle reads only its new files."""
     if previous is None:
@@ -309,17 +329,7 @@ def _sync_application(
 
     request_id = deploy_request_id(application.id, commit.sha, sync.job_id)
     if _already_deploying(application, commit, listed.digest):
-        # A duplicate trigger (a redelivery, the same commit named twice) never deploys the same
-        # (application, commit) a second time; a job run again records nothing the second time.
-        if application.current_request_id != request_id:
-            _record(
-                application,
-                sync,
-                EventStatus.NO_CHANGE,
-                commit=commit.sha,
-                message=f"{commit.sha[:12]} is already being deployed",
-            )
-        report.applications[application.id] = AppSyncResult.NO_CHANGE
+        _record_duplicate(application, application, sync, commit.sha, request_id, report)
         return None
     if _unchanged(application, listed.digest):
         # The host already runs this very bundle: the commit is recorded as what it runs.
@@ -428,17 +438,8 @@ def _write_pending(
         application = found.application
         if result.unwanted is not None and item.deploy is not None:
             # Another sync started (or finished) this very deploy since the batch read the row.
-            if result.unwanted.current_request_id != item.deploy.deploy_input.request_id:
-                state = (
-                    "being deployed"
-                    if result.unwanted.sync_status is ApplicationSyncStatus.SYNCING
-                    else "deployed"
-                )
-                message = f"{item.commit[:12]} is already {state}"
-                _record(
-                    application, sync, EventStatus.NO_CHANGE, commit=item.commit, message=message
-                )
-            report.applications[application.id] = AppSyncResult.NO_CHANGE
+            request_id = item.deploy.deploy_input.request_id
+            _record_duplicate(application, result.unwanted, sync, item.commit, request_id, report)
         elif result.application is not None:
             if item.deploy is None:
                 report.applications[application.id] = AppSyncResult.NO_CHANGE

@@ -40,34 +40,6 @@ def sync_job_of(request_id: str) -> str | None:
     return job_id if job_id.startswith("job_") else None
 
 
-def start_deploy(
-    application: Application,
-    request_id: str,
-    trigger: Trigger,
-    *,
-    actor: str | None = None,
-    reason: str | None = None,
-    agent_queue_url: str | None = None,
-) -> None:
-    """Start the deploy execution for the application's desired commit (its target).
-
-    The caller has already made `request_id` the application's current request (and marked it
-    `syncing`, in the same write). Starting the same request twice is harmless: Step Functions
-    refuses the duplicate name. `reason` (why an automatic deploy runs) goes into its history
-    event. `agent_queue_url` is the application's agent's queue, when the caller read it already.
-    """
-    start_deploy_execution(
-        deploy_input_for(
-            application,
-            request_id,
-            trigger,
-            actor=actor,
-            reason=reason,
-            agent_queue_url=agent_queue_url,
-        )
-    )
-
-
 def deploy_input_for(
     application: Application,
     request_id: str,
@@ -77,7 +49,11 @@ def deploy_input_for(
     reason: str | None = None,
     agent_queue_url: str | None = None,
 ) -> DeployInput:
-    """The deploy execution's input for the application's desired commit (its target)."""
+    """The deploy execution's input for the application's desired commit (its target), for
+    `start_deploy_execution`. The caller has already made `request_id` the application's
+    current request (and marked it `syncing`, in the same write). `reason` (why an automatic
+    deploy runs) goes into its history event; `agent_queue_url` is the application's agent's
+    queue, when the caller read it already."""
     commit = application.desired_commit
     if commit is None:
         raise PermanentError(f"application {application.id} has no commit to deploy")

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from ferry.aws.executions import deploy_execution_arn, execution_status, undeploy_execution_arn
 from ferry.deploy.removal import start_undeploy
 from ferry.deploy.result import record_outcome
-from ferry.deploy.start import start_deploy
+from ferry.deploy.start import deploy_input_for, start_deploy_execution
 from ferry.domain.models import Application, ApplicationSyncStatus, Trigger, utcnow
 from ferry.domain.outcomes import interpret_transport_error
 from ferry.errors import FerryError, NotFound
@@ -43,11 +43,13 @@ def _sweep_deploy(application: Application, request_id: str) -> str | None:
     try:
         status, _output = execution_status(deploy_execution_arn(request_id))
     except NotFound:
-        start_deploy(
-            application,
-            request_id,
-            application.current_trigger or Trigger.MANUAL,
-            actor="ferry (the deploy had not started)",
+        start_deploy_execution(
+            deploy_input_for(
+                application,
+                request_id,
+                application.current_trigger or Trigger.MANUAL,
+                actor="ferry (the deploy had not started)",
+            )
         )
         return "deploy started again"
     if status == "RUNNING":

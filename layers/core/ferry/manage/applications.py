@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.deploy.start import deploy_request_id, start_deploy
+from ferry.deploy.start import deploy_input_for, deploy_request_id, start_deploy_execution
 from ferry.deploy.status import update_application_status
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import (
@@ -263,7 +263,9 @@ def redeploy_application(
         },
         unless_removing=True,
     )
-    start_deploy(recorded, request_id, trigger, actor=actor, reason=reason)
+    start_deploy_execution(
+        deploy_input_for(recorded, request_id, trigger, actor=actor, reason=reason)
+    )
     return request_id
 
 

@@ -166,9 +166,14 @@ def push_webhook(
 
 
 def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
-    """Wait until no sync job is queued or in flight and the repository is not syncing."""
+    """Wait until no sync job is queued or in flight and the repository is not syncing.
+
+    The job records count too: the worker deletes a job's message once its execution has started,
+    and the repository is marked syncing only by the execution's first state, so for a moment
+    the queue is empty and the status still the last one while the job is running."""
     from ferry.domain.models import RepositorySyncStatus
     from ferry.settings import get_settings
+    from ferry.store.jobs import list_unfinished_jobs
     from ferry.store.repositories import get_repository
 
     sqs = boto3.client("sqs")
@@ -181,6 +186,7 @@ def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
         return (
             all(int(value) == 0 for value in counts.values())
             and get_repository(repository_id).sync_status is not RepositorySyncStatus.SYNCING
+            and not any(job.repository_id == repository_id for job in list_unfinished_jobs())
         )
 
     wait_for(idle, timeout=timeout, what=f"repository {repository_id} to be idle")

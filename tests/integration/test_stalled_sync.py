@@ -148,3 +148,36 @@ def test_ending_a_stalled_sync_never_overwrites_a_newer_attempt_or_its_result(
     finished = get_repository(repository["id"])
     assert (finished.sync_status, finished.last_sync_error) == (RepositorySyncStatus.SUCCESS, None)
     assert _status_changes(repository["id"], before) == [True]  # only the success was announced
+
+
+def test_one_repository_failing_unexpectedly_does_not_stop_the_tick_for_the_others(
+    api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(git_repo, "app/compose.yaml", compose())
+    broken = create_repository(api, git_repo, sync_type="manual")
+    polled = create_repository(api, git_repo, sync_type="polling")
+    for created in (broken, polled):
+        wait_for_idle_sync(created["id"])
+    _force_syncing(broken["id"], utcnow() - timedelta(seconds=_bound() + 60))
+
+    from ferry.sync import polling
+
+    def update(repository_id: str, *args: object, **kwargs: object) -> None:
+        if repository_id == broken["id"]:
+            raise RuntimeError("an error no one planned for")
+        update_repository_status(repository_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    # The broken repository comes first, as it may in the table's order.
+    monkeypatch.setattr(
+        polling,
+        "list_repositories",
+        lambda: [get_repository(broken["id"]), get_repository(polled["id"])],
+    )
+    monkeypatch.setattr(polling, "update_repository_status", update)
+
+    queued = poll_due_repositories(now=utcnow() + timedelta(hours=1))
+
+    assert polled["id"] in queued
+    monkeypatch.undo()
+    wait_for_idle_sync(polled["id"])
+    update_repository_status(broken["id"], RepositorySyncStatus.SUCCESS)

@@ -153,3 +153,47 @@ def test_job_whose_branch_has_a_newer_job_ends_superseded_without_running(
     wait_for_idle_sync(repository["id"])
     # The newer job's one `no_change`; the superseded job added nothing.
     assert len(events(api, application["id"])) == history + 1
+
+
+def test_job_forgotten_after_an_ambiguous_send_is_still_reported_whole(
+    api: httpx.Client, git_repo: Path
+) -> None:
+    """The webhook forgets a job whose send raised, so that the sender's retry queues it again;
+    but a send that timed out may have been delivered all the same. That job's sync still runs,
+    and its record must come back whole (it was a bare row with only a status: `GET /jobs/{id}`
+    answered 500 and the poller's tick stopped on it)."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    wait_for_idle_sync(repository["id"])
+    job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, actor="someone")
+    assert record_queued(job)
+    forget_job(job.job_id)  # enqueue_sync_job's answer to the send's error...
+
+    assert start_sync_execution(job)  # ...which had been delivered after all
+
+    wait_for(  # 404 until the sync's first state writes the job again
+        lambda: api.get(f"/jobs/{job.job_id}").json().get("status") == "succeeded",
+        what="the job to finish",
+    )
+    reported = api.get(f"/jobs/{job.job_id}")
+    assert reported.status_code == 200, reported.text
+    whole = reported.json()
+    assert (whole["repository_id"], whole["trigger"], whole["actor"]) == (
+        repository["id"],
+        "manual",
+        "someone",
+    )
+    assert whole["status"] == "succeeded"
+
+
+def test_bare_job_row_from_before_reads_as_gone(api: httpx.Client, unique: str) -> None:
+    """A progress row written before progress kept the request whole says nothing of the job:
+    404 with the reason (it was a 500, and the poller's tick stopped on it)."""
+    from ferry.store.tables import JobRow
+
+    JobRow(id=f"job_bare_{unique}").update(actions=[JobRow.status.set("succeeded")])
+
+    answer = api.get(f"/jobs/job_bare_{unique}")
+
+    assert answer.status_code == 404, answer.text
+    assert "no record of its request" in answer.json()["detail"]

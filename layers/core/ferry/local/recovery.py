@@ -175,7 +175,7 @@ def requeue_jobs(jobs: list[SyncJob], recovery: Recovery) -> set[str]:
         except FerryError as exc:
             # Never left `queued` with nothing queued: it ends, and says why.
             record_finished(
-                job.job_id, ok=False, error=f"{INTERRUPTED}; not queued again: {exc}", result=None
+                job, ok=False, error=f"{INTERRUPTED}; not queued again: {exc}", result=None
             )
             continue
         recovery.requeued.append(job.job_id)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pynamodb.expressions.update import Action
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
@@ -37,15 +38,10 @@ def record_queued(job: SyncJob) -> bool:
     now = utcnow()
     row = JobRow(
         id=job.job_id,
-        repository_id=job.repository_id,
-        trigger=job.trigger.value,
         status="queued",
-        branch=job.branch,
-        commit=job.commit,
-        actor=job.actor,
-        message=job.model_dump_json(),
         created_at=now,
         expires_at=now + RETENTION,
+        **_request(job),
     )
     try:
         with translated(f"job {job.job_id}"):
@@ -60,21 +56,54 @@ def forget_job(job_id: str) -> None:
         JobRow(id=job_id).delete()
 
 
-def record_running(job_id: str) -> None:
-    with translated(f"job {job_id}"):
-        JobRow(id=job_id).update(actions=[JobRow.status.set("running")])
+def _request(job: SyncJob) -> dict[str, Any]:
+    """What a job's row says of the request it was (all but its progress)."""
+    values = {
+        "repository_id": job.repository_id,
+        "trigger": job.trigger.value,
+        "branch": job.branch,
+        "commit": job.commit,
+        "actor": job.actor,
+        "message": job.model_dump_json(),
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _kept_whole(job: SyncJob) -> list[Action]:
+    """Update actions that write the job's request where its row lacks it, and keep what it has.
+
+    A job's progress is written with UpdateItem, which creates a row that is not there: the
+    record of a job whose send raised is forgotten (so that the sender's retry queues it again),
+    yet a send that timed out may have been delivered, and its sync then runs. Without these
+    the row would hold a status and nothing of the request (`GET /jobs/{id}` could not answer).
+    """
+    now = utcnow()
+    attributes = {name: getattr(JobRow, name) for name in _request(job)}
+    actions: list[Action] = [
+        attribute.set(attribute | value)  # if_not_exists(attribute, value)
+        for attribute, value in ((attributes[name], value) for name, value in _request(job).items())
+    ]
+    actions.append(JobRow.created_at.set(JobRow.created_at | now))
+    actions.append(JobRow.expires_at.set(JobRow.expires_at | now + RETENTION))
+    return actions
+
+
+def record_running(job: SyncJob) -> None:
+    with translated(f"job {job.job_id}"):
+        JobRow(id=job.job_id).update(actions=[JobRow.status.set("running"), *_kept_whole(job)])
 
 
 def record_finished(
-    job_id: str, *, ok: bool, error: str | None, result: dict[str, Any] | None
+    job: SyncJob, *, ok: bool, error: str | None, result: dict[str, Any] | None
 ) -> None:
-    with translated(f"job {job_id}"):
-        JobRow(id=job_id).update(
+    with translated(f"job {job.job_id}"):
+        JobRow(id=job.job_id).update(
             actions=[
                 JobRow.status.set("succeeded" if ok else "failed"),
                 JobRow.error.set(error) if error else JobRow.error.remove(),
                 JobRow.result.set(json.dumps(result)) if result else JobRow.result.remove(),
                 JobRow.finished_at.set(utcnow()),
+                *_kept_whole(job),
             ]
         )
 
@@ -135,12 +164,17 @@ def list_unfinished_jobs() -> list[SyncJob]:
             actor=row.actor,
         )
         for row in rows
+        if row.message or (row.repository_id and row.trigger)  # a bare row: nothing to requeue
     ]
 
 
 def get_job(job_id: str) -> JobStatus:
     with translated(f"job {job_id}"):
         row = JobRow.get(job_id, consistent_read=True)
+    if row.repository_id is None or row.trigger is None:
+        # A bare progress row (written before progress kept the request whole): nothing says
+        # what the job was, so it is as good as gone.
+        raise NotFound(f"job {job_id} has no record of its request")
     return JobStatus(
         id=row.id,
         repository_id=row.repository_id,

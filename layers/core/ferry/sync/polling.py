@@ -137,7 +137,7 @@ def end_dead_lettered_jobs() -> list[str]:
                 continue
         except NotFound:
             continue
-        record_finished(job.job_id, ok=False, error=DEAD_LETTERED, result=None)
+        record_finished(job, ok=False, error=DEAD_LETTERED, result=None)
         ended.append(job.job_id)
         try:
             repository = get_repository(job.repository_id)
@@ -172,21 +172,29 @@ def poll_due_repositories(now: datetime | None = None) -> list[str]:
         logger.info("credentials moved out of repository URLs", extra={"repositories": moved})
     queued: list[str] = []
     for repository in list_repositories():
-        if repository.sync_status is RepositorySyncStatus.SYNCING:
-            if sync_stalled(repository, now, stalled_after):
-                end_stalled_sync(repository, stalled_after)
-            else:
-                end_finished_sync(repository, now)
-            continue  # one sync in flight per repository
-        if repository.sync_type is not SyncType.POLLING:
-            continue
-        due = next_poll_at(repository)
-        if due is not None and due > now:
-            continue
         try:
-            enqueue_sync_job(SyncJob(repository_id=repository.id, trigger=Trigger.POLLING))
-            mark_polled(repository.id, now)
-            queued.append(repository.id)
-        except FerryError:
-            logger.exception("poll not queued", extra={"repository_id": repository.id})
+            if _poll_one(repository, now, stalled_after):
+                queued.append(repository.id)
+        except Exception:
+            # Whatever went wrong with one repository, the others are still polled and their
+            # syncs still ended: one tick a minute serves them all.
+            logger.exception("repository not polled", extra={"repository_id": repository.id})
     return queued
+
+
+def _poll_one(repository: Repository, now: datetime, stalled_after: int) -> bool:
+    """One repository's part of the tick; True when a polling sync was queued for it."""
+    if repository.sync_status is RepositorySyncStatus.SYNCING:
+        if sync_stalled(repository, now, stalled_after):
+            end_stalled_sync(repository, stalled_after)
+        else:
+            end_finished_sync(repository, now)
+        return False  # one sync in flight per repository
+    if repository.sync_type is not SyncType.POLLING:
+        return False
+    due = next_poll_at(repository)
+    if due is not None and due > now:
+        return False
+    enqueue_sync_job(SyncJob(repository_id=repository.id, trigger=Trigger.POLLING))
+    mark_polled(repository.id, now)
+    return True

@@ -696,7 +696,7 @@ def plan_sync(job: SyncJob) -> SyncPlan:
     `skip` says why nothing more runs (a poll that found nothing new, a deleted repository, a
     tag on no tracked branch); the job is then finished here and the repository left as it is.
     """
-    record_running(job.job_id)
+    record_running(job)
     try:
         repo = get_repository(job.repository_id)
     except NotFound:
@@ -742,7 +742,7 @@ def plan_sync(job: SyncJob) -> SyncPlan:
 
 
 def _skipped(job: SyncJob, reason: str) -> SyncPlan:
-    record_finished(job.job_id, ok=True, error=None, result={"skipped": reason})
+    record_finished(job, ok=True, error=None, result={"skipped": reason})
     return SyncPlan(repository_id=job.repository_id, skip=reason)
 
 
@@ -852,7 +852,7 @@ def end_sync(
         _finish(job.repository_id, report)
     finally:
         record_finished(
-            job.job_id,
+            job,
             ok=report.status is RepositorySyncStatus.SUCCESS,
             error=report.error,
             result=report.summary(),

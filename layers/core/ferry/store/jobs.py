@@ -4,6 +4,7 @@ for a week."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,8 @@ from ferry.store.errors import translated
 from ferry.store.tables import JobRow
 
 RETENTION = timedelta(days=7)
+# Jobs read per Query by jobs_queued_since: in a burst the newest one is usually the answer.
+NEWER_JOBS_PAGE = 4
 
 
 class JobStatus(BaseModel):
@@ -126,16 +129,24 @@ def record_superseded(job_id: str, by: str) -> bool:
     return True
 
 
-def jobs_queued_since(repository_id: str, since: datetime) -> list[SyncJob]:
+def jobs_queued_since(repository_id: str, since: datetime) -> Iterator[SyncJob]:
     """The repository's jobs recorded after `since` that have not ended failed or superseded
-    (each will run, runs or ran a sync that starts after `since`), oldest first."""
+    (each will run, runs or ran a sync that starts after `since`), newest first.
+
+    Read lazily, a few at a time: a caller looking for one (the supersede check) stops at the
+    first that does, and in a burst of deliveries reading all of them at every check made the
+    checks quadratic in the burst."""
     with translated(f"jobs of repository {repository_id}"):
         rows = JobRow.by_repository.query(
             repository_id,
             JobRow.created_at > since,
             filter_condition=JobRow.status.is_in("queued", "running", "succeeded"),
+            scan_index_forward=False,
+            page_size=NEWER_JOBS_PAGE,
         )
-        return [SyncJob.model_validate_json(row.message) for row in rows if row.message]
+        for row in rows:
+            if row.message:
+                yield SyncJob.model_validate_json(row.message)
 
 
 def record_requeued(job_id: str) -> None:

@@ -81,14 +81,11 @@ def _kept_whole(job: SyncJob) -> list[Action]:
     the row would hold a status and nothing of the request (`GET /jobs/{id}` could not answer).
     """
     now = utcnow()
-    attributes = {name: getattr(JobRow, name) for name in _request(job)}
-    actions: list[Action] = [
-        attribute.set(attribute | value)  # if_not_exists(attribute, value)
-        for attribute, value in ((attributes[name], value) for name, value in _request(job).items())
+    kept = {**_request(job), "created_at": now, "expires_at": now + RETENTION}
+    # `attribute | value` is DynamoDB's if_not_exists(attribute, value).
+    return [
+        getattr(JobRow, name).set(getattr(JobRow, name) | value) for name, value in kept.items()
     ]
-    actions.append(JobRow.created_at.set(JobRow.created_at | now))
-    actions.append(JobRow.expires_at.set(JobRow.expires_at | now + RETENTION))
-    return actions
 
 
 def record_running(job: SyncJob) -> None:

@@ -3,90 +3,25 @@ token is what every call carries."""
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ferry_agent.control_plane import ControlPlane, ControlPlaneError
+from tests.tls import tls_for
 
 SESSION = {"agent_id": "agt_tls", "name": "tls", "queue_url": "q", "region": "us-east-1"}
-
-
-def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
-    )
-    if subject == issuer:
-        builder = builder.add_extension(
-            x509.BasicConstraints(ca=True, path_length=None), critical=True
-        ).add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-    else:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
-        ).add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    return builder.sign(signer, hashes.SHA256())
 
 
 @pytest.fixture
 def private_ca_api(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTPS stand-in for the agent session route, with a certificate for `localhost` from a
     throwaway CA; yields its URL and the CA file."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("ferry test CA", ca_key, "ferry test CA", ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = _certificate("localhost", key, "ferry test CA", ca_key)
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    chain = tmp_path / "server.pem"
-    chain.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + leaf.public_bytes(serialization.Encoding.PEM)
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(chain)
+    context, ca_file = tls_for("localhost", tmp_path)
 
     class Session(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

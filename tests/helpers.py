@@ -173,8 +173,8 @@ def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
     the queue is empty and the status still the last one while the job is running."""
     from ferry.domain.models import RepositorySyncStatus
     from ferry.settings import get_settings
-    from ferry.store.jobs import list_unfinished_jobs
     from ferry.store.repositories import get_repository
+    from ferry.store.tables import JobRow
 
     sqs = boto3.client("sqs")
 
@@ -186,7 +186,13 @@ def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
         return (
             all(int(value) == 0 for value in counts.values())
             and get_repository(repository_id).sync_status is not RepositorySyncStatus.SYNCING
-            and not any(job.repository_id == repository_id for job in list_unfinished_jobs())
+            and not any(
+                JobRow.by_repository.query(
+                    repository_id,
+                    filter_condition=JobRow.status.is_in("queued", "running"),
+                    limit=1,
+                )
+            )
         )
 
     wait_for(idle, timeout=timeout, what=f"repository {repository_id} to be idle")
@@ -372,6 +378,7 @@ class AwsCalls:
     def __init__(self, threads: Callable[[str], bool]) -> None:
         self._threads = threads
         self.calls: list[tuple[str, str, str | None]] = []
+        self._items: list[tuple[str, int]] = []  # (operation, items it returned)
 
     def __enter__(self) -> AwsCalls:
         import threading
@@ -383,11 +390,16 @@ class AwsCalls:
         lock = threading.Lock()
 
         def counted(client: Any, operation: str, params: Any) -> Any:
-            if self._threads(threading.current_thread().name):
-                table = params.get("TableName") if isinstance(params, dict) else None
+            if not self._threads(threading.current_thread().name):
+                return original(client, operation, params)
+            table = params.get("TableName") if isinstance(params, dict) else None
+            with lock:
+                self.calls.append((client.meta.service_model.service_name, operation, table))
+            answer = original(client, operation, params)
+            if isinstance(answer, dict) and "Count" in answer:
                 with lock:
-                    self.calls.append((client.meta.service_model.service_name, operation, table))
-            return original(client, operation, params)
+                    self._items.append((operation, int(answer["Count"])))
+            return answer
 
         setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
         return self
@@ -399,6 +411,10 @@ class AwsCalls:
 
     def count(self, operation: str, table: str | None = None) -> int:
         return sum(1 for _s, op, t in self.calls if op == operation and (table in (None, t)))
+
+    def items_returned(self, operation: str) -> int:
+        """How many items the calls of `operation` returned together (Query, Scan)."""
+        return sum(n for op, n in self._items if op == operation)
 
 
 @contextmanager

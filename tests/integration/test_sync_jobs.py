@@ -5,6 +5,7 @@ back is a rollback's: tests/integration/test_status_truth.py)."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ferry.local.stack import LocalStack
 from ferry.store.jobs import forget_job, record_queued
 from ferry.sync.queue import start_sync_execution, superseding_job
 from tests.helpers import (
+    AwsCalls,
     commit,
     compose,
     create_repository,
@@ -204,8 +206,6 @@ def test_supersede_check_reads_the_newest_jobs_only(api: httpx.Client, unique: s
     them made the check quadratic in the burst (40 % of the process's CPU in the ingest
     benchmark went to returning them). The newest jobs come first, a page at a time, and the
     first one that does everything the older job would ends the search."""
-    from ferry.store.tables import JobRow
-
     repository_id = f"repo_{unique}"
     hints = [
         SyncJob(
@@ -218,17 +218,9 @@ def test_supersede_check_reads_the_newest_jobs_only(api: httpx.Client, unique: s
     ]
     for job in hints:
         assert record_queued(job)
-    items_returned: list[int] = []
-
-    def count(parsed: dict[str, object], **_kwargs: object) -> None:
-        items_returned.append(int(str(parsed.get("Count", 0))))
-
-    client_events = JobRow._get_connection().connection.client.meta.events
-    client_events.register("after-call.dynamodb.Query", count)
-    try:
+    here = threading.current_thread().name
+    with AwsCalls(lambda thread: thread == here) as aws:
         newer = superseding_job(hints[0])
-    finally:
-        client_events.unregister("after-call.dynamodb.Query", count)
 
     assert newer == hints[-1].job_id  # the newest does everything the oldest would
-    assert 0 < sum(items_returned) <= 5, items_returned
+    assert 0 < aws.items_returned("Query") <= 5, aws.calls

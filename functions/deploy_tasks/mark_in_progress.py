@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry.aws.metrics import metrics
-from ferry.aws.tracing import tracer
+from ferry.aws.handlers import lambda_handler
 from ferry.deploy import progress
 
-logger = Logger()
 
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Through its module, so that a test can replace the function this handler runs.
     return progress.mark_in_progress(event)

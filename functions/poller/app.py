@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry.aws.metrics import metrics
-from ferry.aws.tracing import tracer
+from ferry.aws.handlers import lambda_handler
 from ferry.deploy.sweep import sweep_applications
 from ferry.sync.polling import poll_due_repositories
 
-logger = Logger()
 
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     queued = poll_due_repositories()
     return {"queued": queued, "swept": sweep_applications()}

@@ -11,8 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry.aws.metrics import metrics, record_sync_duration
-from ferry.aws.tracing import tracer
+from ferry.aws.handlers import lambda_handler
+from ferry.aws.metrics import record_sync_duration
 from ferry.domain.messages import SyncJob
 from ferry.sync.run import (
     ResolvedCommit,
@@ -27,18 +27,14 @@ from ferry.sync.run import (
 logger = Logger()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event)
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
     return plan_sync(job).model_dump(mode="json")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event["job"])
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
@@ -50,9 +46,7 @@ def batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return sync_batch(job, planned, list(event["application_ids"])).model_dump(mode="json")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def end(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = SyncJob.model_validate(event["job"])
     logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)

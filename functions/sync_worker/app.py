@@ -18,8 +18,7 @@ from aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ferry.aws.metrics import metrics
-from ferry.aws.tracing import tracer
+from ferry.aws.handlers import lambda_handler
 from ferry.domain.messages import SyncJob
 from ferry.sync.queue import start_sync_execution
 
@@ -36,9 +35,7 @@ def record_handler(record: SQSRecord) -> None:
     start_sync_execution(job)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=record_handler, processor=processor, context=context

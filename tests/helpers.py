@@ -331,16 +331,24 @@ def dispatch_definition(
     }
 
 
+def registered_application(
+    api: httpx.Client, repository_id: str, unique: str
+) -> tuple[dict[str, Any], ScriptedAgent]:
+    """A new agent `host-<unique>` and an application `app-<unique>` on the repository, and a
+    scripted agent on that agent's queue (where the application's first deploy arrives)."""
+    agent = create_agent(api, f"host-{unique}")
+    application = create_application(
+        api, name=f"app-{unique}", repository_id=repository_id, agent_id=agent["id"]
+    )
+    return application, ScriptedAgent(agent_queue_url(agent["id"]))
+
+
 def deployed_once(
     api: httpx.Client, repository_id: str, unique: str, *, commit: str | None = None
 ) -> tuple[dict[str, Any], ScriptedAgent]:
     """A new agent `host-<unique>` and an application `app-<unique>` on the repository, deployed
     once by a scripted agent (at `commit` when given), with the repository's sync settled."""
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository_id, agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    application, scripted = registered_application(api, repository_id, unique)
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced", commit=commit)
     wait_for_idle_sync(repository_id)

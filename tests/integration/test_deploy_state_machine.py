@@ -14,15 +14,13 @@ from ferry.store.applications import get_application as stored_application
 from tests.conftest import TEST_HEARTBEAT_SECONDS
 from tests.helpers import (
     ScriptedAgent,
-    agent_queue_url,
     commit,
     compose,
-    create_agent,
-    create_application,
     create_repository,
     finished_deployments,
     get_application,
     push_webhook,
+    registered_application,
     wait_for,
     wait_for_status,
 )
@@ -41,11 +39,8 @@ FULL_PATH = [
 def _deploying(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, ScriptedAgent, str]:
     head = commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    return application, ScriptedAgent(agent_queue_url(agent["id"])), head
+    application, agent = registered_application(api, repository["id"], unique)
+    return application, agent, head
 
 
 def _execution(request_id: str) -> ExecutionView:
@@ -175,11 +170,7 @@ def test_deploy_marked_by_sync_waits_for_slot_an_older_deploy_holds(
 ) -> None:
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    host = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=host["id"]
-    )
-    agent = ScriptedAgent(agent_queue_url(host["id"]))
+    application, agent = registered_application(api, repository["id"], unique)
     older = agent.take()  # at the agent: it holds the application's deploy slot
     newer_commit = commit(git_repo, "app/compose.yaml", compose(greeting="newer"), "newer")
     accepted = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])

@@ -40,6 +40,7 @@ from tests.helpers import (
     events,
     finished_deployments,
     push_webhook,
+    registered_application,
     wait_for,
     wait_for_idle_sync,
     wait_for_status,
@@ -51,11 +52,7 @@ def synced_app(api: httpx.Client, git_repo: Path, unique: str) -> tuple[dict, di
     """An application deployed once (by a scripted agent) at the repository's first commit."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    application, scripted = registered_application(api, repository["id"], unique)
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced")
     finished_deployments(api, application["id"])  # its event completes a moment after the row
@@ -232,11 +229,7 @@ def test_sync_same_job_twice_starts_one_deploy(
 ) -> None:
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")
-    agent = create_agent(api, f"host-{unique}")
-    application = create_application(
-        api, name=f"app-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-    )
-    scripted = ScriptedAgent(agent_queue_url(agent["id"]))
+    application, scripted = registered_application(api, repository["id"], unique)
     scripted.succeed(scripted.take())
     wait_for_status(api, application["id"], "synced")
     head = commit(git_repo, "app/compose.yaml", compose(greeting="again"))
@@ -293,9 +286,11 @@ def test_sync_resolves_each_branch_once_and_skips_empty_branches(
     assert len(report.applications) == 3
 
 
-def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
+def _three_applications(
     api: httpx.Client, git_repo: Path, unique: str
-) -> None:
+) -> tuple[dict, dict, list[dict]]:
+    """A manually synced repository and three applications of its one compose file, all on one
+    new agent; their first syncs are under way."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo, sync_type="manual")
     agent = create_agent(api, f"host-{unique}")
@@ -305,13 +300,14 @@ def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
         )
         for i in range(3)
     ]
-    # Every first sync has written its deploy (the repository alone can look idle between a
-    # job leaving the queue and its execution marking the repository `syncing`).
-    wait_for(
-        lambda: all(stored_application(a["id"]).current_request_id for a in applications),
-        what="the applications' first deploys",
-    )
-    wait_for_idle_sync(repository["id"])
+    return repository, agent, applications
+
+
+def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    repository, _agent, applications = _three_applications(api, git_repo, unique)
+    wait_for_idle_sync(repository["id"])  # every first sync has written its deploy
     changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
     job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")
     plan = plan_sync(job)
@@ -349,15 +345,7 @@ def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
 def test_plan_sync_of_one_application_reads_only_it(
     api: httpx.Client, git_repo: Path, unique: str
 ) -> None:
-    commit(git_repo, "app/compose.yaml", compose())
-    repository = create_repository(api, git_repo, sync_type="manual")
-    agent = create_agent(api, f"host-{unique}")
-    applications = [
-        create_application(
-            api, name=f"app{i}-{unique}", repository_id=repository["id"], agent_id=agent["id"]
-        )
-        for i in range(3)
-    ]
+    repository, agent, applications = _three_applications(api, git_repo, unique)
     # Their first deploys end before the measured batch: a deploy still waiting for its agent
     # would end meanwhile and its status write would race the batch's (a retried write).
     scripted = ScriptedAgent(agent_queue_url(agent["id"]))

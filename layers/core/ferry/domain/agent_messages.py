@@ -97,8 +97,8 @@ class DeployMessage(BaseModel):
     request: AgentRequest
 
 
-class UndeployResult(BaseModel):
-    """The agent's answer to an undeploy job."""
+class AgentAnswer(BaseModel):
+    """What every answer of the agent to a job says: which request, and whether it worked."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -106,6 +106,10 @@ class UndeployResult(BaseModel):
     application_id: str
     success: bool
     error_message: str | None = None
+
+
+class UndeployResult(AgentAnswer):
+    """The agent's answer to an undeploy job."""
 
 
 class ContainerState(BaseModel):
@@ -119,15 +123,9 @@ class ContainerState(BaseModel):
     image_digest: str | None = None
 
 
-class DeployResult(BaseModel):
+class DeployResult(AgentAnswer):
     """The agent's answer to a deploy job (the task token's success output)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    request_id: str
-    application_id: str
-    success: bool
-    error_message: str | None = None
     health: HealthStatus = HealthStatus.UNKNOWN
     containers: list[ContainerState] = Field(default_factory=list)
     image_digests: dict[str, str] = Field(default_factory=dict)

@@ -22,16 +22,26 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def _settings_file(folder: Path, *more: str) -> Path:
+    """An agent settings file with the API, a token and 2 parallel deploys, then `more` lines."""
+    settings = folder / "ferry-agent.env"
+    lines = [
+        "FERRY_API_URL=https://ferry.example.com",
+        "FERRY_AGENT_TOKEN=agt_file.secret",
+        "FERRY_MAX_PARALLEL_DEPLOYS=2",
+        *more,
+    ]
+    settings.write_text("".join(f"{line}\n" for line in lines))
+    return settings
+
+
 def test_config_file_supplies_settings_and_environment_overrides_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = tmp_path / "ferry-agent.env"
-    settings.write_text(
-        "FERRY_API_URL=https://ferry.example.com\n"
-        "FERRY_AGENT_TOKEN=agt_file.secret\n"
-        "FERRY_MAX_PARALLEL_DEPLOYS=2\n"
-        'FERRY_POLICY_BYPASS={"monitoring": ["docker_socket"]}\n'
-        "DOCKER_HOST=ssh://deploy@docker-host\n"
+    settings = _settings_file(
+        tmp_path,
+        'FERRY_POLICY_BYPASS={"monitoring": ["docker_socket"]}',
+        "DOCKER_HOST=ssh://deploy@docker-host",
     )
     monkeypatch.setenv("FERRY_MAX_PARALLEL_DEPLOYS", "6")
 
@@ -74,12 +84,7 @@ def test_config_max_parallel_jobs_still_read_under_its_old_name(
 def test_config_environment_wins_over_file_under_another_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = tmp_path / "ferry-agent.env"
-    settings.write_text(
-        "FERRY_API_URL=https://ferry.example.com\n"
-        "FERRY_AGENT_TOKEN=agt_file.secret\n"
-        "FERRY_MAX_PARALLEL_DEPLOYS=2\n"
-    )
+    settings = _settings_file(tmp_path)
     monkeypatch.setenv("FERRY_MAX_PARALLEL_JOBS", "3")
     monkeypatch.setenv("ferry_heartbeat_seconds", "5")  # names are read in any case
 

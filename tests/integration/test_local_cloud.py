@@ -181,12 +181,127 @@ def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
 
     assert second_tree is first_tree  # parsed once
     assert second_program is not first_program  # the execution's state is its own
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parse: Any = getattr(json_path, "parse")  # noqa: B009  # moto does not export it
+    assert parse("$.job.id") is parse("$.job.id")  # each path parsed once
+    assert json_path.extract_json("$.job.id", {"job": {"id": "j"}}) == "j"
     package = os.path.dirname(moto.__file__)
     assert list(backends.list_of_moto_modules()) == sorted(
         entry
         for entry in os.listdir(package)
         if os.path.isdir(os.path.join(package, entry)) and not entry.startswith("__")
     )
+
+
+def test_emulator_costs_write_dynamodb_attribute_values_as_moto_does() -> None:
+    """The fast writer of DynamoDB attribute values (local/emulator_costs.py) gives the same
+    answer, byte for byte, as moto's own serializer, for every kind of value."""
+    from moto.core.serialize import JSONSerializer, XFormedAttributePicker
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    from ferry.local import emulator_costs
+
+    emulator_costs.install()
+
+    class MotoSerializer(JSONSerializer):
+        _serialize_type_structure = emulator_costs.moto_serialize_structure
+
+    item: dict[str, Any] = {
+        "id": {"S": "app_1"},
+        "empty": {"S": ""},
+        "count": {"N": "42"},
+        "ratio": {"N": "-0.5"},
+        "blob": {"B": "aGVsbG8="},
+        "strings": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "blobs": {"BS": ["aGVsbG8=", "d29ybGQ="]},
+        "nothing": {"NULL": True},
+        "yes": {"BOOL": True},
+        "no": {"BOOL": False},
+        "nested": {
+            "M": {
+                "list": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"deep": {"BOOL": False}}}]},
+                "bytes": {"B": "AAEC"},
+                "empty_map": {"M": {}},
+                "empty_list": {"L": []},
+            }
+        },
+    }
+    stored = {name: DynamoType(value) for name, value in item.items()}
+    result = dynamo_to_dict({"Items": [stored, stored], "Count": 2, "ScannedCount": 2})
+    model = get_service_model("dynamodb")
+
+    def body(serializer_class: type[JSONSerializer]) -> str:
+        serializer = serializer_class(
+            operation_model=model.operation_model("Query"),
+            value_picker=XFormedAttributePicker(),
+        )
+        return str(serializer.serialize(result)["body"])
+
+    fast = body(JSONSerializer)
+    assert fast == body(MotoSerializer)
+    assert json.loads(fast)["Items"][0] == item
+
+
+def test_emulator_costs_check_update_expressions_as_moto_does(stack: LocalStack) -> None:
+    """UpdateItem's expression checks run once at the root (local/emulator_costs.py): a valid
+    expression applies as before, also reused on other items (its parse is kept), and an
+    invalid one gets moto's own error."""
+    from ferry.settings import get_settings
+
+    table = get_settings().name_guards_table
+    client = boto3.client("dynamodb")
+    names = {f"#a{i}": f"attr{i}" for i in range(12)} | {"#n": "count", "#r": "gone"}
+    values = {f":v{i}": {"S": f"value {i}"} for i in range(12)} | {
+        ":zero": {"N": "0"},
+        ":one": {"N": "1"},
+    }
+    many = ", ".join(f"#a{i} = :v{i}" for i in range(12))
+    expression = f"SET {many}, #n = if_not_exists(#n, :zero) + :one REMOVE #r"
+    keys = [{"id": {"S": f"expr#{secrets.token_hex(4)}"}} for _ in range(2)]
+    for key in keys:
+        client.put_item(TableName=table, Item=key | {"gone": {"S": "x"}})
+    for key in keys + keys[:1]:
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    first, second = (client.get_item(TableName=table, Key=key)["Item"] for key in keys)
+    assert (first["count"], second["count"]) == ({"N": "2"}, {"N": "1"})
+    assert "gone" not in first and first["attr11"] == {"S": "value 11"}
+
+    counted = "#n = if_not_exists(#n, :zero) + :one"
+    refused = {
+        f"SET {many} SET {counted} REMOVE #r": 'The "SET" section can only be used once',
+        f"SET {many}, {counted} REMOVE #r REMOVE #r": (
+            'The "REMOVE" section can only be used once'
+        ),
+        f"SET {many}, #a3 = :one, {counted} REMOVE #r": (
+            "Two document paths overlap with each other; must remove or rewrite one of these "
+            "paths; path one: [attr3], path two: [attr3]"
+        ),
+        f"SET {many}, nested.inner = :one, nested = :zero, {counted} REMOVE #r": (
+            "Two document paths overlap with each other; must remove or rewrite one of these "
+            "paths; path one: [nested, inner], path two: [nested]"
+        ),
+    }
+    for invalid, message in refused.items():
+        with pytest.raises(ClientError) as refusal:
+            client.update_item(
+                TableName=table,
+                Key=keys[0],
+                UpdateExpression=invalid,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        assert message in str(refusal.value)
+    assert client.get_item(TableName=table, Key=keys[0])["Item"] == first
 
 
 def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(

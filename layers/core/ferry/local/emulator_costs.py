@@ -7,23 +7,62 @@
   ANTLR parse is tens of milliseconds, the webhook → agent path runs two executions): the parse
   tree is kept per definition, and each execution still builds its own evaluation components
   from it (the tree is only read; the components hold the execution's state).
+- moto writes every answer through botocore's shapes, and a DynamoDB item's attribute values
+  are structures of ten members, each looked up through a picker that builds its context per
+  member: a 500-application Query spent most of its time there, the sync's writes that return
+  their rows too. An attribute value is written straight to its wire form instead (the same
+  JSON, member by member in the shape's order, blobs in base64).
+- moto checks an UpdateItem's expression with ten tree walks, and two of them (one SET, REMOVE
+  and ADD clause at most; no two actions on one path) run their check again at each of the
+  expression's nested nodes, each check walking the node's whole subtree: quadratic in the
+  actions (a 16-action write spent about 10 ms there). A subtree's clauses and paths are some of
+  the whole expression's, so a check that passes at the root passes everywhere: it runs there
+  once, and only an expression that fails it is walked moto's way, for moto's own error. Each
+  walk also rebuilt its table of node handlers at every node: it is built once per walk. The
+  expression is parsed twice per call (moto's handler and its backend): the parse of each
+  expression text is kept (the checks work on their own copy of it).
+- moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
+  state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
+  kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
 
 moto is pinned exactly; tests/integration/test_local_cloud.py covers both replacements.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 
 from moto import backends
+from moto.core.serialize import BaseJSONSerializer
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
+# moto's DynamoDB expression modules carry no types.
+_ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+_expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
+_validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+_json_path_users: tuple[Any, ...] = tuple(
+    importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
+    for name in ("utils.json_path", "component.common.path.result_path")
+)
+
 _MARKER = "_ferry_cached"
 _DEFINITIONS_KEPT = 32
+# DynamoDB's AttributeValue members in the shape's order (moto writes them in that order).
+_STRINGS, _BLOBS = ("S", "N"), ("B",)
+_STRING_SETS, _BLOB_SETS = ("SS", "NS"), ("BS",)
+_ATTRIBUTE_VALUE_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+_EXPRESSIONS_KEPT = 256
+_JSON_PATHS_KEPT = 512
+# moto's own structure writer, kept for every other structure (and for tests to compare with).
+moto_serialize_structure = BaseJSONSerializer._serialize_type_structure
+moto_traverse = _ast.DepthFirstTraverser.traverse
 
 
 def install() -> None:
@@ -46,6 +85,60 @@ def install() -> None:
 
         setattr(parse, _MARKER, True)
         parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    if not getattr(BaseJSONSerializer._serialize_type_structure, _MARKER, False):
+        setattr(_serialize_type_structure, _MARKER, True)
+        BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    _install_update_expression_checks()
+    for module in _json_path_users:
+        if not getattr(module.parse, _MARKER, False):
+            parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
+            setattr(parse_path, _MARKER, True)
+            module.parse = parse_path
+
+
+def _install_update_expression_checks() -> None:
+    traverser = _ast.DepthFirstTraverser
+    if getattr(traverser.process, _MARKER, False):
+        return
+    for function in (_handlers, _process, _nodes_to_be_processed, _checked_at_the_root):
+        setattr(function, _MARKER, True)
+    traverser.process = _process
+    traverser.nodes_to_be_processed = _nodes_to_be_processed
+    _validators.ActionCountValidator.traverse = _checked_at_the_root
+    _validators.OverlappingPathsValidator.traverse = _checked_at_the_root
+    parser = _expressions.UpdateExpressionParser
+    parse: Any = functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)(parser.make.__func__)
+    parser.make = classmethod(parse)
+
+
+def _handlers(traverser: Any) -> dict[type, Any]:
+    # A walk's handlers are bound methods of its own: the same at every node.
+    handlers = traverser.__dict__.get("_ferry_handlers")
+    if handlers is None:
+        handlers = traverser.__dict__["_ferry_handlers"] = traverser._processing_map()
+    return handlers  # type: ignore[no-any-return]
+
+
+def _process(self: Any, node: Any) -> Any:
+    for node_class, handler in _handlers(self).items():
+        if isinstance(node, node_class):
+            return handler(node)
+    return None
+
+
+def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+    return tuple(_handlers(self))
+
+
+def _checked_at_the_root(self: Any, node: Any) -> Any:
+    # Both checks leave the tree as it is and raise on what they find; see the module docstring.
+    if isinstance(node, _ast.UpdateExpression):
+        try:
+            _process(self, node)
+        except Exception:
+            return moto_traverse(self, node)  # moto's walk, for moto's own error
+        return node
+    return moto_traverse(self, node)
 
 
 def _parse_tree(original: Any) -> Any:
@@ -55,3 +148,48 @@ def _parse_tree(original: Any) -> Any:
         return tree
 
     return tree_of
+
+
+def _serialize_type_structure(
+    self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str
+) -> None:
+    if key and shape.name == "AttributeValue" and isinstance(value, Mapping):
+        serialized[self.get_serialized_name(shape, key)] = attribute_value_wire(value)
+        return
+    moto_serialize_structure(self, serialized, value, shape, key)
+
+
+def attribute_value_wire(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB attribute value as moto's serializer writes it: members that are None left
+    out, strings as `str`, blobs in base64, maps and lists member by member."""
+    wire: dict[str, Any] = {}
+    for member in _ATTRIBUTE_VALUE_MEMBERS:
+        item = value.get(member)
+        if item is None:
+            continue
+        if member in _STRINGS:
+            wire[member] = _string(item)
+        elif member in _BLOBS:
+            wire[member] = _base64(item)
+        elif member in _STRING_SETS:
+            wire[member] = [_string(x) for x in item]
+        elif member in _BLOB_SETS:
+            wire[member] = [_base64(x) for x in item]
+        elif member == "M":
+            wire[member] = {k: attribute_value_wire(v) for k, v in item.items() if v is not None}
+        elif member == "L":
+            wire[member] = [None if v is None else attribute_value_wire(v) for v in item]
+        else:  # NULL, BOOL
+            wire[member] = item
+    return wire
+
+
+def _string(value: Any) -> Any:
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value) if value not in (None, {}, []) else value
+
+
+def _base64(value: str | bytes) -> str:
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    return base64.b64encode(raw).strip().decode("utf-8")

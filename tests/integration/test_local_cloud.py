@@ -275,6 +275,31 @@ def test_emulator_costs_check_update_expressions_as_moto_does(stack: LocalStack)
     first, second = (client.get_item(TableName=table, Key=key)["Item"] for key in keys)
     assert (first["count"], second["count"]) == ({"N": "2"}, {"N": "1"})
     assert "gone" not in first and first["attr11"] == {"S": "value 11"}
+    # Functions, nested paths, ADD and DELETE: node kinds the checks' copy of the tree holds.
+    client.put_item(
+        TableName=table,
+        Item=keys[1] | {"l": {"L": [{"S": "a"}]}, "m": {"M": {"x": {"N": "1"}, "y": {"S": "y"}}}},
+    )
+    client.update_item(
+        TableName=table,
+        Key=keys[1],
+        UpdateExpression=(
+            "SET l = list_append(l, :l), m.x = m.x + :one, #n = if_not_exists(#n, :one) "
+            "REMOVE m.y ADD s :s DELETE t :s"
+        ),
+        ExpressionAttributeNames={"#n": "count"},
+        ExpressionAttributeValues={
+            ":l": {"L": [{"S": "b"}]},
+            ":one": {"N": "1"},
+            ":s": {"SS": ["q"]},
+        },
+    )
+    assert client.get_item(TableName=table, Key=keys[1])["Item"] == keys[1] | {
+        "l": {"L": [{"S": "a"}, {"S": "b"}]},
+        "m": {"M": {"x": {"N": "2"}}},
+        "count": {"N": "1"},
+        "s": {"SS": ["q"]},
+    }
 
     counted = "#n = if_not_exists(#n, :zero) + :one"
     refused = {

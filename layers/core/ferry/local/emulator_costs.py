@@ -20,7 +20,9 @@
   once, and only an expression that fails it is walked moto's way, for moto's own error. Each
   walk also rebuilt its table of node handlers at every node: it is built once per walk. The
   expression is parsed twice per call (moto's handler and its backend): the parse of each
-  expression text is kept (the checks work on their own copy of it).
+  expression text is kept (the checks work on their own copy of it). That copy was a
+  `copy.deepcopy` of the tree, slower than parsing it again: a tree of plain nodes (a type, a
+  parent, children that are nodes or strings) is copied node by node instead.
 - moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
   state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
   kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
@@ -31,6 +33,7 @@ moto is pinned exactly; tests/integration/test_local_cloud.py covers both replac
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import importlib
 from collections.abc import Iterable, Mapping
@@ -100,12 +103,13 @@ def _install_update_expression_checks() -> None:
     traverser = _ast.DepthFirstTraverser
     if getattr(traverser.process, _MARKER, False):
         return
-    for function in (_handlers, _process, _nodes_to_be_processed, _checked_at_the_root):
+    for function in (_handlers, _process, _nodes_to_be_processed, _checked_at_the_root, _copied):
         setattr(function, _MARKER, True)
     traverser.process = _process
     traverser.nodes_to_be_processed = _nodes_to_be_processed
     _validators.ActionCountValidator.traverse = _checked_at_the_root
     _validators.OverlappingPathsValidator.traverse = _checked_at_the_root
+    _validators.deepcopy = _copied
     parser = _expressions.UpdateExpressionParser
     parse: Any = functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)(parser.make.__func__)
     parser.make = classmethod(parse)
@@ -128,6 +132,43 @@ def _process(self: Any, node: Any) -> Any:
 
 def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
     return tuple(_handlers(self))
+
+
+_PLAIN_NODE = frozenset({"type", "children", "parent"})
+_PLAIN_LEAVES = (str, int, float, bool, type(None))
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _copied(value: Any) -> Any:
+    # The validators' copy of an expression tree (and of a list value for list_append).
+    if isinstance(value, _ast.Node) and value.parent is None:
+        try:
+            return _tree_copy(value, None)
+        except _NotPlain:
+            pass
+    return copy.deepcopy(value)
+
+
+def _tree_copy(node: Any, parent: Any) -> Any:
+    if not _PLAIN_NODE.issuperset(node.__dict__):
+        raise _NotPlain
+    twin = object.__new__(type(node))
+    twin.__dict__.update(node.__dict__)
+    twin.parent = parent
+    if node.children is not None:
+        children = []
+        for child in node.children:
+            if isinstance(child, _ast.Node):
+                children.append(_tree_copy(child, twin))
+            elif isinstance(child, _PLAIN_LEAVES):
+                children.append(child)
+            else:
+                raise _NotPlain
+        twin.children = children
+    return twin
 
 
 def _checked_at_the_root(self: Any, node: Any) -> Any:

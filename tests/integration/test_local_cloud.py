@@ -329,6 +329,36 @@ def test_emulator_costs_check_update_expressions_as_moto_does(stack: LocalStack)
     assert client.get_item(TableName=table, Key=keys[0])["Item"] == first
 
 
+def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> None:
+    """SendMessage reads only the queue's deduplication setting (local/emulator_costs.py):
+    content-based deduplication still drops a repeated body, explicit ids still count, and the
+    queue's attributes still count its messages."""
+    sqs = boto3.client("sqs")
+    name = f"costs-{secrets.token_hex(4)}"
+    deduplicated = sqs.create_queue(
+        QueueName=f"{name}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    by_id = sqs.create_queue(QueueName=f"{name}-ids.fifo", Attributes={"FifoQueue": "true"})[
+        "QueueUrl"
+    ]
+    plain = sqs.create_queue(QueueName=name)["QueueUrl"]
+    for body in ("one", "one", "two"):
+        sqs.send_message(QueueUrl=deduplicated, MessageBody=body, MessageGroupId="g")
+        sqs.send_message(
+            QueueUrl=by_id, MessageBody=body, MessageGroupId="g", MessageDeduplicationId="same"
+        )
+        sqs.send_message(QueueUrl=plain, MessageBody=body)
+
+    def count(url: str) -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    assert (count(deduplicated), count(by_id), count(plain)) == (2, 1, 3)
+    attributes = sqs.get_queue_attributes(QueueUrl=deduplicated, AttributeNames=["All"])
+    assert attributes["Attributes"]["ContentBasedDeduplication"] == "true"
+
+
 def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
     stack: LocalStack,
 ) -> None:

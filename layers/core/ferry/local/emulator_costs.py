@@ -23,6 +23,11 @@
   expression text is kept (the checks work on their own copy of it). That copy was a
   `copy.deepcopy` of the tree, slower than parsing it again: a tree of plain nodes (a type, a
   parent, children that are nodes or strings) is copied node by node instead.
+- moto's SQS SendMessage reads the queue's attributes for one of them (content-based
+  deduplication), and building them counts the queue's visible, delayed and in-flight messages,
+  each message asking the clock: every send cost as much as the queue was long (the sync-jobs
+  queue of a burst, an agent's queue of 500 deploys). While a message is sent, a queue's
+  attributes are that one, as moto would have computed it.
 - moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
   state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
   kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
@@ -36,6 +41,7 @@ import base64
 import copy
 import functools
 import importlib
+import threading
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -50,6 +56,7 @@ from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+_sqs: Any = importlib.import_module("moto.sqs.models")
 _json_path_users: tuple[Any, ...] = tuple(
     importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
     for name in ("utils.json_path", "component.common.path.result_path")
@@ -92,11 +99,43 @@ def install() -> None:
         setattr(_serialize_type_structure, _MARKER, True)
         BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
     _install_update_expression_checks()
+    _install_sqs_send()
     for module in _json_path_users:
         if not getattr(module.parse, _MARKER, False):
             parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
             setattr(parse_path, _MARKER, True)
             module.parse = parse_path
+
+
+_sending = threading.local()
+
+
+def _install_sqs_send() -> None:
+    backend, queue = _sqs.SQSBackend, _sqs.Queue
+    if getattr(backend.send_message, _MARKER, False):
+        return
+    send, attributes = backend.send_message, queue.attributes
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sending.active = True
+        try:
+            return send(self, *args, **kwargs)
+        finally:
+            _sending.active = False
+
+    def queue_attributes(self: Any) -> dict[str, Any]:
+        if not getattr(_sending, "active", False):
+            return attributes.fget(self)  # type: ignore[no-any-return]
+        if not self.fifo_queue:
+            return {}
+        deduplication = self.content_based_deduplication
+        if isinstance(deduplication, bool):  # as moto's attributes write booleans
+            deduplication = str(deduplication).lower()
+        return {"ContentBasedDeduplication": deduplication}
+
+    setattr(send_message, _MARKER, True)
+    backend.send_message = send_message
+    queue.attributes = property(queue_attributes)
 
 
 def _install_update_expression_checks() -> None:

@@ -181,6 +181,24 @@ def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
 
     assert second_tree is first_tree  # parsed once
     assert second_program is not first_program  # the execution's state is its own
+    # Each node's text, worked out once per tree, is what ANTLR's own joining gives.
+    from pathlib import Path
+
+    from ferry.local import emulator_costs
+
+    sync_definition = (
+        Path(__file__).parents[2] / "functions/statemachines/sync.asl.json"
+    ).read_text()
+    _program, tree = AmazonStateLanguageParser.parse(sync_definition)
+    texts = emulator_costs._texts_of(tree)
+    nodes, pending = [], [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, emulator_costs.ParserRuleContext):
+            nodes.append(node)
+            pending.extend(node.children or [])
+    assert len(texts) == len(nodes) > 100
+    assert all(texts[id(node)] == emulator_costs.moto_get_text(node) for node in nodes)
     from moto.stepfunctions.parser.asl.utils import json_path
 
     parse: Any = getattr(json_path, "parse")  # noqa: B009  # moto does not export it

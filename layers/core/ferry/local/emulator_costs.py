@@ -6,7 +6,10 @@
 - moto's ASL interpreter parses the state machine's definition again for every execution (the
   ANTLR parse is tens of milliseconds, the webhook → agent path runs two executions): the parse
   tree is kept per definition, and each execution still builds its own evaluation components
-  from it (the tree is only read; the components hold the execution's state).
+  from it (the tree is only read; the components hold the execution's state). Building them
+  asks the tree for the text of its nodes over and over (ANTLR joins a node's text from its
+  children at each call: about a third of the embedded cloud's CPU in a 200-application sync):
+  each node's text is worked out once per tree and read from there while a program is built.
 - moto writes every answer through botocore's shapes, and a DynamoDB item's attribute values
   are structures of ten members, each looked up through a picker that builds its context per
   member: a 500-application Query spent most of its time there, the sync's writes that return
@@ -57,6 +60,9 @@ _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _sqs: Any = importlib.import_module("moto.sqs.models")
+# ANTLR's runtime carries no types either.
+ParserRuleContext: Any = importlib.import_module("antlr4.ParserRuleContext").ParserRuleContext
+RuleContext: Any = importlib.import_module("antlr4.RuleContext").RuleContext
 _json_path_users: tuple[Any, ...] = tuple(
     importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
     for name in ("utils.json_path", "component.common.path.result_path")
@@ -76,7 +82,7 @@ moto_traverse = _ast.DepthFirstTraverser.traverse
 
 
 def install() -> None:
-    """Replace both, once per process (idempotent)."""
+    """Install every replacement above, once per process (idempotent)."""
     if not getattr(backends.list_of_moto_modules, _MARKER, False):
         modules = tuple(backends.list_of_moto_modules())
 
@@ -90,11 +96,16 @@ def install() -> None:
         parse_tree = functools.lru_cache(maxsize=_DEFINITIONS_KEPT)(_parse_tree(parser.parse))
 
         def parse(definition: str) -> tuple[EvalComponent, Any]:
-            tree = parse_tree(definition)
-            return Preprocessor().visit(tree), tree
+            tree, texts = parse_tree(definition)
+            _building.texts = texts
+            try:
+                return Preprocessor().visit(tree), tree
+            finally:
+                _building.texts = None
 
         setattr(parse, _MARKER, True)
         parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+        RuleContext.getText = _kept_text
     if not getattr(BaseJSONSerializer._serialize_type_structure, _MARKER, False):
         setattr(_serialize_type_structure, _MARKER, True)
         BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
@@ -222,12 +233,47 @@ def _checked_at_the_root(self: Any, node: Any) -> Any:
 
 
 def _parse_tree(original: Any) -> Any:
-    def tree_of(definition: str) -> Any:
+    def tree_of(definition: str) -> tuple[Any, dict[int, str]]:
         # A definition that does not parse raises each time (lru_cache keeps no exceptions).
         _program, tree = original(definition)
-        return tree
+        return tree, _texts_of(tree)
 
     return tree_of
+
+
+# The node texts of the tree whose program this thread is building (None: none is).
+_building = threading.local()
+moto_get_text: Any = RuleContext.getText
+
+
+def _texts_of(tree: Any) -> dict[int, str]:
+    """Each rule node's text, by the node's id: the tree is kept with it (so no id is reused
+    while the texts are), and a tree is only read once parsed."""
+    texts: dict[int, str] = {}
+    pending: list[tuple[Any, bool]] = [(tree, False)]
+    while pending:
+        node, children_done = pending.pop()
+        if not isinstance(node, ParserRuleContext):
+            continue
+        children = node.children or []
+        if children_done:
+            texts[id(node)] = "".join(
+                texts[id(child)] if isinstance(child, ParserRuleContext) else child.getText()
+                for child in children
+            )
+        else:
+            pending.append((node, True))
+            pending.extend((child, False) for child in children)
+    return texts
+
+
+def _kept_text(self: Any) -> str:
+    texts: dict[int, str] | None = getattr(_building, "texts", None)
+    if texts is not None:
+        text = texts.get(id(self))
+        if text is not None:
+            return text
+    return str(moto_get_text(self))
 
 
 def _serialize_type_structure(

@@ -377,6 +377,18 @@ def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> Non
     assert attributes["Attributes"]["ContentBasedDeduplication"] == "true"
 
 
+def test_the_started_cloud_is_set_aside_from_the_collectors_walks(stack: LocalStack) -> None:
+    """What the started cloud holds is frozen out of the garbage collector's walks, which run
+    less often (local/emulator_costs.settle_heap)."""
+    import gc
+
+    from ferry.local import emulator_costs
+
+    assert stack.cloud.started
+    assert gc.get_freeze_count() > 100_000
+    assert gc.get_threshold() == emulator_costs._COLLECTION_THRESHOLDS
+
+
 def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
     stack: LocalStack,
 ) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import uvicorn
 
+from ferry.local import emulator_costs
 from ferry.local.iam import LocalIam, acting_as
 from ferry.local.journal import TableJournal
 from ferry.local.lambdas import InProcessLambdas
@@ -113,6 +114,7 @@ class LocalCloud:
         self._start_pollers(plan)
         self._start_scheduler(plan)
         self._start_api(plan)
+        emulator_costs.settle_heap()
         self.started = True
 
     def _point_aws_at_moto(self) -> None:

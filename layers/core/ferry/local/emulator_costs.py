@@ -31,6 +31,14 @@
   each message asking the clock: every send cost as much as the queue was long (the sync-jobs
   queue of a burst, an agent's queue of 500 deploys). While a message is sent, a queue's
   attributes are that one, as moto would have computed it.
+- The embedded cloud is one process holding all of AWS's state and every function's modules:
+  close to 900,000 objects once started, nearly all of them kept until it stops. Python's full
+  collections walk every one (about 0.65 s each, three of them in a 500-application sync, and
+  the younger generations' collections grow with them): what exists once the cloud has started
+  is set aside (`gc.freeze`), so collections walk only what came after, and they run less
+  often (a young generation of 20,000 objects instead of 700; a full collection after 100
+  middle ones instead of 10): in a 500-application sync the collector's time fell from about
+  3 s (three full collections of 0.65 s) to about 1.3 s.
 - moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
   state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
   kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
@@ -43,6 +51,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import gc
 import importlib
 import threading
 from collections.abc import Iterable, Mapping
@@ -75,6 +84,8 @@ _STRINGS, _BLOBS = ("S", "N"), ("B",)
 _STRING_SETS, _BLOB_SETS = ("SS", "NS"), ("BS",)
 _ATTRIBUTE_VALUE_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
 _EXPRESSIONS_KEPT = 256
+# Python's defaults are (700, 10, 10).
+_COLLECTION_THRESHOLDS = (20_000, 20, 100)
 _JSON_PATHS_KEPT = 512
 # moto's own structure writer, kept for every other structure (and for tests to compare with).
 moto_serialize_structure = BaseJSONSerializer._serialize_type_structure
@@ -116,6 +127,14 @@ def install() -> None:
             parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
             setattr(parse_path, _MARKER, True)
             module.parse = parse_path
+
+
+def settle_heap() -> None:
+    """Set aside what the started cloud holds from the garbage collector's walks (after a
+    collection, so that nothing unreachable is kept)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_COLLECTION_THRESHOLDS)
 
 
 _sending = threading.local()

@@ -42,6 +42,7 @@ def batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         repository_id=event["repository_id"],
         commits={b: ResolvedCommit.model_validate(c) for b, c in event["commits"].items()},
         heads=event.get("heads") or {},
+        agent_ids=event.get("agent_ids") or [],
     )
     return sync_batch(job, planned, list(event["application_ids"])).model_dump(mode="json")
 

@@ -14,6 +14,7 @@ from ferry.domain.messages import SyncJob
 from ferry.domain.models import CommitInfo, Repository, RepositorySyncStatus, Trigger
 from ferry.local.stack import LocalStack
 from ferry.settings import get_settings
+from ferry.store.agents import get_agent
 from ferry.store.applications import create_application as store_application
 from ferry.store.applications import get_application as stored_application
 from ferry.store.applications import list_repository_applications
@@ -303,10 +304,10 @@ def _three_applications(
     return repository, agent, applications
 
 
-def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
+def test_sync_batch_reads_in_one_call_and_writes_its_applications_together(
     api: httpx.Client, git_repo: Path, unique: str
 ) -> None:
-    repository, _agent, applications = _three_applications(api, git_repo, unique)
+    repository, agent, applications = _three_applications(api, git_repo, unique)
     wait_for_idle_sync(repository["id"])  # every first sync has written its deploy
     changed = commit(git_repo, "app/compose.yaml", compose(greeting="changed"))
     job = SyncJob(repository_id=repository["id"], trigger=Trigger.MANUAL, job_id=f"job_{unique}")
@@ -321,16 +322,17 @@ def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
 
     assert set(report.applications.values()) == {AppSyncResult.DEPLOYING}
     assert len(report.deploy_requests) == 3
-    # The batch: its rows (with their stored bundles) read in one call; one conditional write
+    # The batch: its repository, its rows (with their stored bundles) and their agent (the
+    # plan names it) read in one call; one conditional write
     # per row that starts a deploy (numbering its two history entries: the sync's and the
     # deploy's running one, and taking the free deploy slot), one take of the feed's counter
     # numbers the announcements, and one batch holds the entries and announcements.
+    assert plan.agent_ids == [agent["id"]]
     assert aws.count("BatchGetItem") == 1
-    assert aws.count("GetItem", settings.applications_table) == 0
+    assert aws.count("GetItem") == 0  # no repository, application or agent read on its own
     assert aws.count("UpdateItem", settings.applications_table) == 3
     assert aws.count("UpdateItem", settings.counters_table) == 1
     assert aws.count("BatchWriteItem") == 1
-    assert aws.count("GetItem", settings.agents_table) == 1  # one agent, read once
     assert aws.count("StartExecution") == 3
     assert {name for name, _op, _table in aws.calls} == {"dynamodb", "stepfunctions"}
     for application in applications:
@@ -340,6 +342,30 @@ def test_sync_batch_writes_its_applications_together_and_reads_one_agent_once(
             if e.type.value == "commit_sync" and e.commit == changed
         ]
         assert started.request_id == report.deploy_requests[application["id"]]
+
+
+def test_batch_read_takes_several_tables_in_calls_of_100_keys(
+    api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    """store/batch_reads.read_batch: the repository, the rows and the agents in one call per
+    100 keys; rows that are gone are left out, and a repository that is gone is NotFound."""
+    from ferry.errors import NotFound
+    from ferry.store.batch_reads import read_batch
+
+    repository, agent, applications = _three_applications(api, git_repo, unique)
+    wait_for_idle_sync(repository["id"])
+    ids = [a["id"] for a in applications]
+    gone = [f"app_gone{i:03d}{unique}" for i in range(120)]
+    here = threading.current_thread().name
+    with AwsCalls(lambda thread: thread == here) as aws:
+        reads = read_batch(repository["id"], [*ids, *gone], [agent["id"], "agent_gone"])
+    assert aws.count("BatchGetItem") == 2  # 125 keys, 100 at a time
+    assert reads.repository.id == repository["id"]
+    assert sorted(reads.applications) == sorted(ids)
+    assert reads.applications[ids[0]].application.name == applications[0]["name"]
+    assert reads.queue_urls == {agent["id"]: get_agent(agent["id"]).queue_url}
+    with pytest.raises(NotFound, match="repository repo_gone not found"):
+        read_batch("repo_gone", ids)
 
 
 def test_plan_sync_of_one_application_reads_only_it(

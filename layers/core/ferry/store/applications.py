@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +124,11 @@ def load_applications(application_ids: Sequence[str]) -> dict[str, LoadedApplica
     missing from the answer."""
     with translated("applications"):
         rows = list(ApplicationRow.batch_get(list(dict.fromkeys(application_ids)), True))
+    return loaded_from_rows(rows)
+
+
+def loaded_from_rows(rows: Iterable[ApplicationRow]) -> dict[str, LoadedApplication]:
+    """Rows read together (by `load_applications` or with other tables' rows), by id."""
     return {
         row.id: LoadedApplication(_to_domain(row), int(row.events_seq or 0), row) for row in rows
     }

@@ -93,6 +93,11 @@ def create_repository(
     return _to_domain(row), secret
 
 
+def repository_from_row(row: RepositoryRow) -> Repository:
+    """A repository row read with other tables' rows (see store/batch_reads.py)."""
+    return _to_domain(row)
+
+
 def get_repository(repository_id: str) -> Repository:
     with translated(f"repository {repository_id}"):
         return _to_domain(RepositoryRow.get(repository_id, consistent_read=True))

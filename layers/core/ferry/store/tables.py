@@ -362,6 +362,43 @@ def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> No
     raise PynamoDBException("batch write: items left unprocessed")
 
 
+# BatchGetItem's limit of keys per call.
+BATCH_GET_KEYS = 100
+
+
+def batch_get(keys: Sequence[tuple[type[Model], str]]) -> list[Model]:
+    """Rows of several tables (each named by its model and hash key) read in one round trip
+    per 100 keys, consistently; rows that do not exist are missing from the answer. What
+    DynamoDB leaves unprocessed is asked again; PynamoDBException when it stays unprocessed."""
+    if not _batch_connection:
+        _batch_connection.append(Connection())
+    client: Any = _batch_connection[0].client
+    models = {model.Meta.table_name: model for model, _key in keys}
+    rows: list[Model] = []
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), BATCH_GET_KEYS):
+        requests: dict[str, Any] = {}
+        for model, key in unique[start : start + BATCH_GET_KEYS]:
+            hash_key = next(a for a in model.get_attributes().values() if a.is_hash_key)
+            wanted = requests.setdefault(
+                model.Meta.table_name, {"Keys": [], "ConsistentRead": True}
+            )
+            wanted["Keys"].append({hash_key.attr_name: {hash_key.attr_type: key}})
+        for _attempt in range(5):
+            try:
+                answer = client.batch_get_item(RequestItems=requests)
+            except (BotoCoreError, ClientError) as exc:
+                raise PynamoDBException(str(exc), cause=exc) from exc
+            for table, items in answer.get("Responses", {}).items():
+                rows.extend(models[table].from_raw_data(item) for item in items)
+            requests = answer.get("UnprocessedKeys") or {}
+            if not requests:
+                break
+        else:
+            raise PynamoDBException("batch get: keys left unprocessed")
+    return rows
+
+
 def reset_connections() -> None:
     """Drop cached connections so the next call picks up the current endpoint (local stack)."""
     for table in ALL_TABLES:

@@ -74,6 +74,7 @@ from ferry.store.applications import (
     list_repository_applications,
     load_applications,
 )
+from ferry.store.batch_reads import read_batch
 from ferry.store.bundles import StoredBundle, archive_of, bundle_of, drop_bundle, keep_bundle
 from ferry.store.events import add_event
 from ferry.store.jobs import record_finished, record_running
@@ -83,6 +84,10 @@ from ferry.sync.resolvers import Resolver, open_repository
 from ferry.sync.status import update_repository_status
 
 logger = Logger(child=True)
+
+# A plan names the agents of its applications for each batch to read with its rows, up to this
+# many (the batch read has room for 100 keys: its rows, the repository and these).
+AGENTS_READ_WITH_A_BATCH = 25
 
 
 class AppSyncResult(StrEnum):
@@ -130,6 +135,9 @@ class SyncPlan(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)  # branch → why it did not resolve
     failed: list[str] = Field(default_factory=list)  # applications of those branches
     batches: list[list[str]] = Field(default_factory=list)  # application ids
+    # The agents of the applications to sync, read by each batch with its rows (empty past
+    # AGENTS_READ_WITH_A_BATCH: then a batch reads the agents it meets as it needs them).
+    agent_ids: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -738,6 +746,10 @@ def plan_sync(job: SyncJob) -> SyncPlan:
             to_sync.extend(a.id for a in branch_apps)
     size = get_settings().sync_batch_size
     plan.batches = [to_sync[i : i + size] for i in range(0, len(to_sync), size)]
+    syncing = set(to_sync)
+    agent_ids = sorted({a.agent_id for a in apps if a.id in syncing})
+    if len(agent_ids) <= AGENTS_READ_WITH_A_BATCH:
+        plan.agent_ids = agent_ids
     return plan
 
 
@@ -767,8 +779,10 @@ def sync_batch(job: SyncJob, plan: SyncPlan, application_ids: list[str]) -> Sync
     """
     report = SyncReport(repository_id=plan.repository_id)
     sync = _context(job, plan)
-    source = _shared_reads(open_repository(get_repository(plan.repository_id)))
-    loaded = load_applications(application_ids)
+    reads = read_batch(plan.repository_id, application_ids, plan.agent_ids)
+    sync.queue_urls.update(reads.queue_urls)
+    source = _shared_reads(open_repository(reads.repository))
+    loaded = reads.applications
     batch: list[tuple[LoadedApplication, CommitInfo]] = []
     for application_id in application_ids:
         found = loaded.get(application_id)

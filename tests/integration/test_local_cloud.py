@@ -167,8 +167,9 @@ def test_dynamodb_concurrent_transactions_one_wins_nothing_else_lost(stack: Loca
 def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
     stack: LocalStack,
 ) -> None:
-    """The embedded cloud keeps moto's ASL parse tree per definition (each execution still gets
-    its own evaluation components) and lists moto's services once (local/emulator_costs.py)."""
+    """The embedded cloud keeps moto's ASL parse tree and program per definition (a definition
+    with a Parallel state gets a program per execution) and lists moto's services once
+    (local/emulator_costs.py)."""
     import os
 
     import moto
@@ -180,7 +181,26 @@ def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
     second_program, second_tree = AmazonStateLanguageParser.parse(definition)
 
     assert second_tree is first_tree  # parsed once
-    assert second_program is not first_program  # the execution's state is its own
+    # The program holds no execution's state: built once, shared, its heap keys drawn before.
+    assert second_program is first_program
+    assert getattr(first_program, "_EvalComponent__heap_key", None) is not None
+    parallel = json.dumps(
+        {
+            "StartAt": "Both",
+            "States": {
+                "Both": {
+                    "Type": "Parallel",
+                    "End": True,
+                    "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}],
+                }
+            },
+        }
+    )
+    # A Parallel state counts its running branches on its component: a program per execution.
+    assert (
+        AmazonStateLanguageParser.parse(parallel)[0]
+        is not (AmazonStateLanguageParser.parse(parallel)[0])
+    )
     # Each node's text, worked out once per tree, is what ANTLR's own joining gives.
     from pathlib import Path
 

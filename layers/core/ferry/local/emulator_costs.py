@@ -10,6 +10,13 @@
   asks the tree for the text of its nodes over and over (ANTLR joins a node's text from its
   children at each call: about a third of the embedded cloud's CPU in a 200-application sync):
   each node's text is worked out once per tree and read from there while a program is built.
+  Even so a program took about 5 ms to build, once per execution (2.5 s of a 500-application
+  sync, one deploy execution each). A program holds no execution's state: the execution's
+  Environment does (moto's own Map runs its iterations side by side through one program),
+  except a Parallel state's branches, which count their running workers on the component, and
+  the key each component takes for its retry counters in the Environment, drawn on first use.
+  So one program is built per definition and shared by its executions, its components' keys
+  drawn before it is shared; a definition with a Parallel state gets a program per execution.
 - moto writes every answer through botocore's shapes, and a DynamoDB item's attribute values
   are structures of ten members, each looked up through a picker that builds its context per
   member: a 500-application Query spent most of its time there, the sync's writes that return
@@ -53,6 +60,7 @@ import copy
 import functools
 import gc
 import importlib
+import json
 import threading
 from collections.abc import Iterable, Mapping
 from enum import Enum
@@ -60,6 +68,7 @@ from typing import Any
 
 from moto import backends
 from moto.core.serialize import BaseJSONSerializer
+from moto.stepfunctions.parser.asl.component.component import Component
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
@@ -106,13 +115,23 @@ def install() -> None:
     if not getattr(parser.parse, _MARKER, False):
         parse_tree = functools.lru_cache(maxsize=_DEFINITIONS_KEPT)(_parse_tree(parser.parse))
 
-        def parse(definition: str) -> tuple[EvalComponent, Any]:
+        def build(definition: str) -> EvalComponent:
             tree, texts = parse_tree(definition)
             _building.texts = texts
             try:
-                return Preprocessor().visit(tree), tree
+                return Preprocessor().visit(tree)  # type: ignore[no-any-return]
             finally:
                 _building.texts = None
+
+        @functools.lru_cache(maxsize=_DEFINITIONS_KEPT)
+        def shared_program(definition: str) -> EvalComponent:
+            return _with_keys_drawn(build(definition))
+
+        def parse(definition: str) -> tuple[EvalComponent, Any]:
+            tree = parse_tree(definition)[0]
+            if _has_parallel_state(definition):
+                return build(definition), tree
+            return shared_program(definition), tree
 
         setattr(parse, _MARKER, True)
         parser.parse = staticmethod(parse)  # type: ignore[method-assign]
@@ -249,6 +268,45 @@ def _checked_at_the_root(self: Any, node: Any) -> Any:
             return moto_traverse(self, node)  # moto's walk, for moto's own error
         return node
     return moto_traverse(self, node)
+
+
+def _has_parallel_state(definition: str) -> bool:
+    """Whether any state of the definition (nested ones included) is a Parallel state; True
+    when that cannot be told (the program is then built per execution, as moto does)."""
+    try:
+        pending: list[Any] = [json.loads(definition)]
+    except ValueError:
+        return True
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if value.get("Type") == "Parallel":
+                return True
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def _with_keys_drawn(program: EvalComponent) -> EvalComponent:
+    """The program, each of its components' heap keys drawn (two executions drawing one at
+    once would each keep their own)."""
+    seen: set[int] = set()
+    pending: list[Any] = [program]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, EvalComponent):
+            _ = value.heap_key
+        if isinstance(value, Component):
+            pending.extend(vars(value).values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return program
 
 
 def _parse_tree(original: Any) -> Any:

@@ -208,6 +208,7 @@ def _handlers(traverser: Any) -> dict[type, Any]:
     handlers = traverser.__dict__.get("_ferry_handlers")
     if handlers is None:
         handlers = traverser.__dict__["_ferry_handlers"] = traverser._processing_map()
+        traverser.__dict__["_ferry_handled"] = tuple(handlers)
     return handlers  # type: ignore[no-any-return]
 
 
@@ -219,7 +220,8 @@ def _process(self: Any, node: Any) -> Any:
 
 
 def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
-    return tuple(_handlers(self))
+    _handlers(self)  # asked at every node: the classes are kept with the handlers
+    return self.__dict__["_ferry_handled"]  # type: ignore[no-any-return]
 
 
 _PLAIN_NODE = frozenset({"type", "children", "parent"})
@@ -270,6 +272,7 @@ def _checked_at_the_root(self: Any, node: Any) -> Any:
     return moto_traverse(self, node)
 
 
+@functools.lru_cache(maxsize=_DEFINITIONS_KEPT)
 def _has_parallel_state(definition: str) -> bool:
     """Whether any state of the definition (nested ones included) is a Parallel state; True
     when that cannot be told (the program is then built per execution, as moto does)."""

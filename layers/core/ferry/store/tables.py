@@ -331,13 +331,18 @@ def transaction() -> TransactWrite:
 _batch_connection: list[Connection] = []
 
 
+def _batch_client() -> Any:
+    """botocore's DynamoDB client as pynamodb made it, for the calls across tables."""
+    if not _batch_connection:
+        _batch_connection.append(Connection())
+    return _batch_connection[0].client
+
+
 def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> None:
     """Rows of several tables put and deleted in one round trip: for writes that need no
     transaction (nothing is conditional, a partial write is no harm). What DynamoDB leaves
     unprocessed is sent again; PynamoDBException when it stays unprocessed."""
-    if not _batch_connection:
-        _batch_connection.append(Connection())
-    client: Any = _batch_connection[0].client  # botocore's, as pynamodb made it
+    client = _batch_client()
     requests: dict[str, list[dict[str, Any]]] = {}
     for row in puts:
         requests.setdefault(row.Meta.table_name, []).append(
@@ -370,9 +375,7 @@ def batch_get(keys: Sequence[tuple[type[Model], str]]) -> list[Model]:
     """Rows of several tables (each named by its model and hash key) read in one round trip
     per 100 keys, consistently; rows that do not exist are missing from the answer. What
     DynamoDB leaves unprocessed is asked again; PynamoDBException when it stays unprocessed."""
-    if not _batch_connection:
-        _batch_connection.append(Connection())
-    client: Any = _batch_connection[0].client
+    client = _batch_client()
     models = {model.Meta.table_name: model for model, _key in keys}
     rows: list[Model] = []
     unique = list(dict.fromkeys(keys))

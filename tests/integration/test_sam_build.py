@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib.util import find_spec
+from importlib.util import MAGIC_NUMBER, find_spec, source_hash
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,35 @@ def test_sam_build_layer_declares_architectures_of_its_functions(built: dict[str
 
         assert artifact.architectures <= declared
         assert {build_architecture} == set(artifact.architectures)
+
+
+def _bytecode_problem(source: Path) -> str | None:
+    """Why Lambda would compile `source` at a cold start instead of loading its bytecode."""
+    compiled = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    if not compiled.is_file():
+        return "no bytecode"
+    header = compiled.read_bytes()[:16]
+    if header[:4] != MAGIC_NUMBER:
+        return "bytecode of another Python"
+    # PEP 552: flags 0b01 is hash-based and never checked against the source; a timestamp
+    # would have to survive the zip (2-second times) to the second, and the source hash would
+    # be recomputed at every import.
+    if int.from_bytes(header[4:8], "little") != 0b01:
+        return "bytecode checked against its source at import"
+    if header[8:16] != source_hash(source.read_bytes()):
+        return "bytecode of another version of the source"
+    return None
+
+
+def test_sam_build_layer_ships_unchecked_bytecode_for_every_module(built: dict[str, Any]) -> None:
+    """/opt is read-only on Lambda: a module without bytecode is compiled at every cold start."""
+    layer = BUILD / built["Resources"]["CoreLayer"]["Properties"]["ContentUri"] / "python"
+    sources = list(layer.rglob("*.py"))
+    problems = {str(s.relative_to(layer)): _bytecode_problem(s) for s in sources}
+
+    assert len(sources) > 1000  # ferry and every library
+    assert any(path.startswith("ferry/") for path in problems)
+    assert {path: problem for path, problem in problems.items() if problem} == {}
 
 
 def _layer_distributions(layer: Path) -> dict[str, Path]:

@@ -27,7 +27,8 @@ ABOVE_DEPLOY = ("ferry.manage", "ferry.sync", "ferry.git", "dulwich", "ferry.out
 
 ABSENT: dict[str, tuple[str, ...]] = {
     # The API uses git/source's checks of SHAs and paths; only reading a branch needs dulwich.
-    "functions.api.app": (*NEVER, "dulwich"),
+    # FastAPI would import pydantic.v1 to refuse its models (ferry/api/pydantic_v1_detection.py).
+    "functions.api.app": (*NEVER, "dulwich", "pydantic.v1"),
     "functions.deploy_tasks.mark_in_progress": NEVER + NOT_AN_API + ABOVE_DEPLOY,
     # The slot is one conditional write: no message, no outcome table.
     "functions.deploy_tasks.acquire_deploy_slot": NEVER

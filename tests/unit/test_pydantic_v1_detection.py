@@ -73,3 +73,15 @@ def test_pydantic_v2_models_are_encoded_and_declared_as_before() -> None:
         return New(ok=True)
 
     assert jsonable_encoder(New(ok=True)) == {"ok": True}
+
+
+def test_a_fastapi_without_these_functions_still_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.api import pydantic_v1_detection
+
+    monkeypatch.setattr(
+        pydantic_v1_detection,
+        "_DETECTIONS",
+        (("fastapi._compat.moved_away", "is_pydantic_v1_model_class"), ("fastapi", "renamed")),
+    )
+
+    pydantic_v1_detection.install()  # nothing to wrap: FastAPI's own detection stays

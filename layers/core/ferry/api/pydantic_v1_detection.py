@@ -7,27 +7,26 @@ Lambda arm64 as measured upstream (fastapi/fastapi pull request 16374, not merge
 
 A pydantic.v1 model cannot exist before `pydantic.v1` is imported, so until then the answer is
 "no" without importing it; once anything has imported it, FastAPI's own check runs. Ferry never
-uses pydantic.v1, so its answers are unchanged. tests/unit/test_pydantic_v1_detection.py fails
-if a FastAPI release moves these functions (the detection would then import pydantic.v1 again).
+uses pydantic.v1, so its answers are unchanged. A FastAPI release that moves these functions
+leaves its own detection in place (the API still starts, and imports pydantic.v1 again): then
+tests/unit/test_pydantic_v1_detection.py and test_cold_start.py fail and say so.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
-
-from fastapi import encoders
-from fastapi._compat import shared
 
 _V1 = "pydantic.v1"
 
 # annotation_is_pydantic_v1 looks the first up in its module at every call; jsonable_encoder
 # imported the second by name, so it is replaced where the encoder looks it up.
 _DETECTIONS = (
-    (shared, "is_pydantic_v1_model_class"),
-    (encoders, "is_pydantic_v1_model_instance"),
+    ("fastapi._compat.shared", "is_pydantic_v1_model_class"),
+    ("fastapi.encoders", "is_pydantic_v1_model_instance"),
 )
 
 
@@ -41,7 +40,11 @@ def _unless_v1_unimported(check: Callable[[Any], bool]) -> Callable[[Any], bool]
 
 def install() -> None:
     """Wrap FastAPI's two detections (idempotent). Call before any route is declared."""
-    for module, name in _DETECTIONS:
-        check = getattr(module, name)
-        if not hasattr(check, "__wrapped__"):
+    for module_name, name in _DETECTIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        check = getattr(module, name, None)
+        if callable(check) and not hasattr(check, "__wrapped__"):
             setattr(module, name, _unless_v1_unimported(check))

@@ -409,6 +409,76 @@ def test_the_started_cloud_is_set_aside_from_the_collectors_walks(stack: LocalSt
     assert gc.get_threshold() == emulator_costs._COLLECTION_THRESHOLDS
 
 
+def test_emulator_costs_check_permissions_as_moto_does(stack: LocalStack) -> None:
+    """Every function role's policies, collected and judged for the actions Ferry's functions
+    use, answer as moto's own code does (local/emulator_costs._install_permission_checks); a
+    changed policy is judged anew."""
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMPolicy, PermissionResult
+
+    from ferry.local import emulator_costs
+
+    iam = boto3.client("iam")
+    roles = [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("ferry-")]
+    assert len(roles) >= 5
+    actions = [
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchGetItem",
+        "sqs:SendMessage",
+        "states:StartExecution",
+        "states:StopExecution",
+        "s3:GetObject",
+        "kms:Decrypt",
+    ]
+    tables = boto3.client("dynamodb").list_tables()["TableNames"][:3]
+    resources = ["*"] + [f"arn:aws:dynamodb:us-east-1:123456789012:table/{t}" for t in tables]
+    answers = []
+    for role in roles:
+        key = object.__new__(AssumedRoleAccessKey)
+        key.account_id, key.partition = "123456789012", "aws"
+        key._owner_role_name = role["RoleName"]
+        policies = key.collect_policies()
+        assert policies == emulator_costs.moto_collect_role_policies(key)
+        for policy in policies:
+            document = emulator_costs.moto_policy_document(policy)
+            moto_view = object.__new__(IAMPolicy)
+            moto_view._policy_json = json.loads(document)
+            for action in actions:
+                for resource in resources:
+                    expected = emulator_costs.moto_is_action_permitted(moto_view, action, resource)
+                    assert IAMPolicy(policy).is_action_permitted(action, resource) == expected
+                    answers.append(expected)
+    assert len(answers) > 100
+    assert {PermissionResult.PERMITTED, PermissionResult.NEUTRAL} <= set(answers)
+
+    # A changed policy is a new document: judged again, not answered from before.
+    def document_of(effect: str) -> str:
+        statement = {"Effect": effect, "Action": "sqs:*", "Resource": "*"}
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    allow, deny = document_of("Allow"), document_of("Deny")
+    results = []
+    for document in (allow, deny, allow):
+        results.append(IAMPolicy(document).is_action_permitted("sqs:SendMessage"))
+    assert results == [
+        PermissionResult.PERMITTED,
+        PermissionResult.DENIED,
+        PermissionResult.PERMITTED,
+    ]
+    # An answer is the resource's: one queue allowed is not another.
+    queue = "arn:aws:sqs:us-east-1:123456789012:queue-a"
+    scoped = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue}],
+        }
+    )
+    assert [
+        IAMPolicy(scoped).is_action_permitted("sqs:SendMessage", resource)
+        for resource in (queue, queue.replace("queue-a", "queue-b"), queue)
+    ] == [PermissionResult.PERMITTED, PermissionResult.NEUTRAL, PermissionResult.PERMITTED]
+
+
 def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
     stack: LocalStack,
 ) -> None:

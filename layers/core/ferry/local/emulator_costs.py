@@ -49,6 +49,13 @@
 - moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
   state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
   kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
+- Every call is checked against its caller's role (IAM access control is on): moto looked the
+  IAM backend up again for each of the role's policies, parsed each policy's JSON, and matched
+  every statement against the action and the resource, at every call: about a fifth of the
+  process's CPU while the API took webhooks (yappi). The backend is looked up once per call,
+  a document's parse is kept, and a policy's answer for an action on a resource is kept per
+  document. A policy that changes is a new document, so it is checked anew. Checks that depend
+  on more (a principal, condition values: role trust policies) still run moto's way.
 
 moto is pinned exactly; tests/integration/test_local_cloud.py covers both replacements.
 """
@@ -78,6 +85,7 @@ _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _sqs: Any = importlib.import_module("moto.sqs.models")
+_access_control: Any = importlib.import_module("moto.iam.access_control")
 # ANTLR's runtime carries no types either.
 ParserRuleContext: Any = importlib.import_module("antlr4.ParserRuleContext").ParserRuleContext
 RuleContext: Any = importlib.import_module("antlr4.RuleContext").RuleContext
@@ -96,6 +104,9 @@ _EXPRESSIONS_KEPT = 256
 # Python's defaults are (700, 10, 10).
 _COLLECTION_THRESHOLDS = (20_000, 20, 100)
 _JSON_PATHS_KEPT = 512
+# (policy document, action, resource) decisions: a few dozen roles' policies, each checked for
+# the handful of actions and resources its function uses.
+_PERMISSIONS_KEPT = 8192
 # moto's own structure writer, kept for every other structure (and for tests to compare with).
 moto_serialize_structure = BaseJSONSerializer._serialize_type_structure
 moto_traverse = _ast.DepthFirstTraverser.traverse
@@ -141,6 +152,7 @@ def install() -> None:
         BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
     _install_update_expression_checks()
     _install_sqs_send()
+    _install_permission_checks()
     for module in _json_path_users:
         if not getattr(module.parse, _MARKER, False):
             parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
@@ -154,6 +166,75 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_COLLECTION_THRESHOLDS)
+
+
+# -- IAM: each call's permission check -------------------------------------------------------
+
+
+def moto_policy_document(policy: Any) -> str:
+    """The document moto's IAMPolicy reads from `policy` (a managed policy's default version, a
+    document, or an inline policy's record)."""
+    if isinstance(policy, _access_control.Policy):
+        return next(v for v in policy.versions if v.is_default).document  # type: ignore[no-any-return]
+    if isinstance(policy, str):
+        return policy
+    return policy["policy_document"]  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=_PERMISSIONS_KEPT)
+def _parsed_policy(document: str) -> Any:
+    # Shared by every IAMPolicy of this document: moto's statements only read it.
+    return json.loads(document)
+
+
+@functools.lru_cache(maxsize=_PERMISSIONS_KEPT)
+def _permission(document: str, action: str, resource: str) -> Any:
+    policy = object.__new__(_access_control.IAMPolicy)
+    policy._policy_json = _parsed_policy(document)
+    return moto_is_action_permitted(policy, action, resource)
+
+
+moto_is_action_permitted = _access_control.IAMPolicy.is_action_permitted
+moto_collect_role_policies = _access_control.AssumedRoleAccessKey.collect_policies
+
+
+def _install_permission_checks() -> None:
+    policy_class = _access_control.IAMPolicy
+    role_key = _access_control.AssumedRoleAccessKey
+    if getattr(policy_class.is_action_permitted, _MARKER, False):
+        return
+
+    def policy_init(self: Any, policy: Any) -> None:
+        self._ferry_document = moto_policy_document(policy)
+        self._policy_json = _parsed_policy(self._ferry_document)
+
+    def is_action_permitted(
+        self: Any,
+        action: str,
+        resource: str = "*",
+        principal: str | None = None,
+        incoming_condition_values: dict[str, str] | None = None,
+    ) -> Any:
+        if principal is None and incoming_condition_values is None:
+            # A function of the document, the action and the resource alone.
+            return _permission(self._ferry_document, action, resource)
+        return moto_is_action_permitted(
+            self, action, resource, principal, incoming_condition_values
+        )
+
+    def collect_policies(self: Any) -> list[Any]:
+        # moto's, with the IAM backend looked up once instead of once per policy.
+        backend, role = self.backend, self._owner_role_name
+        policies = [
+            backend.get_role_policy(role, name)[1] for name in backend.list_role_policies(role)
+        ]
+        attached, _ = backend.list_attached_role_policies(role)
+        return policies + list(attached)
+
+    setattr(is_action_permitted, _MARKER, True)
+    policy_class.__init__ = policy_init
+    policy_class.is_action_permitted = is_action_permitted
+    role_key.collect_policies = collect_policies
 
 
 _sending = threading.local()

@@ -479,6 +479,26 @@ def test_emulator_costs_check_permissions_as_moto_does(stack: LocalStack) -> Non
     ] == [PermissionResult.PERMITTED, PermissionResult.NEUTRAL, PermissionResult.PERMITTED]
 
 
+def test_emulator_costs_list_a_handlers_actions_once_as_moto_does(stack: LocalStack) -> None:
+    """moto's handlers look their action up among their class's functions: listed once per
+    class (local/emulator_costs), the same list moto makes at each request."""
+    import importlib
+    import inspect
+
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    assert stack.cloud.started
+    responses: Any = importlib.import_module("moto.core.responses")
+    for handler in (DynamoHandler, SQSResponse):
+        moto_names = [name for name, _ in inspect.getmembers(handler, inspect.isfunction)]
+        assert responses.method_names_from_class(handler) == moto_names
+        assert responses.method_names_from_class(handler) is responses.method_names_from_class(
+            handler
+        )
+    assert "update_item" in responses.method_names_from_class(DynamoHandler)
+
+
 def test_a_task_token_answered_before_its_heartbeat_is_set_up_is_not_lost(
     stack: LocalStack,
 ) -> None:

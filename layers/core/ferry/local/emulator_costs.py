@@ -49,6 +49,9 @@
 - moto's ASL interpreter parses every JSONPath (`$.job`, `$.plan.batches`, ...) again at each
   state, and jsonpath_ng builds its whole parser for each parse: the parse of each path text is
   kept (a parsed path is only read: `find` and `update_or_create` change the data, not it).
+- moto's handlers list every function of their class (`inspect.getmembers` over a class of
+  hundreds of attributes) at every request, to see whether the request's action is one of them:
+  the list is made once per class (a class's functions are fixed once it is defined).
 - Every call is checked against its caller's role (IAM access control is on): moto looked the
   IAM backend up again for each of the role's policies, parsed each policy's JSON, and matched
   every statement against the action and the resource, at every call: about a fifth of the
@@ -86,6 +89,7 @@ _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _sqs: Any = importlib.import_module("moto.sqs.models")
 _access_control: Any = importlib.import_module("moto.iam.access_control")
+_responses: Any = importlib.import_module("moto.core.responses")
 # ANTLR's runtime carries no types either.
 ParserRuleContext: Any = importlib.import_module("antlr4.ParserRuleContext").ParserRuleContext
 RuleContext: Any = importlib.import_module("antlr4.RuleContext").RuleContext
@@ -153,6 +157,10 @@ def install() -> None:
     _install_update_expression_checks()
     _install_sqs_send()
     _install_permission_checks()
+    if not getattr(_responses.method_names_from_class, _MARKER, False):
+        names_of_class = functools.lru_cache(maxsize=None)(_responses.method_names_from_class)
+        setattr(names_of_class, _MARKER, True)
+        _responses.method_names_from_class = names_of_class
     for module in _json_path_users:
         if not getattr(module.parse, _MARKER, False):
             parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)

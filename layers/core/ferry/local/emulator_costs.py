@@ -60,7 +60,7 @@
   document. A policy that changes is a new document, so it is checked anew. Checks that depend
   on more (a principal, condition values: role trust policies) still run moto's way.
 
-moto is pinned exactly; tests/integration/test_local_cloud.py covers both replacements.
+moto is pinned exactly; tests/integration/test_local_cloud.py checks each replacement.
 """
 
 from __future__ import annotations

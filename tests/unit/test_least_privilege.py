@@ -204,7 +204,6 @@ CALLS: dict[str, list[Call]] = {
         Call("s3:PutObject", "object:bundles/app_1/d.tar.gz.sealed", "keep a large bundle"),
         Call("s3:GetObject", "object:bundles/app_1/d.tar.gz.sealed", "reuse its files"),
         Call("s3:DeleteObject", "object:bundles/app_1/d.tar.gz.sealed", "drop the replaced one"),
-        *_dynamodb("FERRY_REPOSITORIES_TABLE", "GetItem", "the repository to read"),
         # store/batch_reads.read_batch: one BatchGetItem across the three tables.
         *_dynamodb("FERRY_REPOSITORIES_TABLE", "BatchGetItem", "the batch's read: its repository"),
         *_dynamodb("FERRY_APPLICATIONS_TABLE", "BatchGetItem", "the batch's read: its rows"),

@@ -6,7 +6,7 @@ so nothing above this module handles ciphertext.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -338,11 +338,28 @@ def _batch_client() -> Any:
     return _batch_connection[0].client
 
 
+def _until_processed(
+    call: Callable[..., dict[str, Any]], requests: dict[str, Any], unprocessed: str, what: str
+) -> Iterator[dict[str, Any]]:
+    """Each answer of a batch call, asking again for what DynamoDB left `unprocessed` (up to 5
+    calls); PynamoDBException when some stays unprocessed, or when a call fails (as pynamodb's
+    own calls fail, so that `translated` reads the error's code)."""
+    for _attempt in range(5):
+        try:
+            answer = call(RequestItems=requests)
+        except (BotoCoreError, ClientError) as exc:
+            raise PynamoDBException(str(exc), cause=exc) from exc
+        yield answer
+        requests = answer.get(unprocessed) or {}
+        if not requests:
+            return
+    raise PynamoDBException(f"{what} left unprocessed")
+
+
 def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> None:
     """Rows of several tables put and deleted in one round trip: for writes that need no
     transaction (nothing is conditional, a partial write is no harm). What DynamoDB leaves
     unprocessed is sent again; PynamoDBException when it stays unprocessed."""
-    client = _batch_client()
     requests: dict[str, list[dict[str, Any]]] = {}
     for row in puts:
         requests.setdefault(row.Meta.table_name, []).append(
@@ -355,16 +372,11 @@ def batch_write(puts: Sequence[Model] = (), deletes: Sequence[Model] = ()) -> No
             if attribute.is_hash_key or attribute.is_range_key
         }
         requests.setdefault(row.Meta.table_name, []).append({"DeleteRequest": {"Key": key}})
-    for _attempt in range(5):
-        try:
-            answer = client.batch_write_item(RequestItems=requests)
-        except (BotoCoreError, ClientError) as exc:
-            # As pynamodb's own calls fail, so that `translated` reads the error's code.
-            raise PynamoDBException(str(exc), cause=exc) from exc
-        requests = answer.get("UnprocessedItems") or {}
-        if not requests:
-            return
-    raise PynamoDBException("batch write: items left unprocessed")
+    client = _batch_client()
+    for _answer in _until_processed(
+        client.batch_write_item, requests, "UnprocessedItems", "batch write: items"
+    ):
+        pass
 
 
 # BatchGetItem's limit of keys per call.
@@ -377,28 +389,23 @@ def batch_get(keys: Sequence[tuple[type[Model], str]]) -> list[Model]:
     DynamoDB leaves unprocessed is asked again; PynamoDBException when it stays unprocessed."""
     client = _batch_client()
     models = {model.Meta.table_name: model for model, _key in keys}
+    hash_keys = {
+        table: next(a for a in model.get_attributes().values() if a.is_hash_key)
+        for table, model in models.items()
+    }
     rows: list[Model] = []
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), BATCH_GET_KEYS):
         requests: dict[str, Any] = {}
         for model, key in unique[start : start + BATCH_GET_KEYS]:
-            hash_key = next(a for a in model.get_attributes().values() if a.is_hash_key)
-            wanted = requests.setdefault(
-                model.Meta.table_name, {"Keys": [], "ConsistentRead": True}
-            )
-            wanted["Keys"].append({hash_key.attr_name: {hash_key.attr_type: key}})
-        for _attempt in range(5):
-            try:
-                answer = client.batch_get_item(RequestItems=requests)
-            except (BotoCoreError, ClientError) as exc:
-                raise PynamoDBException(str(exc), cause=exc) from exc
+            table = model.Meta.table_name
+            wanted = requests.setdefault(table, {"Keys": [], "ConsistentRead": True})
+            wanted["Keys"].append({hash_keys[table].attr_name: {hash_keys[table].attr_type: key}})
+        for answer in _until_processed(
+            client.batch_get_item, requests, "UnprocessedKeys", "batch get: keys"
+        ):
             for table, items in answer.get("Responses", {}).items():
                 rows.extend(models[table].from_raw_data(item) for item in items)
-            requests = answer.get("UnprocessedKeys") or {}
-            if not requests:
-                break
-        else:
-            raise PynamoDBException("batch get: keys left unprocessed")
     return rows
 
 

@@ -7,16 +7,24 @@ how many ran a repository sync, how many ended superseded before starting one, h
 executions started, and how many history events the burst added.
 
 Goal (the issue's): a job whose branch already has a newer job queued ends superseded before it
-starts, and the burst adds at most one history event per delivery. Measured: the jobs whose
-sync started after a newer job of the burst had been recorded (job records against the sync
-executions' start times), and the events the burst added. The syncs that ran are shown beside.
+starts, and the burst adds at most one history event per delivery. Measured at the points where
+the stack orders jobs, timed in this process (the stack's handlers run in it): when each job was
+named its branch's newest (a write before its queue send), when its send returned, and when the
+sync worker began the check that starts it or ends it superseded. A job ran behind a newer one
+when it started although a job named newest after it had been sent before its check began. The
+syncs that ran and the events the burst added are shown beside.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 
@@ -55,25 +63,27 @@ def measure() -> list[Row]:
 
         job_ids: list[str] = []
         lock = threading.Lock()
-        for n in range(COMMITS):
-            commit_file(repo_path, "hello/compose.yaml", COMPOSE.format(n=n), f"burst {n}")
+        with _queue_points() as points:
+            for n in range(COMMITS):
+                commit_file(repo_path, "hello/compose.yaml", COMPOSE.format(n=n), f"burst {n}")
 
-            def send(count: int) -> None:
-                for _ in range(count):
-                    response = stack.webhook(
-                        repository, {"branch": "main"}, **{"Idempotency-Key": uuid.uuid4().hex}
-                    )
-                    with lock:
-                        job_ids.append(response.json()["job_id"])
+                def send(count: int) -> None:
+                    for _ in range(count):
+                        response = stack.webhook(
+                            repository, {"branch": "main"}, **{"Idempotency-Key": uuid.uuid4().hex}
+                        )
+                        with lock:
+                            job_ids.append(response.json()["job_id"])
 
-            senders = [
-                threading.Thread(target=send, args=(PER_COMMIT // THREADS,)) for _ in range(THREADS)
-            ]
-            for sender in senders:
-                sender.start()
-            for sender in senders:
-                sender.join()
-        jobs = [stack.wait_job(job_id, timeout=180) for job_id in job_ids]
+                per_thread = PER_COMMIT // THREADS
+                senders = [
+                    threading.Thread(target=send, args=(per_thread,)) for _ in range(THREADS)
+                ]
+                for sender in senders:
+                    sender.start()
+                for sender in senders:
+                    sender.join()
+            jobs = [stack.wait_job(job_id, timeout=180) for job_id in job_ids]
         outcomes = Counter(
             "superseded" if (job.get("result") or {}).get("skipped") else job["status"]
             for job in jobs
@@ -81,7 +91,7 @@ def measure() -> list[Row]:
         syncs = _executions(settings.sync_state_machine_arn) - syncs_before
         deploys = _executions(settings.deploy_state_machine_arn) - deploys_before
         events = len(list_events(application["id"], limit=1000)) - events_before
-        gaps = _ran_behind_newer(job_ids, settings.sync_state_machine_arn)
+        behind = points.ran_behind_newer()
 
     deliveries = COMMITS * PER_COMMIT
     # The issue's goal, as it reads: no job starts a sync while a newer job of its branch is
@@ -90,12 +100,12 @@ def measure() -> list[Row]:
     # running sync resolved the branch needs a sync of its own (nothing in it says which commit
     # it is about), so their number follows how long a sync takes against how fast deliveries
     # arrive (the target below is the number that would be left if every sync were instant).
-    met = not gaps and events <= deliveries
+    met = not behind and events <= deliveries
     return [
         Row(
             figure=f"a burst of {deliveries} deliveries for {COMMITS} commits",
             ferry=(
-                f"{syncs} syncs ran ({len(gaps)} while a newer job was queued), "
+                f"{syncs} syncs ran ({len(behind)} while a newer job was queued), "
                 f"{deploys} deploys, {events} history events"
             ),
             baseline=f"{COMMITS} commits",
@@ -105,36 +115,83 @@ def measure() -> list[Row]:
             details={
                 "jobs": len(jobs),
                 "outcomes": dict(outcomes),
-                "ran_while_a_newer_job_was_queued": len(gaps),
-                "newer_job_recorded_before_the_start_ms": gaps,
+                "ran_while_a_newer_job_was_queued": len(behind),
+                "newer_job_sent_before_the_check_ms": behind,
+                "checked_before_a_newer_job_was_named_newest": points.started_by_a_hair(),
                 "syncs_if_every_sync_were_instant": COMMITS,
             },
         )
     ]
 
 
-def _ran_behind_newer(job_ids: list[str], machine_arn: str) -> list[float]:
-    """For each job whose sync execution started after a newer job of the burst had been
-    recorded (all the burst's jobs follow the head of one branch, by one trigger): how long
-    before the start (ms) the first such job was recorded. The sync worker looks for newer jobs
-    just before it starts the execution, so a job recorded in between is missed."""
-    from ferry.store.jobs import get_job
+@dataclass
+class _QueuePoints:
+    """perf_counter times per job id, taken around the stack's own calls."""
 
-    sfn = boto3.client("stepfunctions")
-    started = {
-        execution["name"]: execution["startDate"]
-        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine_arn)
-        for execution in page["executions"]
-    }
-    recorded = {job_id: get_job(job_id).created_at for job_id in set(job_ids)}
-    gaps = []
-    for job_id, created in recorded.items():
-        if job_id not in started:
-            continue
-        newer = [later for later in recorded.values() if created < later < started[job_id]]
-        if newer:
-            gaps.append(round((started[job_id] - min(newer)).total_seconds() * 1000, 1))
-    return sorted(gaps)
+    named_newest: dict[str, tuple[float, float]] = field(default_factory=dict)  # call start, end
+    sent: dict[str, float] = field(default_factory=dict)  # when the send returned
+    checked: dict[str, float] = field(default_factory=dict)  # when the worker's check began
+    started: set[str] = field(default_factory=set)  # checks that found no newer job
+
+    def _newer(self, job_id: str) -> list[str]:
+        # Named newest after this job's own naming had returned: unambiguously later.
+        _start, end = self.named_newest[job_id]
+        return [other for other, (begun, _e) in self.named_newest.items() if begun > end]
+
+    def ran_behind_newer(self) -> list[float]:
+        """For each job that started although a newer job had been sent before its check
+        began: how long before the check (ms) the first such send returned."""
+        gaps = []
+        for job_id in self.started & self.named_newest.keys():
+            sent = [self.sent[o] for o in self._newer(job_id) if o in self.sent]
+            early = [when for when in sent if when < self.checked[job_id]]
+            if early:
+                gaps.append(round((self.checked[job_id] - min(early)) * 1000, 1))
+        return sorted(gaps)
+
+    def started_by_a_hair(self) -> int:
+        """Jobs that started although a newer job was named newest before their check ended
+        (that job was then queued behind a sync that had begun): the margins, counted."""
+        return sum(
+            1
+            for job_id in self.started & self.named_newest.keys()
+            if any(self.named_newest[o][0] < self.checked[job_id] for o in self._newer(job_id))
+        )
+
+
+@contextmanager
+def _queue_points() -> Iterator[_QueuePoints]:
+    import ferry.sync.queue as queue
+
+    points = _QueuePoints()
+    names = ("record_latest_of_branch", "send_sync_job", "superseding_job")
+    originals = {name: getattr(queue, name) for name in names}
+    name_newest, send, check = originals.values()
+
+    def timed_name_newest(job: Any) -> None:
+        begun = time.perf_counter()
+        name_newest(job)
+        points.named_newest[job.job_id] = (begun, time.perf_counter())
+
+    def timed_send(job: Any) -> None:
+        send(job)
+        points.sent[job.job_id] = time.perf_counter()
+
+    def timed_check(job: Any) -> str | None:
+        points.checked.setdefault(job.job_id, time.perf_counter())
+        newer: str | None = check(job)
+        if newer is None:
+            points.started.add(job.job_id)
+        return newer
+
+    timed = (timed_name_newest, timed_send, timed_check)
+    for name, replacement in zip(names, timed, strict=True):
+        setattr(queue, name, replacement)
+    try:
+        yield points
+    finally:
+        for name, original in originals.items():
+            setattr(queue, name, original)
 
 
 def _latest_job(repository_id: str) -> str:

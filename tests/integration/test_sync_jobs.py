@@ -15,8 +15,13 @@ import pytest
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger
 from ferry.local.stack import LocalStack
-from ferry.store.jobs import forget_job, record_queued
-from ferry.sync.queue import start_sync_execution, superseding_job
+from ferry.store.jobs import (
+    forget_job,
+    record_finished,
+    record_latest_of_branch,
+    record_queued,
+)
+from ferry.sync.queue import enqueue_sync_job, start_sync_execution, superseding_job
 from tests.helpers import (
     AwsCalls,
     commit,
@@ -137,6 +142,8 @@ def test_job_whose_branch_has_a_newer_job_ends_superseded_without_running(
     # Recorded as the webhook records them; the worker is then handed them, oldest first.
     for job in (older, named, newer):
         assert record_queued(job)
+        if job.commit is None:
+            record_latest_of_branch(job)
 
     assert start_sync_execution(older) is False
     ended = api.get(f"/jobs/{older.job_id}").json()
@@ -201,11 +208,72 @@ def test_bare_job_row_from_before_reads_as_gone(api: httpx.Client, unique: str) 
     assert "no record of its request" in answer.json()["detail"]
 
 
-def test_supersede_check_reads_the_newest_jobs_only(api: httpx.Client, unique: str) -> None:
-    """In a burst every delivery is checked against the jobs queued after it: reading all of
-    them made the check quadratic in the burst (40 % of the process's CPU in the ingest
-    benchmark went to returning them). The newest jobs come first, a page at a time, and the
-    first one that does everything the older job would ends the search."""
+def test_job_queued_behind_a_newer_one_of_its_branch_never_starts(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    """Queued through the webhook's own path while the worker is away, an older job of a
+    branch finds the newer one already queued when the worker takes it: it ends superseded
+    without a sync, and the newer one runs."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    deployed_once(api, repository["id"], unique)
+    wait_for_idle_sync(repository["id"])
+
+    def hint(delivery: str) -> SyncJob:
+        return SyncJob(
+            repository_id=repository["id"],
+            trigger=Trigger.WEBHOOK,
+            branch="main",
+            delivery_id=f"{unique}-{delivery}",
+        )
+
+    with sync_worker_paused(stack):
+        older = enqueue_sync_job(hint("older"))
+        newer = enqueue_sync_job(hint("newer"))
+
+    wait_for(lambda: _job_finished(api, newer), what="the newer job")
+    assert api.get(f"/jobs/{newer}").json()["status"] == "succeeded"
+    ended = api.get(f"/jobs/{older}").json()
+    assert ended["status"] == "superseded", ended
+    assert ended["execution"] is None
+
+
+def test_newer_job_that_will_not_run_supersedes_nothing(api: httpx.Client, unique: str) -> None:
+    """The branch names the newest job recorded; when that one's send failed (its record was
+    forgotten, for the sender to queue it again) or its sync failed, an older job still runs."""
+    repository_id = f"repo_{unique}"
+
+    def hint(delivery: str) -> SyncJob:
+        return SyncJob(
+            repository_id=repository_id,
+            trigger=Trigger.WEBHOOK,
+            branch="main",
+            delivery_id=f"{unique}-{delivery}",
+        )
+
+    older, forgotten = hint("older"), hint("forgotten")
+    for job in (older, forgotten):
+        assert record_queued(job)
+        record_latest_of_branch(job)
+    assert superseding_job(older) == forgotten.job_id
+    forget_job(forgotten.job_id)
+    assert superseding_job(older) is None
+
+    failed = hint("failed")
+    assert record_queued(failed)
+    record_latest_of_branch(failed)
+    record_finished(failed, ok=False, error="boom", result=None)
+    assert superseding_job(older) is None
+    assert superseding_job(failed) is None  # the newest one itself
+
+
+def test_supersede_check_is_one_consistent_read_whatever_the_burst(
+    api: httpx.Client, unique: str
+) -> None:
+    """In a burst every job is checked for a newer one of its branch. The check reads the one
+    row that names the branch's newest job, strongly consistent (a query of the jobs' index
+    would be neither: it read more jobs the longer the burst, and on AWS an index is only
+    eventually consistent, so a job queued a moment before could be missed)."""
     repository_id = f"repo_{unique}"
     hints = [
         SyncJob(
@@ -218,9 +286,12 @@ def test_supersede_check_reads_the_newest_jobs_only(api: httpx.Client, unique: s
     ]
     for job in hints:
         assert record_queued(job)
+        record_latest_of_branch(job)
     here = threading.current_thread().name
     with AwsCalls(lambda thread: thread == here) as aws:
         newer = superseding_job(hints[0])
 
     assert newer == hints[-1].job_id  # the newest does everything the oldest would
-    assert 0 < aws.items_returned("Query") <= 5, aws.calls
+    reads = [(op, table) for _service, op, table in aws.calls if op != "GetItem"]
+    assert reads == [], reads  # the branch's row, then the newest job's status: GetItems only
+    assert aws.count("GetItem") == 2, aws.calls

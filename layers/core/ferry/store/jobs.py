@@ -4,7 +4,6 @@ for a week."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,11 +14,9 @@ from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
 from ferry.errors import Conflict, NotFound
 from ferry.store.errors import translated
-from ferry.store.tables import JobRow
+from ferry.store.tables import BranchLatestJobRow, JobRow
 
 RETENTION = timedelta(days=7)
-# Jobs read per Query by jobs_queued_since: in a burst the newest one is usually the answer.
-NEWER_JOBS_PAGE = 4
 
 
 class JobStatus(BaseModel):
@@ -126,24 +123,33 @@ def record_superseded(job_id: str, by: str) -> bool:
     return True
 
 
-def jobs_queued_since(repository_id: str, since: datetime) -> Iterator[SyncJob]:
-    """The repository's jobs recorded after `since` that have not ended failed or superseded
-    (each will run, runs or ran a sync that starts after `since`), newest first.
+def _branch_key(job: SyncJob) -> str:
+    return f"branch#{job.repository_id}#{job.trigger.value}#{job.branch}"
 
-    Read lazily, a few at a time: a caller looking for one (the supersede check) stops at the
-    first that does, and in a burst of deliveries reading all of them at every check made the
-    checks quadratic in the burst."""
-    with translated(f"jobs of repository {repository_id}"):
-        rows = JobRow.by_repository.query(
-            repository_id,
-            JobRow.created_at > since,
-            filter_condition=JobRow.status.is_in("queued", "running", "succeeded"),
-            scan_index_forward=False,
-            page_size=NEWER_JOBS_PAGE,
+
+def record_latest_of_branch(job: SyncJob) -> None:
+    """The job is now the newest follow-head job of its branch (by its trigger). Written after the
+    job's record and before it is queued, so a job in the queue is always already named here, or
+    a newer one is."""
+    with translated(f"branch {job.branch} of repository {job.repository_id}"):
+        BranchLatestJobRow(id=_branch_key(job)).update(
+            actions=[
+                BranchLatestJobRow.latest_job.set(job.job_id),
+                BranchLatestJobRow.expires_at.set(utcnow() + RETENTION),
+            ]
         )
-        for row in rows:
-            if row.message:
-                yield SyncJob.model_validate_json(row.message)
+
+
+def latest_of_branch(job: SyncJob) -> str | None:
+    """The newest follow-head job recorded for the job's branch and trigger (None when none was
+    recorded, as for jobs queued before Ferry kept it). One strongly consistent read of one row,
+    whatever the number of jobs in flight."""
+    try:
+        with translated(f"branch {job.branch} of repository {job.repository_id}"):
+            row = BranchLatestJobRow.get(_branch_key(job), consistent_read=True)
+    except NotFound:
+        return None
+    return row.latest_job
 
 
 def record_requeued(job_id: str) -> None:

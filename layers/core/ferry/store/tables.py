@@ -288,6 +288,23 @@ class JobRow(Model):
     by_repository = JobsByRepository()
 
 
+class BranchLatestJobRow(Model):
+    """The newest follow-head sync job recorded for one branch (per trigger), so the sync worker
+    can tell with one strongly consistent read whether a newer job of the branch is queued.
+
+    Kept in the jobs table under its own key ("branch#<repository>#<trigger>#<branch>"); it has no
+    repository_id or status, so the by-repository index and the scans for unfinished jobs never
+    see it.
+    """
+
+    class Meta:
+        table_name = _settings.jobs_table
+
+    id = UnicodeAttribute(hash_key=True)
+    latest_job = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
 class DeliveryRow(Model):
     """One webhook delivery and what Ferry made of it (accepted, ignored, refused, and why)."""
 

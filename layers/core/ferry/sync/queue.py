@@ -27,7 +27,8 @@ from ferry.store.jobs import (
     JobStatus,
     forget_job,
     get_job,
-    jobs_queued_since,
+    latest_of_branch,
+    record_latest_of_branch,
     record_queued,
     record_superseded,
 )
@@ -63,6 +64,8 @@ def enqueue_sync_job(job: SyncJob) -> str:
     else:
         raise TransientError(f"could not queue sync job: {MAX_REPEATS} repeats of {job.job_id}")
     try:
+        if _follows_head(job):
+            record_latest_of_branch(job)  # before the send: see superseding_job
         send_sync_job(job)
     except FerryError:
         forget_job(job.job_id)  # so that the sender's retry queues it again
@@ -83,22 +86,26 @@ def _follows_head(job: SyncJob) -> bool:
 def superseding_job(job: SyncJob) -> str | None:
     """A newer job that does everything this one would (None when there is none).
 
-    Both follow the head of the same branch for the same trigger, and the newer one was recorded
-    after this one was requested, so its sync resolves the head later than this job's delivery
-    said the branch moved: running this one as well would only deploy what that one deploys, or
-    record `no_change`. A job naming a commit, a tag or one application is never superseded.
+    Both follow the head of the same branch for the same trigger. Each such job is named the
+    branch's latest before it is queued, so when the worker is handed this job and the branch
+    names another one, that one was recorded after this one and is queued behind it (or ran
+    since): its sync resolves the head later than this job's delivery said the branch moved, so
+    running this one as well would only deploy what that one deploys, or record `no_change`.
+    Read with one strongly consistent read, this check is where a job starts: a job queued
+    before it supersedes this one, one queued after it is behind a sync that has begun. A newer
+    job that will not run (its send failed and it was forgotten, or it failed) supersedes
+    nothing. A job naming a commit, a tag or one application is never superseded.
     """
     if not _follows_head(job):
         return None
-    for newer in jobs_queued_since(job.repository_id, job.requested_at):
-        if (
-            newer.job_id != job.job_id
-            and _follows_head(newer)
-            and newer.branch == job.branch
-            and newer.trigger is job.trigger
-        ):
-            return newer.job_id
-    return None
+    latest = latest_of_branch(job)
+    if latest is None or latest == job.job_id:
+        return None
+    try:
+        newer = get_job(latest)
+    except NotFound:
+        return None
+    return latest if newer.status in ("queued", "running", "succeeded") else None
 
 
 def start_sync_execution(job: SyncJob) -> bool:

@@ -125,6 +125,7 @@ _START_DEPLOY = [
 ]
 _QUEUE_SYNC = [
     *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem DeleteItem", "queue a sync job: its record"),
+    *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "queue a sync job: its branch's newest"),
     Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "queue a sync job"),
 ]
 _FORGET_BUNDLES = [
@@ -184,6 +185,8 @@ CALLS: dict[str, list[Call]] = {
     ],
     "SyncWorkerFunction": [
         *_SYNC_TRIGGER,
+        *_dynamodb("FERRY_JOBS_TABLE", "GetItem", "the branch's newest job, and its status"),
+        *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "a job superseded by a newer one"),
         Call("states:StartExecution", "machine:FERRY_SYNC_STATE_MACHINE_ARN", "one per sync job"),
     ],
     "PlanSyncFunction": [

@@ -187,10 +187,10 @@ def wait_for_idle_sync(repository_id: str, timeout: float = 30) -> None:
             all(int(value) == 0 for value in counts.values())
             and get_repository(repository_id).sync_status is not RepositorySyncStatus.SYNCING
             and not any(
-                JobRow.by_repository.query(
-                    repository_id,
-                    filter_condition=JobRow.status.is_in("queued", "running"),
-                    limit=1,
+                JobRow.scan(
+                    (JobRow.repository_id == repository_id)
+                    & JobRow.status.is_in("queued", "running"),
+                    consistent_read=True,
                 )
             )
         )

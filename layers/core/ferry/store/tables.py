@@ -253,17 +253,6 @@ class NotificationTargetRow(Model):
     created_at = UTCDateTimeAttribute()
 
 
-class JobsByRepository(GlobalSecondaryIndex["JobRow"]):  # type: ignore[no-untyped-call]
-    """A repository's jobs in the order they were queued (the sync worker's supersede check)."""
-
-    class Meta:
-        index_name = "by_repository"
-        projection = AllProjection()
-
-    repository_id = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute(range_key=True)
-
-
 class JobRow(Model):
     """A sync job's progress, so a trigger's caller can follow what its 202 started."""
 
@@ -285,7 +274,6 @@ class JobRow(Model):
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
-    by_repository = JobsByRepository()
 
 
 class BranchLatestJobRow(Model):

@@ -26,6 +26,7 @@ SIGKILL, so a crashed agent leaves no compose running into the request another a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -136,17 +137,26 @@ class Snapshot:
 
 
 def compose_command() -> list[str]:
-    """The compose CLI of this host: v2 plugin first, then v1."""
+    """The compose CLI of this host: v2 plugin first, then v1.
+
+    Found once per PATH for the agent's life (a deploy runs compose two or three times, and the
+    probe is a process of its own): a plugin installed later is used after the agent restarts.
+    Not finding any is not remembered, so installing one is noticed at the next deploy."""
+    return list(_compose_command_on(os.environ.get("PATH", "")))
+
+
+@functools.lru_cache(maxsize=4)
+def _compose_command_on(_path: str) -> tuple[str, ...]:
     docker_cli = shutil.which("docker")
     if docker_cli:
         probe = subprocess.run(
             [docker_cli, "compose", "version"], capture_output=True, text=True, check=False
         )
         if probe.returncode == 0:
-            return [docker_cli, "compose"]
+            return (docker_cli, "compose")
     legacy = shutil.which("docker-compose")
     if legacy:
-        return [legacy]
+        return (legacy,)
     raise DeployError("neither `docker compose` nor `docker-compose` is installed on this host")
 
 

@@ -41,3 +41,22 @@ def test_compose_v1_used_when_the_plugin_is_missing(bin_dir: Path) -> None:
 def test_compose_neither_installed_says_so(bin_dir: Path) -> None:
     with pytest.raises(DeployError, match="neither `docker compose` nor `docker-compose`"):
         compose_command()
+
+
+def test_compose_found_once_per_path(bin_dir: Path) -> None:
+    """Each deploy runs compose more than once; the probe (a process of its own) runs once."""
+    probes = bin_dir / "probes"
+    _program(bin_dir, "docker", f'echo probe >> {probes}; [ "$1 $2" = "compose version" ]')
+
+    for _ in range(3):
+        assert compose_command() == [str(bin_dir / "docker"), "compose"]
+
+    assert probes.read_text().count("probe") == 1
+
+
+def test_compose_installed_later_is_found(bin_dir: Path) -> None:
+    with pytest.raises(DeployError):
+        compose_command()
+    legacy = _program(bin_dir, "docker-compose", "exit 0")
+
+    assert compose_command() == [str(legacy)]

@@ -83,6 +83,7 @@ COMPOSE_VARIABLES = (
     "DOCKER_API_VERSION",
     "DOCKER_DEFAULT_PLATFORM",
     "DOCKER_BUILDKIT",
+    "SETUPTOOLS_USE_DISTUTILS",  # the operator's choice over compose_speedups'
 )
 _OUTPUT_TAIL = 2000
 _POLL_SECONDS = 0.25
@@ -158,6 +159,43 @@ def _compose_command_on(_path: str) -> tuple[str, ...]:
     if legacy:
         return (legacy,)
     raise DeployError("neither `docker compose` nor `docker-compose` is installed on this host")
+
+
+# Debian's docker-compose 1.29 is Python and imports `distutils`, which setuptools' shim (on by
+# default for the system's packages) answers by importing all of setuptools: about half of the
+# 0.36 s each compose command takes to start here, paid two or three times a deploy. The
+# standard library's own distutils (Python 3.11 and before) answers in milliseconds.
+_STDLIB_DISTUTILS = {"SETUPTOOLS_USE_DISTUTILS": "stdlib"}
+
+
+def compose_speedups() -> dict[str, str]:
+    """Variables the host's compose starts faster with, where it was seen to run with them (a
+    `version` under them, once per PATH): none for the v2 plugin, nor for a v1 on a Python with
+    no distutils of its own, nor when the agent's environment chose already."""
+    if "SETUPTOOLS_USE_DISTUTILS" in os.environ:
+        return {}
+    try:
+        return dict(_speedups_on(os.environ.get("PATH", "")))
+    except DeployError:
+        return {}
+
+
+@functools.lru_cache(maxsize=4)
+def _speedups_on(path: str) -> tuple[tuple[str, str], ...]:
+    command = _compose_command_on(path)
+    if len(command) != 1:  # `docker compose`: a Go plugin
+        return ()
+    try:
+        probe = subprocess.run(
+            [*command, "version"],
+            capture_output=True,
+            env={"PATH": path, **_STDLIB_DISTUTILS},
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(_STDLIB_DISTUTILS.items()) if probe.returncode == 0 else ()
 
 
 class DockerResources:
@@ -264,7 +302,7 @@ class ComposeRunner:
         environment = {name: os.environ[name] for name in COMPOSE_VARIABLES if name in os.environ}
         if self.docker_host:
             environment["DOCKER_HOST"] = self.docker_host
-        return environment
+        return {**compose_speedups(), **environment}
 
     def prepare(
         self,

@@ -1,4 +1,5 @@
-"""Which compose CLI the agent runs: the v2 plugin when `docker compose` answers, else v1."""
+"""Which compose CLI the agent runs: the v2 plugin when `docker compose` answers, else v1; and
+what it runs faster with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry_agent.compose import DeployError, compose_command
+from ferry_agent.compose import DeployError, compose_command, compose_speedups
 
 
 def _program(directory: Path, name: str, script: str) -> Path:
@@ -60,3 +61,37 @@ def test_compose_installed_later_is_found(bin_dir: Path) -> None:
     legacy = _program(bin_dir, "docker-compose", "exit 0")
 
     assert compose_command() == [str(legacy)]
+
+
+def test_compose_v1_starts_with_the_standard_distutils_where_it_runs_with_it(
+    bin_dir: Path,
+) -> None:
+    _program(bin_dir, "docker", "exit 1")
+    only_with_stdlib = '[ "$1" = version ] && [ "$SETUPTOOLS_USE_DISTUTILS" = stdlib ]'
+    _program(bin_dir, "docker-compose", only_with_stdlib)
+
+    assert compose_speedups() == {"SETUPTOOLS_USE_DISTUTILS": "stdlib"}
+
+
+def test_compose_v1_that_fails_with_the_standard_distutils_runs_as_it_was(bin_dir: Path) -> None:
+    # Python 3.12 has no distutils of its own: compose 1.29 there needs setuptools' shim.
+    _program(bin_dir, "docker", "exit 1")
+    _program(bin_dir, "docker-compose", '[ "$SETUPTOOLS_USE_DISTUTILS" != stdlib ]')
+
+    assert compose_speedups() == {}
+
+
+def test_compose_v2_plugin_needs_no_speedup(bin_dir: Path) -> None:
+    _program(bin_dir, "docker", '[ "$1 $2" = "compose version" ]')
+
+    assert compose_speedups() == {}
+
+
+def test_operator_choice_of_distutils_is_left_alone(
+    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _program(bin_dir, "docker", "exit 1")
+    _program(bin_dir, "docker-compose", "exit 0")
+    monkeypatch.setenv("SETUPTOOLS_USE_DISTUTILS", "local")
+
+    assert compose_speedups() == {}

@@ -367,6 +367,159 @@ def test_emulator_costs_check_update_expressions_as_moto_does(stack: LocalStack)
     assert client.get_item(TableName=table, Key=keys[0])["Item"] == first
 
 
+def test_emulator_costs_walk_update_expressions_as_moto_does(stack: LocalStack) -> None:
+    """The expression walks (a handler found once per node class, the pre-processing hook only
+    where a walk has one) leave an item as moto's own walk does, and refuse what it refuses,
+    with its message: each update runs on twin items, once each way."""
+    from ferry.local import emulator_costs
+    from ferry.settings import get_settings
+
+    traverser: Any = emulator_costs._ast.DepthFirstTraverser
+    table = get_settings().name_guards_table
+    client = boto3.client("dynamodb")
+    start = {
+        "l": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"k": {"S": "v"}}}]},
+        "m": {"M": {"x": {"N": "1"}, "y": {"S": "y"}, "z": {"M": {"deep": {"L": []}}}}},
+        "s": {"SS": ["p", "q"]},
+        "n": {"N": "5"},
+        "gone": {"S": "x"},
+    }
+    values = {
+        ":l": {"L": [{"S": "b"}]},
+        ":one": {"N": "1"},
+        ":s": {"SS": ["q", "r"]},
+        ":m": {"M": {"a": {"BOOL": True}}},
+        ":e": {"S": ""},
+    }
+    names = {"#n": "n", "#m": "m", "#x": "x"}
+    updates = [
+        "SET l = list_append(:l, l), #m.#x = #m.#x + :one, #n = if_not_exists(#n, :one) - :one",
+        "SET l[1] = :one, m.z.deep = list_append(m.z.deep, :l), newmap = :m REMOVE l[0], gone",
+        "ADD s :s, counter :one SET m.y = m.x",
+        "DELETE s :s REMOVE m.z.deep",
+        "ADD s :s DELETE s :s",  # refused: two actions on one path
+        "SET m.missing.deeper = :one",  # refused: the path's parent is absent
+        "SET #n = #n + :l",  # refused: a number plus a list
+        "SET l[0].nope = :one",  # a string has no members (moto lets it pass)
+        "SET id = :one",  # refused: the key
+        "SET m = :m, m.x = :one",  # refused: overlapping paths
+    ]
+
+    def applied(update: str, key: dict[str, Any]) -> tuple[str, Any]:
+        client.put_item(TableName=table, Item=key | start)
+        request: dict[str, Any] = {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": {k: v for k, v in values.items() if k in update},
+        }
+        if "#" in update:
+            request["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in update}
+        try:
+            client.update_item(**request)
+        except ClientError as refusal:
+            return "refused", str(refusal)
+        item = client.get_item(TableName=table, Key=key)["Item"]
+        return "applied", {name: value for name, value in item.items() if name != "id"}
+
+    fast = traverser.traverse_node_recursively
+    for update in updates:
+        ours = applied(update, {"id": {"S": f"walk#{secrets.token_hex(4)}"}})
+        traverser.traverse_node_recursively = emulator_costs.moto_traverse_node_recursively
+        try:
+            motos = applied(update, {"id": {"S": f"walk#{secrets.token_hex(4)}"}})
+        finally:
+            traverser.traverse_node_recursively = fast
+        assert ours == motos, update
+    assert fast is emulator_costs._walk
+
+
+def test_emulator_costs_copy_execution_data_as_deepcopy_does() -> None:
+    """The ASL interpreter's copies of an execution's data (local/emulator_costs.json_deepcopy)
+    are what `copy.deepcopy` makes: equal, sharing nothing with the original, a dict or list met
+    twice copied once (and a cycle kept), anything else copied by deepcopy itself."""
+    import copy
+    import datetime
+
+    from ferry.local import emulator_costs
+
+    shared = {"k": [1, 2.5, None, True]}
+    cyclic: list[Any] = ["loop"]
+    cyclic.append(cyclic)
+    data = {
+        "a": shared,
+        "b": [shared, shared, {"nested": shared["k"]}],
+        "c": ("tuple", shared),
+        "d": datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC),
+        "e": cyclic,
+        1: "a number key",
+    }
+
+    emulator_costs.install()
+    ours, theirs = emulator_costs.json_deepcopy(data), copy.deepcopy(data)
+
+    assert repr(ours) == repr(theirs)
+    assert ours["a"] is not shared and ours["a"]["k"] is not shared["k"]
+    assert ours["b"][0] is ours["a"] and ours["b"][1] is ours["a"]  # met twice: copied once
+    assert ours["b"][2]["nested"] is ours["a"]["k"]
+    assert ours["c"][1] is ours["a"]  # deepcopy's own copy of the tuple used the same memo
+    assert ours["e"][1] is ours["e"] and ours["e"] is not cyclic
+    for module in emulator_costs._DATA_COPIERS:
+        assert module.copy.deepcopy is emulator_costs.json_deepcopy, module.__name__
+
+
+def _shape(value: Any) -> Any:
+    """A parsed condition as plain values, to compare (moto's own repr fails on list indexes)."""
+    if isinstance(value, list | tuple):
+        return [_shape(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if hasattr(value, "__dict__"):
+        return [type(value).__name__, _shape(vars(value))]
+    return value
+
+
+def test_emulator_costs_lex_conditions_as_moto_does() -> None:
+    """A condition's tokens are kept per text (local/emulator_costs.py): every parse still gets
+    moto's tree, the names and values it found, and moto's error for what it cannot lex."""
+    from ferry.local import emulator_costs
+
+    emulator_costs.install()
+    parser: Any = emulator_costs._comparisons.ConditionExpressionParser
+    names = {"#s": "status", "#d": "deploy_slot"}
+    values = {":q": {"S": "queued"}, ":r": {"S": "running"}, ":n": {"N": "3"}, ":l": {"L": []}}
+    conditions = [
+        "attribute_exists(id) AND #s IN (:q, :r)",
+        "(events_seq = :n OR attribute_not_exists(events_seq)) AND NOT #d = :q",
+        "size(m.xs[0]) > :n AND begins_with(#s, :q) AND #d <> :r",
+        "size(m.list[0]) > :n",  # refused: a reserved word
+        "#s BETWEEN :q AND :r OR contains(tags, :q)",
+        "a = :n AND a = :n",  # the same text again below: from the kept tokens
+        "a = :n AND a = :n",
+        "a = :n $ b",  # cannot be lexed
+        "(a = :n",  # lexed, then refused by the parser
+    ]
+
+    def parsed(condition: str, lex: Any) -> tuple[str, Any, Any]:
+        original = parser._lex_condition_expression
+        parser._lex_condition_expression = lex
+        try:
+            one = parser(condition, names, values)
+            try:
+                op = one.parse()
+            except Exception as refusal:  # compared, whatever it is
+                return "refused", type(refusal).__name__, str(refusal)
+            return _shape(op), one.expr_attr_names_found, one.expr_attr_values_found
+        finally:
+            parser._lex_condition_expression = original
+
+    ours = [parsed(c, parser._lex_condition_expression) for c in conditions]
+    motos = [parsed(c, emulator_costs.moto_lex_condition_expression) for c in conditions]
+    assert ours == motos
+    assert [answer[0] for answer in ours].count("refused") == 3
+    assert ours[5] == ours[6] and ours[5][0] != "refused"
+
+
 def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> None:
     """SendMessage reads only the queue's deduplication setting (local/emulator_costs.py):
     content-based deduplication still drops a repeated body, explicit ids still count, and the

@@ -59,6 +59,20 @@
   a document's parse is kept, and a policy's answer for an action on a resource is kept per
   document. A policy that changes is a new document, so it is checked anew. Checks that depend
   on more (a principal, condition values: role trust policies) still run moto's way.
+- moto's walks of an UpdateItem's expression (eight per call, over a hundred nodes each for a
+  sync's status write) asked at every node whether it is a node and which handler takes it,
+  through `isinstance` on abstract classes, and called a pre-processing hook that all but one
+  walk leave empty: the handler is found once per node class and walk, and the empty hook is
+  not called. The walk is otherwise moto's, node for node (a fifth of the CPU of a
+  100-application sync).
+- moto's ASL interpreter copies an execution's data at every state (`copy.deepcopy` of JSON:
+  a state's input and result, each path's value): plain dicts and lists are copied by a walk of
+  their own, with deepcopy's memo (a dict met twice is copied once), and anything else by
+  deepcopy itself.
+- moto parses an UpdateItem's condition twice per call (its handler checks the names and
+  values it uses, its backend evaluates it), and its lexer compiles its six patterns again for
+  every token: the tokens of each condition text are kept (each parse gets copies; the parse
+  itself, with the call's names and values, is moto's).
 
 moto is pinned exactly; tests/integration/test_local_cloud.py checks each replacement.
 """
@@ -72,6 +86,8 @@ import gc
 import importlib
 import json
 import threading
+import types
+from collections import deque
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -87,6 +103,7 @@ from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+_comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
 _sqs: Any = importlib.import_module("moto.sqs.models")
 _access_control: Any = importlib.import_module("moto.iam.access_control")
 _responses: Any = importlib.import_module("moto.core.responses")
@@ -96,6 +113,22 @@ RuleContext: Any = importlib.import_module("antlr4.RuleContext").RuleContext
 _json_path_users: tuple[Any, ...] = tuple(
     importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
     for name in ("utils.json_path", "component.common.path.result_path")
+)
+
+# The ASL interpreter's modules that copy an execution's data at every state (`copy.deepcopy`
+# of JSON: the state's input, its result, each path's value, the frames a Map iteration gets).
+_DATA_COPIERS: tuple[Any, ...] = tuple(
+    importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
+    for name in (
+        "eval.states",
+        "eval.environment",
+        "component.common.string.string_expression",
+        "component.common.path.result_path",
+        "component.state.exec.execute_state",
+        "component.state.exec.state_map.state_map",
+        "component.state.exec.state_task.service.state_task_service",
+        "component.state.exec.state_parallel.state_parallel",
+    )
 )
 
 _MARKER = "_ferry_cached"
@@ -114,6 +147,9 @@ _PERMISSIONS_KEPT = 8192
 # moto's own structure writer, kept for every other structure (and for tests to compare with).
 moto_serialize_structure = BaseJSONSerializer._serialize_type_structure
 moto_traverse = _ast.DepthFirstTraverser.traverse
+moto_traverse_node_recursively = _ast.DepthFirstTraverser.traverse_node_recursively
+moto_lex_condition_expression = _comparisons.ConditionExpressionParser._lex_condition_expression
+_no_pre_processing = _ast.DepthFirstTraverser.pre_processing_of_child
 
 
 def install() -> None:
@@ -155,17 +191,64 @@ def install() -> None:
         setattr(_serialize_type_structure, _MARKER, True)
         BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
     _install_update_expression_checks()
+    _install_condition_lexing()
     _install_sqs_send()
     _install_permission_checks()
     if not getattr(_responses.method_names_from_class, _MARKER, False):
         names_of_class = functools.lru_cache(maxsize=None)(_responses.method_names_from_class)
         setattr(names_of_class, _MARKER, True)
         _responses.method_names_from_class = names_of_class
+    for module in _DATA_COPIERS:
+        if module.copy is copy:
+            module.copy = _json_copying
     for module in _json_path_users:
         if not getattr(module.parse, _MARKER, False):
             parse_path: Any = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
             setattr(parse_path, _MARKER, True)
             module.parse = parse_path
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """`copy.deepcopy`, walking plain dicts and lists itself: the same copy (a dict or list met
+    twice is copied once, as `deepcopy`'s memo does), in a fraction of the time; anything else
+    is copied by `deepcopy` itself, with the same memo."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if memo is None:
+        memo = {}
+    if kind is dict:
+        done = memo.get(id(value))
+        if done is not None:
+            return done
+        twin: dict[Any, Any] = {}
+        memo[id(value)] = twin
+        for key, item in value.items():
+            if type(key) not in _ATOMS:
+                key = json_deepcopy(key, memo)
+            twin[key] = item if type(item) in _ATOMS else json_deepcopy(item, memo)
+        return twin
+    if kind is list:
+        done = memo.get(id(value))
+        if done is not None:
+            return done
+        listed: list[Any] = []
+        memo[id(value)] = listed
+        for item in value:
+            listed.append(item if type(item) in _ATOMS else json_deepcopy(item, memo))
+        return listed
+    return copy.deepcopy(value, memo)
+
+
+# What the interpreter's modules see as `copy`: the module, but for its deepcopy.
+_json_copying = types.ModuleType("copy")
+_json_copying.__dict__.update(
+    {name: getattr(copy, name) for name in dir(copy) if not name.startswith("__")}
+)
+setattr(_json_copying, "deepcopy", json_deepcopy)  # noqa: B010
 
 
 def settle_heap() -> None:
@@ -280,16 +363,45 @@ def _install_update_expression_checks() -> None:
     traverser = _ast.DepthFirstTraverser
     if getattr(traverser.process, _MARKER, False):
         return
-    for function in (_handlers, _process, _nodes_to_be_processed, _checked_at_the_root, _copied):
+    for function in (
+        _handlers,
+        _process,
+        _nodes_to_be_processed,
+        _walk,
+        _checked_at_the_root,
+        _copied,
+    ):
         setattr(function, _MARKER, True)
     traverser.process = _process
     traverser.nodes_to_be_processed = _nodes_to_be_processed
+    traverser.traverse_node_recursively = _walk
     _validators.ActionCountValidator.traverse = _checked_at_the_root
     _validators.OverlappingPathsValidator.traverse = _checked_at_the_root
     _validators.deepcopy = _copied
     parser = _expressions.UpdateExpressionParser
     parse: Any = functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)(parser.make.__func__)
     parser.make = classmethod(parse)
+
+
+def _install_condition_lexing() -> None:
+    parser = _comparisons.ConditionExpressionParser
+    if getattr(parser._lex_condition_expression, _MARKER, False):
+        return
+    moto_lex = moto_lex_condition_expression
+
+    @functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)
+    def tokens_of(text: str) -> tuple[Any, ...]:
+        lexer = object.__new__(parser)
+        lexer.condition_expression = text
+        return tuple(moto_lex(lexer))
+
+    def lex(self: Any) -> Any:
+        # Each parse consumes its tokens and never changes one (they are named tuples whose
+        # children lists are empty): each gets a deque of its own, with lists of its own.
+        return deque(token._replace(children=[]) for token in tokens_of(self.condition_expression))
+
+    setattr(lex, _MARKER, True)
+    parser._lex_condition_expression = lex
 
 
 def _handlers(traverser: Any) -> dict[type, Any]:
@@ -311,6 +423,57 @@ def _process(self: Any, node: Any) -> Any:
 def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
     _handlers(self)  # asked at every node: the classes are kept with the handlers
     return self.__dict__["_ferry_handled"]  # type: ignore[no-any-return]
+
+
+_UNKNOWN = object()
+# Whether a class is one of moto's expression nodes (an ABC: `isinstance` asks its metaclass).
+_node_classes: dict[type, bool] = {}
+
+
+def _walk(self: Any, node: Any, child_id: int = -1) -> Any:
+    # moto's DepthFirstTraverser.traverse_node_recursively, node for node: a node's children
+    # first, each after the pre-processing hook, then the node's handler (the first of the walk's
+    # handlers whose class it is), which may replace it in its parent. The handler is found once
+    # per node class and walk, and the hook is called only where a walk has one.
+    handler_of = self.__dict__.get("_ferry_handler_of")
+    if handler_of is None:
+        handler_of = self.__dict__["_ferry_handler_of"] = {}
+    hooked = type(self).pre_processing_of_child is not _no_pre_processing
+    return _visit(
+        self, node, child_id, handler_of, self.pre_processing_of_child if hooked else None
+    )
+
+
+def _visit(
+    traverser: Any,
+    node: Any,
+    child_id: int,
+    handler_of: dict[type, Any],
+    hook: Any,
+) -> Any:
+    kind = type(node)
+    is_node = _node_classes.get(kind)
+    if is_node is None:
+        is_node = _node_classes[kind] = issubclass(kind, _ast.Node)
+    if not is_node:
+        return node
+    parent = node.parent
+    if node.children is not None:
+        for i, child in enumerate(node.children):
+            if hook is not None:
+                hook(node, i)
+            _visit(traverser, child, i, handler_of, hook)
+    handler = handler_of.get(kind, _UNKNOWN)
+    if handler is _UNKNOWN:
+        handler = handler_of[kind] = next(
+            (h for cls, h in _handlers(traverser).items() if issubclass(kind, cls)), None
+        )
+    if handler is not None:
+        node = handler(node)
+        node.parent = parent
+        if parent:
+            parent.children[child_id] = node
+    return node
 
 
 _PLAIN_NODE = frozenset({"type", "children", "parent"})

@@ -520,6 +520,36 @@ def test_emulator_costs_lex_conditions_as_moto_does() -> None:
     assert ours[5] == ours[6] and ours[5][0] != "refused"
 
 
+def test_emulator_costs_measure_items_as_moto_does() -> None:
+    """An attribute's size (moto checks an item's 400 KB at every attribute it sets) is what
+    moto's DynamoType.size says, for every kind of value, nested or not."""
+    from ferry.local import emulator_costs
+
+    emulator_costs.install()
+    dynamo_type: Any = emulator_costs._dynamo_type.DynamoType
+    values = [
+        {"S": "héllo"},
+        {"N": "-12.50"},
+        {"B": b"\x00\x01"},
+        {"B": "AAE="},
+        {"BOOL": True},
+        {"NULL": True},
+        {"SS": ["a", "bé"]},
+        {"NS": ["1", "2.5"]},
+        {"BS": [b"x", b"yz"]},
+        {"L": [{"S": "a"}, {"N": "1"}, {"L": [{"M": {"k": {"S": "v"}}}]}]},
+        {"M": {"k": {"S": "v"}, "ñ": {"L": [{"N": "1"}, {"M": {}}]}, "e": {"SS": ["q"]}}},
+    ]
+    for value in values:
+        attribute = dynamo_type(value)
+        assert attribute.size() == emulator_costs.moto_dynamo_size(attribute), value
+    # A map holding a raw value (as an in-place change may leave it): read through DynamoType.
+    mixed = dynamo_type({"M": {"k": {"S": "v"}}})
+    mixed.value["raw"] = {"L": [{"S": "abc"}]}
+    assert mixed.size() == emulator_costs.moto_dynamo_size(mixed) == 1 + 1 + 3 + 3
+    assert dynamo_type.size is emulator_costs._dynamo_size
+
+
 def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> None:
     """SendMessage reads only the queue's deduplication setting (local/emulator_costs.py):
     content-based deduplication still drops a repeated body, explicit ids still count, and the
@@ -716,6 +746,40 @@ def test_in_process_calls_reach_the_same_cloud_without_a_socket(
     subprocess.run([sys.executable, "-c", script, queue_url], check=True, timeout=60)
     outside = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
     assert [message["Body"] for message in outside] == ["from outside"]
+
+
+def test_signatures_over_http_are_still_checked(stack: LocalStack, unique: str) -> None:
+    """In-process calls skip moto's recomputation of their signature (in_process_transport.py):
+    a request over HTTP with a wrong secret key is refused as before, also when it claims the
+    in-process header."""
+    import subprocess
+    import sys
+
+    from ferry.local.in_process_transport import IN_PROCESS_HEADER
+
+    queue_url = boto3.client("sqs").create_queue(QueueName=f"signed-{unique}")["QueueUrl"]
+    script = (
+        "import boto3, sys\n"
+        "from botocore.exceptions import ClientError\n"
+        "key = boto3.Session().get_credentials().access_key\n"
+        "sqs = boto3.client('sqs', aws_access_key_id=key, aws_secret_access_key='wrong')\n"
+        "def claim(request, **_):\n"
+        "    request.headers[sys.argv[2]] = 'a guess'\n"
+        "sqs.meta.events.register('before-send.sqs', claim)\n"
+        "try:\n"
+        "    sqs.send_message(QueueUrl=sys.argv[1], MessageBody='forged')\n"
+        "except ClientError as refusal:\n"
+        "    print(refusal.response['Error'].get('Message'))\n"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", script, queue_url, IN_PROCESS_HEADER],
+        check=False,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    # moto answers SQS's JSON protocol with an XML error: its code is in the message.
+    assert "<Code>SignatureDoesNotMatch</Code>" in refused.stdout, refused.stderr[-2000:]
 
 
 def test_moto_error_for_an_absent_path_an_is_present_choice_expects_is_not_logged(

@@ -104,6 +104,8 @@ _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
+_dynamo_type: Any = importlib.import_module("moto.dynamodb.models.dynamo_type")
+_utilities: Any = importlib.import_module("moto.dynamodb.models.utilities")
 _sqs: Any = importlib.import_module("moto.sqs.models")
 _access_control: Any = importlib.import_module("moto.iam.access_control")
 _responses: Any = importlib.import_module("moto.core.responses")
@@ -149,6 +151,7 @@ moto_serialize_structure = BaseJSONSerializer._serialize_type_structure
 moto_traverse = _ast.DepthFirstTraverser.traverse
 moto_traverse_node_recursively = _ast.DepthFirstTraverser.traverse_node_recursively
 moto_lex_condition_expression = _comparisons.ConditionExpressionParser._lex_condition_expression
+moto_dynamo_size = _dynamo_type.DynamoType.size
 _no_pre_processing = _ast.DepthFirstTraverser.pre_processing_of_child
 
 
@@ -192,6 +195,9 @@ def install() -> None:
         BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
     _install_update_expression_checks()
     _install_condition_lexing()
+    if not getattr(_dynamo_type.DynamoType.size, _MARKER, False):
+        setattr(_dynamo_size, _MARKER, True)
+        _dynamo_type.DynamoType.size = _dynamo_size
     _install_sqs_send()
     _install_permission_checks()
     if not getattr(_responses.method_names_from_class, _MARKER, False):
@@ -381,6 +387,43 @@ def _install_update_expression_checks() -> None:
     parser = _expressions.UpdateExpressionParser
     parse: Any = functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)(parser.make.__func__)
     parser.make = classmethod(parse)
+
+
+_SETS = frozenset({"SS", "NS", "BS"})
+
+
+def _dynamo_size(self: Any) -> int:
+    # moto's DynamoType.size, without building a DynamoType for every value of every map (and,
+    # inside it, again for every element of its lists) only to ask its size.
+    return _size_of(self.type, self.value, False)
+
+
+def _size_of(kind: str, value: Any, rewrapped: bool) -> int:
+    # `rewrapped`: moto reaches these values through DynamoType(value) (a map's values, and the
+    # elements of lists inside them), which would read a raw {"S": ...} dict; elsewhere it asks
+    # the value's own size().
+    if kind == "N":
+        return len(str(value))
+    if kind in _SETS:
+        return sum(_size_of(kind[0], member, False) for member in value)
+    if kind == "L":
+        return sum(_element_size(element, rewrapped) for element in value)
+    if kind == "M":
+        return sum(
+            _utilities.bytesize(name) + _element_size(member, True)
+            for name, member in value.items()
+        )
+    if isinstance(value, bool):
+        return 1
+    return _utilities.bytesize(value)  # type: ignore[no-any-return]
+
+
+def _element_size(element: Any, rewrapped: bool) -> int:
+    if type(element) is _dynamo_type.DynamoType:
+        return _size_of(element.type, element.value, rewrapped)
+    if rewrapped:
+        return moto_dynamo_size(_dynamo_type.DynamoType(element))  # type: ignore[no-any-return]
+    return element.size()  # type: ignore[no-any-return]
 
 
 def _install_condition_lexing() -> None:

@@ -125,7 +125,7 @@ _START_DEPLOY = [
 ]
 _QUEUE_SYNC = [
     *_dynamodb("FERRY_JOBS_TABLE", "GetItem PutItem DeleteItem", "queue a sync job: its record"),
-    *_dynamodb("FERRY_JOBS_TABLE", "UpdateItem", "queue a sync job: its branch's newest"),
+    *_dynamodb("FERRY_JOBS_TABLE", "PutItem", "queue a sync job: its branch's newest"),
     Call("sqs:SendMessage", "queue:FERRY_SYNC_QUEUE_URL", "queue a sync job"),
 ]
 _FORGET_BUNDLES = [

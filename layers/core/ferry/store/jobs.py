@@ -131,13 +131,11 @@ def record_latest_of_branch(job: SyncJob) -> None:
     """The job is now the newest follow-head job of its branch (by its trigger). Written after the
     job's record and before it is queued, so a job in the queue is always already named here, or
     a newer one is."""
+    row = BranchLatestJobRow(
+        id=_branch_key(job), latest_job=job.job_id, expires_at=utcnow() + RETENTION
+    )
     with translated(f"branch {job.branch} of repository {job.repository_id}"):
-        BranchLatestJobRow(id=_branch_key(job)).update(
-            actions=[
-                BranchLatestJobRow.latest_job.set(job.job_id),
-                BranchLatestJobRow.expires_at.set(utcnow() + RETENTION),
-            ]
-        )
+        row.save()  # the whole row, replaced: nothing else is kept in it
 
 
 def latest_of_branch(job: SyncJob) -> str | None:

@@ -267,6 +267,42 @@ def test_newer_job_that_will_not_run_supersedes_nothing(api: httpx.Client, uniqu
     assert superseding_job(failed) is None  # the newest one itself
 
 
+def test_push_is_never_left_to_a_sync_that_started_before_it(
+    api: httpx.Client, unique: str
+) -> None:
+    """A job is superseded only by one recorded after it, which is queued behind it and so
+    resolves the head later. Superseding by request times could drop a push: J (pushed after S
+    started) gave way to L (requested before J, recorded after it), and L then gave way to S,
+    whose sync had begun before J's push."""
+    from datetime import timedelta
+
+    from ferry.domain.models import utcnow
+    from ferry.store.jobs import record_running
+
+    repository_id = f"repo_{unique}"
+    now = utcnow()
+
+    def hint(name: str, requested_seconds_ago: float) -> SyncJob:
+        return SyncJob(
+            repository_id=repository_id,
+            trigger=Trigger.WEBHOOK,
+            branch="main",
+            delivery_id=f"{unique}-{name}",
+            requested_at=now - timedelta(seconds=requested_seconds_ago),
+        )
+
+    started, late_pushed, slow = hint("S", 3.0), hint("J", 1.0), hint("L", 2.0)
+    assert record_queued(started)
+    record_latest_of_branch(started)
+    record_running(started)  # S's sync began before J's push
+    for job in (late_pushed, slow):  # L was requested before J, but recorded after it
+        assert record_queued(job)
+        record_latest_of_branch(job)
+
+    assert superseding_job(late_pushed) == slow.job_id  # L is queued behind J
+    assert superseding_job(slow) is None  # so L runs, after J's push
+
+
 def test_supersede_check_is_one_consistent_read_whatever_the_burst(
     api: httpx.Client, unique: str
 ) -> None:

@@ -748,6 +748,37 @@ def test_in_process_calls_reach_the_same_cloud_without_a_socket(
     assert [message["Body"] for message in outside] == ["from outside"]
 
 
+def test_in_process_requests_name_their_caller_without_a_signature(stack: LocalStack) -> None:
+    """A request handed over in-process is labelled with its caller's access key and scope as a
+    signature would be, without computing one (in_process_transport.py); a presigned URL, which
+    another process uses, is signed as before."""
+    seen: list[str] = []
+
+    def keep(request: Any, **_: Any) -> None:
+        seen.append(
+            request.headers["Authorization"].decode()
+            if isinstance(request.headers["Authorization"], bytes)
+            else request.headers["Authorization"]
+        )
+
+    sqs = boto3.client("sqs")
+    sqs.meta.events.register("before-send.sqs", keep)
+    sqs.list_queues()
+    credentials = boto3.Session().get_credentials()
+    assert credentials is not None
+    key = credentials.access_key
+
+    [authorization] = seen
+    assert authorization.startswith(f"AWS4-HMAC-SHA256 Credential={key}/")
+    assert authorization.endswith("Signature=in-process")
+    from botocore.config import Config
+
+    url = boto3.client("s3", config=Config(signature_version="s3v4")).generate_presigned_url(
+        "get_object", Params={"Bucket": "any", "Key": "any"}
+    )
+    assert "X-Amz-Signature=" in url and "in-process" not in url
+
+
 def test_signatures_over_http_are_still_checked(stack: LocalStack, unique: str) -> None:
     """In-process calls skip moto's recomputation of their signature (in_process_transport.py):
     a request over HTTP with a wrong secret key is refused as before, also when it claims the

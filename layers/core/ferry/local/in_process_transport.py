@@ -13,12 +13,15 @@ answer is parsed by botocore as if it came off the wire. An error inside moto be
 the development server would answer. Processes other than this one (the agent, the CLI) still
 speak HTTP to the server.
 
-One check is left out: moto recomputes every request's signature from the caller's secret key
-to compare it with the one sent (a third of an in-process call's own cost). A request handed
-over here was signed by botocore in this process a moment before, from the same request, so the
-comparison could only agree; such requests carry a header with a token of this process, and
-moto's signature check passes them. The access key still names the caller, and every permission
-is still checked against its role. Requests over HTTP are checked in full.
+The signature is left out. botocore signs every request from the caller's secret key, and
+moto recomputes the signature to compare it with the one sent: together about a third of an
+in-process call's own cost, for a check that could only agree (the request never leaves this
+process). A request for a registered server gets every header signing would add (the date, the
+session token, the payload's hash for S3) and an Authorization header that names the caller's
+access key and scope as a signature would, but no signature; it carries a header with a token
+of this process, and moto's signature check passes such requests. The access key still names
+the caller, and every permission is still checked against its role. Presigned URLs are signed
+as before (another process uses them), and requests over HTTP are checked in full.
 
 Only URLs of a server registered here are taken (`register` / `unregister`); every other
 request goes to the network as usual. The handler is added to botocore's built-in handlers, so
@@ -36,8 +39,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.compat import HTTPHeaders
+from botocore.auth import SIGV4_TIMESTAMP, S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
+from botocore.compat import HTTPHeaders, get_current_datetime
+from botocore.exceptions import NoCredentialsError
 from botocore.handlers import BUILTIN_HANDLERS
 from moto.core.request import (
     PRESERVED_HEADER_NAMES_ENVIRON_KEY,
@@ -60,6 +65,9 @@ _FRAMING_HEADERS = frozenset({"transfer-encoding", "expect", "connection"})
 # Marks a request handed over in this process (see the module's docstring); the token cannot
 # be guessed by another process, so a request over HTTP cannot claim it.
 IN_PROCESS_HEADER = "X-Ferry-In-Process"
+# Signers of a request's headers; their presigning subclasses put the signature in a URL that
+# another process uses, and keep signing.
+_HEADER_SIGNERS = (SigV4Auth, S3SigV4Auth)
 _TOKEN = secrets.token_hex(16)
 
 
@@ -70,7 +78,33 @@ def install() -> None:
         if not _installed:
             BUILTIN_HANDLERS.append(("before-send", _send_in_process))
             _skip_signature_check_in_process()
+            _label_instead_of_signing()
             _installed = True
+
+
+def _label_instead_of_signing() -> None:
+    moto_add_auth = SigV4Auth.add_auth
+
+    def add_auth(self: SigV4Auth, request: AWSRequest) -> None:
+        if type(self) not in _HEADER_SIGNERS or _application_for(request.url or "") is None:
+            moto_add_auth(self, request)
+            return
+        if self.credentials is None:
+            raise NoCredentialsError()
+        request.context["timestamp"] = get_current_datetime().strftime(SIGV4_TIMESTAMP)
+        modify: Any = getattr(self, "_modify_request_before_signing")  # noqa: B009 (private)
+        modify(request)  # the date, the session token and the payload's headers, as signing
+        request.headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.scope(request)}, "
+            "SignedHeaders=host, Signature=in-process"
+        )
+
+    SigV4Auth.add_auth = add_auth  # type: ignore[method-assign]
+
+
+def _application_for(url: str) -> Any:
+    parts = urlsplit(url)
+    return _APPLICATIONS.get(f"{parts.scheme}://{parts.netloc}")
 
 
 def _skip_signature_check_in_process() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,18 @@ from tests.helpers import (
     wait_for_idle_sync,
     wait_for_status,
 )
+
+
+def _branch_moved(repository_id: str, delivery_id: str, **request: Any) -> SyncJob:
+    """A job as a provider's push delivery queues it: the branch moved, its head is resolved
+    later."""
+    return SyncJob(
+        repository_id=repository_id,
+        trigger=Trigger.WEBHOOK,
+        branch="main",
+        delivery_id=delivery_id,
+        **request,
+    )
 
 
 def _job_finished(api: httpx.Client, job_id: str) -> bool:
@@ -127,13 +140,7 @@ def test_job_whose_branch_has_a_newer_job_ends_superseded_without_running(
     history = len(events(api, application["id"]))
 
     def hint(delivery: str) -> SyncJob:
-        # As a provider's push delivery queues it: the branch moved, its head is resolved later.
-        return SyncJob(
-            repository_id=repository["id"],
-            trigger=Trigger.WEBHOOK,
-            branch="main",
-            delivery_id=f"{unique}-{delivery}",
-        )
+        return _branch_moved(repository["id"], f"{unique}-{delivery}")
 
     older, newer = hint("older"), hint("newer")
     named = SyncJob(
@@ -220,12 +227,7 @@ def test_job_queued_behind_a_newer_one_of_its_branch_never_starts(
     wait_for_idle_sync(repository["id"])
 
     def hint(delivery: str) -> SyncJob:
-        return SyncJob(
-            repository_id=repository["id"],
-            trigger=Trigger.WEBHOOK,
-            branch="main",
-            delivery_id=f"{unique}-{delivery}",
-        )
+        return _branch_moved(repository["id"], f"{unique}-{delivery}")
 
     with sync_worker_paused(stack):
         older = enqueue_sync_job(hint("older"))
@@ -244,12 +246,7 @@ def test_newer_job_that_will_not_run_supersedes_nothing(api: httpx.Client, uniqu
     repository_id = f"repo_{unique}"
 
     def hint(delivery: str) -> SyncJob:
-        return SyncJob(
-            repository_id=repository_id,
-            trigger=Trigger.WEBHOOK,
-            branch="main",
-            delivery_id=f"{unique}-{delivery}",
-        )
+        return _branch_moved(repository_id, f"{unique}-{delivery}")
 
     older, forgotten = hint("older"), hint("forgotten")
     for job in (older, forgotten):
@@ -283,13 +280,8 @@ def test_push_is_never_left_to_a_sync_that_started_before_it(
     now = utcnow()
 
     def hint(name: str, requested_seconds_ago: float) -> SyncJob:
-        return SyncJob(
-            repository_id=repository_id,
-            trigger=Trigger.WEBHOOK,
-            branch="main",
-            delivery_id=f"{unique}-{name}",
-            requested_at=now - timedelta(seconds=requested_seconds_ago),
-        )
+        requested_at = now - timedelta(seconds=requested_seconds_ago)
+        return _branch_moved(repository_id, f"{unique}-{name}", requested_at=requested_at)
 
     started, late_pushed, slow = hint("S", 3.0), hint("J", 1.0), hint("L", 2.0)
     assert record_queued(started)
@@ -311,15 +303,7 @@ def test_supersede_check_is_one_consistent_read_whatever_the_burst(
     would be neither: it read more jobs the longer the burst, and on AWS an index is only
     eventually consistent, so a job queued a moment before could be missed)."""
     repository_id = f"repo_{unique}"
-    hints = [
-        SyncJob(
-            repository_id=repository_id,
-            trigger=Trigger.WEBHOOK,
-            branch="main",
-            delivery_id=f"{unique}-{n}",
-        )
-        for n in range(30)
-    ]
+    hints = [_branch_moved(repository_id, f"{unique}-{n}") for n in range(30)]
     for job in hints:
         assert record_queued(job)
         record_latest_of_branch(job)

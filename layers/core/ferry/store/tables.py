@@ -281,8 +281,7 @@ class BranchLatestJobRow(Model):
     can tell with one strongly consistent read whether a newer job of the branch is queued.
 
     Kept in the jobs table under its own key ("branch#<repository>#<trigger>#<branch>"); it has no
-    repository_id or status, so the by-repository index and the scans for unfinished jobs never
-    see it.
+    status, so the scans for unfinished jobs never see it.
     """
 
     class Meta:

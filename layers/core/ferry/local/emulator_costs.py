@@ -73,6 +73,10 @@
   values it uses, its backend evaluates it), and its lexer compiles its six patterns again for
   every token: the tokens of each condition text are kept (each parse gets copies; the parse
   itself, with the call's names and values, is moto's).
+- moto checks an item's 400 KB at every attribute an update sets, by asking every attribute's
+  size, and a map's size built a new DynamoType for each of its values (and, inside those, for
+  every element of their lists) only to ask theirs: a size is now worked out from the values
+  as they are, with the same result.
 
 moto is pinned exactly; tests/integration/test_local_cloud.py checks each replacement.
 """

@@ -371,19 +371,10 @@ def _install_sqs_send() -> None:
 
 def _install_update_expression_checks() -> None:
     traverser = _ast.DepthFirstTraverser
-    if getattr(traverser.process, _MARKER, False):
+    if getattr(traverser.traverse_node_recursively, _MARKER, False):
         return
-    for function in (
-        _handlers,
-        _process,
-        _nodes_to_be_processed,
-        _walk,
-        _checked_at_the_root,
-        _copied,
-    ):
+    for function in (_walk, _checked_at_the_root, _copied):
         setattr(function, _MARKER, True)
-    traverser.process = _process
-    traverser.nodes_to_be_processed = _nodes_to_be_processed
     traverser.traverse_node_recursively = _walk
     _validators.ActionCountValidator.traverse = _checked_at_the_root
     _validators.OverlappingPathsValidator.traverse = _checked_at_the_root
@@ -456,20 +447,15 @@ def _handlers(traverser: Any) -> dict[type, Any]:
     handlers = traverser.__dict__.get("_ferry_handlers")
     if handlers is None:
         handlers = traverser.__dict__["_ferry_handlers"] = traverser._processing_map()
-        traverser.__dict__["_ferry_handled"] = tuple(handlers)
     return handlers  # type: ignore[no-any-return]
 
 
 def _process(self: Any, node: Any) -> Any:
+    # moto's DepthFirstTraverser.process, with the walk's handler table built once.
     for node_class, handler in _handlers(self).items():
         if isinstance(node, node_class):
             return handler(node)
     return None
-
-
-def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
-    _handlers(self)  # asked at every node: the classes are kept with the handlers
-    return self.__dict__["_ferry_handled"]  # type: ignore[no-any-return]
 
 
 _UNKNOWN = object()

@@ -37,7 +37,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
@@ -83,11 +83,11 @@ def install() -> None:
 
 
 def _label_instead_of_signing() -> None:
-    moto_add_auth = SigV4Auth.add_auth
+    botocore_add_auth = SigV4Auth.add_auth
 
     def add_auth(self: SigV4Auth, request: AWSRequest) -> None:
-        if type(self) not in _HEADER_SIGNERS or _application_for(request.url or "") is None:
-            moto_add_auth(self, request)
+        if type(self) not in _HEADER_SIGNERS or _server(urlsplit(request.url or ""))[1] is None:
+            botocore_add_auth(self, request)
             return
         if self.credentials is None:
             raise NoCredentialsError()
@@ -102,9 +102,10 @@ def _label_instead_of_signing() -> None:
     SigV4Auth.add_auth = add_auth  # type: ignore[method-assign]
 
 
-def _application_for(url: str) -> Any:
-    parts = urlsplit(url)
-    return _APPLICATIONS.get(f"{parts.scheme}://{parts.netloc}")
+def _server(parts: SplitResult) -> tuple[str, Any]:
+    """The base URL of a request's server, and the application registered for it (or None)."""
+    base_url = f"{parts.scheme}://{parts.netloc}"
+    return base_url, _APPLICATIONS.get(base_url)
 
 
 def _skip_signature_check_in_process() -> None:
@@ -141,8 +142,7 @@ class _WholeBody(io.BytesIO):
 
 def _send_in_process(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     parts = urlsplit(request.url)
-    base_url = f"{parts.scheme}://{parts.netloc}"
-    application = _APPLICATIONS.get(base_url)
+    base_url, application = _server(parts)
     if application is None:
         return None
     environ = _environ(request, parts.path, parts.query, base_url)

@@ -748,6 +748,73 @@ def test_in_process_calls_reach_the_same_cloud_without_a_socket(
     assert [message["Body"] for message in outside] == ["from outside"]
 
 
+def test_json_protocol_calls_skip_the_wsgi_application_and_answer_as_it_does(
+    stack: LocalStack, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON-protocol call from the stack's process is handed to moto's handler directly
+    (in_process_transport.py): the server's WSGI application is not entered, and the answers,
+    data and errors alike, are those the same server gives over HTTP."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    port = stack.cloud.moto.port
+    over_http = boto3.client("dynamodb", endpoint_url=f"http://localhost:{port}")
+    table = f"direct-{unique}"
+    over_http.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    over_http.put_item(TableName=table, Item={"id": {"S": "a"}, "n": {"N": "1"}})
+    entered: list[str] = []
+    wsgi_call = DomainDispatcherApplication.__call__
+
+    def counted(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_HOST", "").startswith("127.0.0.1"):
+            entered.append(environ.get("HTTP_X_AMZ_TARGET", environ["PATH_INFO"]))
+        return wsgi_call(self, environ, start_response)
+
+    monkeypatch.setattr(DomainDispatcherApplication, "__call__", counted)
+    in_process = boto3.client("dynamodb")
+
+    def outcome(client: Any, call: str, **params: Any) -> Any:
+        try:
+            answer = getattr(client, call)(**params)
+        except ClientError as refusal:
+            error = refusal.response["Error"]
+            return (
+                refusal.response["ResponseMetadata"]["HTTPStatusCode"],
+                error["Code"],
+                error.get("Message"),
+                refusal.response.get("Item"),
+            )
+        answer.pop("ResponseMetadata")
+        return answer
+
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("get_item", {"TableName": table, "Key": {"id": {"S": "a"}}}),
+        ("get_item", {"TableName": f"{table}-missing", "Key": {"id": {"S": "a"}}}),
+        ("get_item", {"TableName": table, "Key": {"other": {"S": "a"}}}),
+        (
+            "put_item",
+            {
+                "TableName": table,
+                "Item": {"id": {"S": "a"}},
+                "ConditionExpression": "attribute_not_exists(id)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+        ),
+    ]
+    for call, params in calls:
+        assert outcome(in_process, call, **params) == outcome(over_http, call, **params)
+    sfn = boto3.client("stepfunctions")
+    with pytest.raises(ClientError, match="ExecutionDoesNotExist"):
+        sfn.describe_execution(
+            executionArn=f"arn:aws:states:us-east-1:123456789012:execution:none:{unique}"
+        )
+    assert entered == []
+
+
 def test_in_process_requests_name_their_caller_without_a_signature(stack: LocalStack) -> None:
     """A request handed over in-process is labelled with its caller's access key and scope as a
     signature would be, without computing one (in_process_transport.py); a presigned URL, which

@@ -24,20 +24,24 @@ ROOT = Path(__file__).resolve().parents[2]
 NEVER = ("apprise", "httpx", "requests", "jwt", "rich", "typer", "uvicorn", "moto", "docker")
 NOT_AN_API = ("fastapi", "starlette", "mangum", "ferry.api")
 ABOVE_DEPLOY = ("ferry.manage", "ferry.sync", "ferry.git", "dulwich", "ferry.outbound")
+# cryptography's bindings load where a key is first made (security/crypto.py), which no deploy
+# task does at import.
+KEYS = ("cryptography",)
 
 ABSENT: dict[str, tuple[str, ...]] = {
     # The API uses git/source's checks of SHAs and paths; only reading a branch needs dulwich.
     # FastAPI would import pydantic.v1 to refuse its models (ferry/api/pydantic_v1_detection.py).
     "functions.api.app": (*NEVER, "dulwich", "pydantic.v1"),
-    "functions.deploy_tasks.mark_in_progress": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    "functions.deploy_tasks.mark_in_progress": NEVER + NOT_AN_API + ABOVE_DEPLOY + KEYS,
     # The slot is one conditional write: no message, no outcome table.
     "functions.deploy_tasks.acquire_deploy_slot": NEVER
     + NOT_AN_API
     + ABOVE_DEPLOY
+    + KEYS
     + ("ferry.domain.messages", "ferry.domain.outcomes", "ferry.domain.bundle"),
-    "functions.deploy_tasks.apply_deploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY,
-    "functions.deploy_tasks.notify_outcome": NEVER + NOT_AN_API + ABOVE_DEPLOY,
-    "functions.deploy_tasks.apply_undeploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY,
+    "functions.deploy_tasks.apply_deploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY + KEYS,
+    "functions.deploy_tasks.notify_outcome": NEVER + NOT_AN_API + ABOVE_DEPLOY + KEYS,
+    "functions.deploy_tasks.apply_undeploy_result": NEVER + NOT_AN_API + ABOVE_DEPLOY + KEYS,
     "functions.poller.app": NEVER + NOT_AN_API + ("dulwich", "ferry.git", "ferry.outbound"),
     "functions.sync_worker.app": NEVER
     + NOT_AN_API

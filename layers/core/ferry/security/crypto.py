@@ -21,11 +21,6 @@ import secrets
 from collections.abc import Sequence
 from functools import lru_cache
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from ferry.domain.validation import normalize_name
 from ferry.errors import PermanentError
 from ferry.settings import get_settings
@@ -40,7 +35,15 @@ def generate_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+# cryptography is imported where a key is first made, not with this module: its Rust bindings
+# cost ~20 ms of a Lambda's cold start, and most handlers that import the store never make a key
+# (the deploy tasks, for one).
+
+
 def _derive(material: bytes, purpose: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(material)
 
 
@@ -55,6 +58,8 @@ class MasterKey:
         material = secret.strip().encode()
         if len(material) < MIN_SECRET_LENGTH:
             raise PermanentError(f"the secret key must be at least {MIN_SECRET_LENGTH} characters")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self.kid = hashlib.sha256(b"ferry/key-id/" + material).hexdigest()[:12]
         self._aead = AESGCM(_derive(material, b"ferry/encryption/v1"))
         self.index_key = _derive(material, b"ferry/name-index/v1")
@@ -65,6 +70,8 @@ class MasterKey:
         return f"{_VERSION}.{self.kid}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def open(self, body: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
         try:
             raw = base64.urlsafe_b64decode(body)
         except (ValueError, binascii.Error) as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
+from ferry.errors import TransientError
 from ferry.local.stack import LocalStack
 from ferry.settings import get_settings
 from tests.helpers import (
@@ -122,8 +124,8 @@ def test_webhook_accept_path_reads_the_repository_once(
     stack: LocalStack, api: httpx.Client, git_repo: Path
 ) -> None:
     """The delivery is verified and read with one read of the repository's row (its record and
-    webhook secret together); then the rate check, the job's record, its queue message and the
-    delivery log: five calls before the 202."""
+    webhook secret together); then the rate check, the job's record written in one transaction
+    with the delivery's log entry, and its queue message: four calls before the 202."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
     settings = get_settings()
@@ -133,4 +135,34 @@ def test_webhook_accept_path_reads_the_repository_once(
 
     assert response.status_code == 202, response.text
     assert aws.count("GetItem", settings.repositories_table) == 1
-    assert len(aws.calls) == 5, aws.calls
+    assert aws.count("TransactWriteItems") == 1
+    assert len(aws.calls) == 4, aws.calls
+    [logged] = api.get(f"/repositories/{repository['id']}/deliveries").json()
+    assert (logged["outcome"], logged["job_id"]) == ("accepted", response.json()["job_id"])
+
+
+def test_delivery_whose_job_cannot_be_queued_is_logged_once_as_refused(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivery's log entry is written with its job's record, before the job is sent; when
+    the send fails, both go (so the sender's retry queues it again) and the delivery is logged
+    once, as refused with the 503 it was answered."""
+    from ferry.sync import queue
+
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+
+    def unreachable(_job: object) -> None:
+        raise TransientError("the sync queue is unreachable")
+
+    monkeypatch.setattr(queue, "send_sync_job", unreachable)
+    response = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    monkeypatch.undo()
+
+    assert response.status_code == 503, response.text
+    logged = api.get(f"/repositories/{repository['id']}/deliveries").json()
+    assert [(d["outcome"], d["status_code"], d["job_id"]) for d in logged] == [
+        ("refused", 503, None)
+    ]
+    retried = push_webhook(stack.api_url, repository["id"], repository["webhook_secret"])
+    assert retried.status_code == 202, retried.text

@@ -37,6 +37,33 @@ def record_delivery(
     delivery_id: str | None = None,
     job_id: str | None = None,
 ) -> Delivery:
+    row = delivery_row(
+        repository_id,
+        sender=sender,
+        outcome=outcome,
+        status_code=status_code,
+        reason=reason,
+        event=event,
+        delivery_id=delivery_id,
+        job_id=job_id,
+    )
+    with translated(f"deliveries of repository {repository_id}"):
+        row.save()
+    return _to_domain(row)
+
+
+def delivery_row(
+    repository_id: str,
+    *,
+    sender: str,
+    outcome: str,
+    status_code: int,
+    reason: str | None = None,
+    event: str | None = None,
+    delivery_id: str | None = None,
+    job_id: str | None = None,
+) -> DeliveryRow:
+    """A delivery's log entry, not yet written (for writing it with the job it asked for)."""
     now = utcnow()
     delivery = Delivery(
         id=new_id("dlv"),
@@ -49,31 +76,30 @@ def record_delivery(
         job_id=job_id,
         received_at=now,
     )
-    with translated(f"deliveries of repository {repository_id}"):
-        DeliveryRow(
-            repository_id=repository_id,
-            sort_key=f"{now.isoformat()}#{delivery.id}",
-            expires_at=now + RETENTION,
-            **delivery.model_dump(),
-        ).save()
-    return delivery
+    return DeliveryRow(
+        repository_id=repository_id,
+        sort_key=f"{now.isoformat()}#{delivery.id}",
+        expires_at=now + RETENTION,
+        **delivery.model_dump(),
+    )
 
 
 def list_deliveries(repository_id: str, limit: int = 50) -> list[Delivery]:
     """Newest first."""
     with translated(f"deliveries of repository {repository_id}"):
         rows = DeliveryRow.query(repository_id, scan_index_forward=False, limit=limit)
-        return [
-            Delivery(
-                id=r.id,
-                sender=r.sender,
-                event=r.event,
-                delivery_id=r.delivery_id,
-                outcome=r.outcome,
-                reason=r.reason,
-                status_code=int(r.status_code),
-                job_id=r.job_id,
-                received_at=r.received_at,
-            )
-            for r in rows
-        ]
+        return [_to_domain(r) for r in rows]
+
+
+def _to_domain(row: DeliveryRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        sender=row.sender,
+        event=row.event,
+        delivery_id=row.delivery_id,
+        outcome=row.outcome,
+        reason=row.reason,
+        status_code=int(row.status_code),
+        job_id=row.job_id,
+        received_at=row.received_at,
+    )

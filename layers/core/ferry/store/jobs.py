@@ -4,17 +4,20 @@ for a week."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
-from ferry.errors import Conflict, NotFound
+from ferry.errors import Conflict, NotFound, TransientError
 from ferry.store.errors import translated
-from ferry.store.tables import BranchLatestJobRow, JobRow
+from ferry.store.tables import BranchLatestJobRow, JobRow, transaction
 
 RETENTION = timedelta(days=7)
 
@@ -33,8 +36,13 @@ class JobStatus(BaseModel):
     finished_at: datetime | None = None
 
 
-def record_queued(job: SyncJob) -> bool:
-    """Record a new job; False when a job with this id exists already (a duplicate trigger)."""
+def record_queued(job: SyncJob, *, along: Sequence[Model] = ()) -> bool:
+    """Record a new job; False when a job with this id exists already (a duplicate trigger).
+
+    `along`: new rows written in the same transaction as the job (the delivery that asked for
+    it), so that both are there or neither: nothing is written for a duplicate. They are new
+    rows, so no concurrent request contends for an item of the transaction.
+    """
     now = utcnow()
     row = JobRow(
         id=job.job_id,
@@ -43,17 +51,32 @@ def record_queued(job: SyncJob) -> bool:
         expires_at=now + RETENTION,
         **_request(job),
     )
+    if not along:
+        try:
+            with translated(f"job {job.job_id}"):
+                row.save(condition=JobRow.id.does_not_exist())
+        except Conflict:
+            return False
+        return True
     try:
-        with translated(f"job {job.job_id}"):
-            row.save(condition=JobRow.id.does_not_exist())
-    except Conflict:
-        return False
+        with transaction() as write:
+            write.save(row, condition=JobRow.id.does_not_exist())
+            for other in along:
+                write.save(other)
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return False
+        raise TransientError(f"storage error on job {job.job_id}: {exc}") from exc
     return True
 
 
-def forget_job(job_id: str) -> None:
+def forget_job(job_id: str, *, along: Sequence[Model] = ()) -> None:
+    """Delete a job's record, and the rows recorded with it: its send failed."""
     with translated(f"job {job_id}"):
         JobRow(id=job_id).delete()
+        for other in along:
+            other.delete()
 
 
 def _request(job: SyncJob) -> dict[str, Any]:

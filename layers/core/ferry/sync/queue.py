@@ -15,8 +15,10 @@ Duplicates. A job's id comes from its business event (SyncJob.business_key):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 
 from aws_lambda_powertools import Logger
+from pynamodb.models import Model
 
 from ferry.aws.executions import ExecutionView, describe_sync, start_execution
 from ferry.aws.queues import send_sync_job
@@ -49,17 +51,31 @@ def _repeat_id(finished: JobStatus) -> str:
 
 def enqueue_sync_job(job: SyncJob) -> str:
     """Record and queue a sync job; returns its job id (the existing one for a duplicate)."""
+    job_id, _ = enqueue_sync_job_recording(job, lambda _job_id: ())
+    return job_id
+
+
+def enqueue_sync_job_recording(
+    job: SyncJob, along: Callable[[str], Sequence[Model]]
+) -> tuple[str, bool]:
+    """Record and queue a sync job, writing `along(job_id)` (the log entry of the delivery that
+    asked for it) in the same transaction as the job's record when the job is new: one round
+    trip for both. Returns the job id and whether those rows were written (not for a duplicate,
+    which queues nothing); when the send fails, they are deleted with the job's record."""
+    written: Sequence[Model] = ()
     for _attempt in range(MAX_REPEATS):
-        if record_queued(job):
+        rows = along(job.job_id)
+        if record_queued(job, along=rows):
+            written = rows
             break
         if job.delivery_id or not job.commit:
-            return job.job_id  # the same delivery was queued before: nothing new to do
+            return job.job_id, False  # the same delivery was queued before: nothing new to do
         try:
             earlier = get_job(job.job_id)
         except NotFound:
             continue  # forgotten meanwhile (its send failed): record it again
         if earlier.status in _IN_FLIGHT:
-            return job.job_id  # the same commit is being synced right now
+            return job.job_id, False  # the same commit is being synced right now
         job = job.model_copy(update={"job_id": _repeat_id(earlier)})
     else:
         raise TransientError(f"could not queue sync job: {MAX_REPEATS} repeats of {job.job_id}")
@@ -68,9 +84,9 @@ def enqueue_sync_job(job: SyncJob) -> str:
             record_latest_of_branch(job)  # before the send: see superseding_job
         send_sync_job(job)
     except FerryError:
-        forget_job(job.job_id)  # so that the sender's retry queues it again
+        forget_job(job.job_id, along=written)  # so that the sender's retry queues it again
         raise
-    return job.job_id
+    return job.job_id, bool(written)
 
 
 def _follows_head(job: SyncJob) -> bool:

@@ -17,11 +17,12 @@ from ferry.aws.metrics import count_delivery
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Repository, SyncType, Trigger
 from ferry.errors import FerryError, InvalidInput, NotFound, RateLimited, Unauthorized
-from ferry.store.deliveries import record_delivery
+from ferry.store.deliveries import delivery_row, record_delivery
 from ferry.store.ratelimit import check_rate
 from ferry.store.repositories import get_repository_and_webhook_secret
+from ferry.store.tables import DeliveryRow
 from ferry.sync.deliveries import Ignored, Ping, Push, Sender, read_delivery
-from ferry.sync.queue import enqueue_sync_job
+from ferry.sync.queue import enqueue_sync_job_recording
 
 _EVENT_HEADERS = (
     "x-github-event",
@@ -68,7 +69,7 @@ def _sender_hint(headers: Mapping[str, str]) -> str:
     return "generic"
 
 
-def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
+def _job_for(repository: Repository, push: Push) -> SyncJob:
     base = {"repository_id": repository.id, "trigger": Trigger.WEBHOOK}
     if push.branch is not None:
         # A provider's push says that the branch moved: the sync resolves its head from the
@@ -76,14 +77,14 @@ def _jobs_for(repository: Repository, push: Push) -> list[SyncJob]:
         # A generic sender may name a commit on purpose: it deploys only where it is the head or
         # descends from what runs.
         named = push.commit if push.sender == Sender.GENERIC else None
-        return [SyncJob(**base, branch=push.branch, commit=named, delivery_id=push.delivery_id)]
+        return SyncJob(**base, branch=push.branch, commit=named, delivery_id=push.delivery_id)
     if push.tag is not None and push.commit is not None:
         # A tag moves the branches that contain its commit; they sync at their latest commit
         # (never back to the tag's, should the branch have moved on since). Which branches that
         # is, the sync finds out: no git call in the request.
-        return [SyncJob(**base, tag=push.tag, commit=push.commit, delivery_id=push.delivery_id)]
+        return SyncJob(**base, tag=push.tag, commit=push.commit, delivery_id=push.delivery_id)
     # Everything at its latest commit: a generic delivery naming no ref.
-    return [SyncJob(**base, delivery_id=push.delivery_id)]
+    return SyncJob(**base, delivery_id=push.delivery_id)
 
 
 def count_refused(source: str, limit: int, repository_id: str | None = None) -> None:
@@ -169,17 +170,36 @@ def receive_webhook(
         reason = f"repository {repository_id} syncs by {repository.sync_type}, not webhook"
         log("refused", 400, reason)
         raise InvalidInput(reason)
+
+    def accepted(job_id: str) -> list[DeliveryRow]:
+        return [
+            delivery_row(
+                repository_id,
+                sender=sender,
+                outcome="accepted",
+                status_code=202,
+                event=event,
+                delivery_id=seen_id,
+                job_id=job_id,
+            )
+        ]
+
     try:
-        job_ids = [enqueue_sync_job(job) for job in _jobs_for(repository, delivery)]
+        # The log entry is written with the job's record (one round trip for both), unless the
+        # job was queued before: a redelivery is then logged on its own, as accepted.
+        job_id, logged = enqueue_sync_job_recording(_job_for(repository, delivery), accepted)
     except FerryError as exc:
         log("refused", 400 if isinstance(exc, InvalidInput) else 503, str(exc))
         raise
-    log("accepted", 202, None, ",".join(job_ids))
+    if logged:
+        count_delivery("accepted")
+    else:
+        log("accepted", 202, None, job_id)
     return WebhookAnswer(
         202,
         {
-            "job_id": job_ids[0],
-            "job_ids": job_ids,
+            "job_id": job_id,
+            "job_ids": [job_id],
             "branch": delivery.branch,
             "tag": delivery.tag,
             "commit": delivery.commit,

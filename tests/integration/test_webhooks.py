@@ -141,6 +141,46 @@ def test_webhook_accept_path_reads_the_repository_once(
     assert (logged["outcome"], logged["job_id"]) == ("accepted", response.json()["job_id"])
 
 
+def test_webhook_accept_path_makes_no_client_once_warm(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhook's calls in a warm process reuse their clients: the transaction that records
+    the job with its log entry made a botocore client each time (~50 ms of the answer)."""
+    import threading
+    import uuid
+
+    from botocore.session import Session
+
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+
+    def push() -> httpx.Response:
+        return httpx.post(
+            f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}",
+            headers={
+                "Authorization": f"Bearer {repository['webhook_secret']}",
+                "Idempotency-Key": uuid.uuid4().hex,
+            },
+            json={"branch": "main"},
+            timeout=10,
+        )
+
+    assert push().status_code == 202
+    made: list[str] = []
+    create_client = Session.create_client
+
+    def counted(self: Session, service_name: str, *args: object, **kwargs: object) -> object:
+        if threading.current_thread().name.startswith("AnyIO worker thread"):
+            made.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Session, "create_client", counted)
+    response = push()
+
+    assert response.status_code == 202, response.text
+    assert made == []
+
+
 def test_delivery_whose_job_cannot_be_queued_is_logged_once_as_refused(
     stack: LocalStack, api: httpx.Client, git_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -329,17 +329,24 @@ ALL_TABLES: tuple[type[Model], ...] = (
 
 def transaction() -> TransactWrite:
     """A write transaction across tables (use as a context manager)."""
-    return TransactWrite(connection=Connection())
+    return TransactWrite(connection=_shared_connection())
 
 
-_batch_connection: list[Connection] = []
+# One connection for the calls across tables (transactions, batches), made once: a connection
+# makes its botocore client on first use, which cost ~50 ms a transaction when each made its
+# own. Credentials are resolved per call, so one client serves every caller.
+_cross_table_connection: list[Connection] = []
+
+
+def _shared_connection() -> Connection:
+    if not _cross_table_connection:
+        _cross_table_connection.append(Connection())
+    return _cross_table_connection[0]
 
 
 def _batch_client() -> Any:
     """botocore's DynamoDB client as pynamodb made it, for the calls across tables."""
-    if not _batch_connection:
-        _batch_connection.append(Connection())
-    return _batch_connection[0].client
+    return _shared_connection().client
 
 
 def _until_processed(
@@ -417,7 +424,7 @@ def reset_connections() -> None:
     """Drop cached connections so the next call picks up the current endpoint (local stack)."""
     for table in ALL_TABLES:
         table._connection = None
-    _batch_connection.clear()
+    _cross_table_connection.clear()
 
 
 def row_values(row: Model) -> dict[str, Any]:

@@ -164,6 +164,96 @@ def test_dynamodb_concurrent_transactions_one_wins_nothing_else_lost(stack: Loca
     assert stored == {race} | rows | {f"{race}#other{n}" for n in range(16)}
 
 
+def test_dynamodb_failed_transaction_is_undone_item_by_item_as_moto_undoes_it(
+    stack: LocalStack, unique: str
+) -> None:
+    """A transaction that fails leaves every item as it was (serialized_dynamodb undoes it item
+    by item, where moto put back a copy of each whole table): puts, updates and deletes done
+    before the failing operation, on tables with and without a sort key; a transaction that
+    succeeds keeps all of its writes. Undoing costs copies of the items it names, not of the
+    tables: a table of 300 items is not copied."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    client = boto3.client("dynamodb")
+    plain, sorted_table = f"undo-{unique}", f"undo-sorted-{unique}"
+    client.create_table(
+        TableName=plain,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=sorted_table,
+        KeySchema=[
+            {"AttributeName": "id", "KeyType": "HASH"},
+            {"AttributeName": "at", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "at", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(300):
+        client.put_item(TableName=plain, Item={"id": {"S": f"row{n}"}, "n": {"N": str(n)}})
+    client.put_item(TableName=sorted_table, Item={"id": {"S": "a"}, "at": {"S": "1"}})
+
+    def everything() -> list[Any]:
+        return sorted(
+            json.dumps(item, sort_keys=True)
+            for t in (plain, sorted_table)
+            for item in client.scan(TableName=t, ConsistentRead=True)["Items"]
+        )
+
+    def transaction(last_condition: str) -> list[Any]:
+        return [
+            {"Put": {"TableName": plain, "Item": {"id": {"S": "new"}}}},
+            {
+                "Update": {
+                    "TableName": plain,
+                    "Key": {"id": {"S": "row1"}},
+                    "UpdateExpression": "SET n = :n, extra = :n",
+                    "ExpressionAttributeValues": {":n": {"N": "99"}},
+                }
+            },
+            {"Delete": {"TableName": plain, "Key": {"id": {"S": "row2"}}}},
+            {"Put": {"TableName": sorted_table, "Item": {"id": {"S": "a"}, "at": {"S": "2"}}}},
+            {
+                "Put": {
+                    "TableName": sorted_table,
+                    "Item": {"id": {"S": "a"}, "at": {"S": "1"}, "v": {"S": "x"}},
+                    "ConditionExpression": last_condition,
+                }
+            },
+        ]
+
+    before = everything()
+    copied: list[int] = []
+    item_deepcopy = Item.__deepcopy__
+
+    def counted(self: Any, memo: dict[int, Any]) -> Any:
+        copied.append(1)
+        return item_deepcopy(self, memo)
+
+    Item.__deepcopy__ = counted  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+            client.transact_write_items(TransactItems=transaction("attribute_not_exists(id)"))
+    finally:
+        Item.__deepcopy__ = item_deepcopy  # type: ignore[method-assign]
+    assert everything() == before
+    assert len(copied) < 20  # the items named (and moto's own copy of one it updates)
+
+    with pytest.raises(ClientError, match="ValidationException"):  # one item named twice
+        client.transact_write_items(TransactItems=[*transaction("attribute_exists(id)")[:4]] * 2)
+    assert everything() == before
+
+    client.transact_write_items(TransactItems=transaction("attribute_exists(id)"))
+    after = {item["id"]["S"]: item for item in client.scan(TableName=plain)["Items"]}
+    assert "new" in after and "row2" not in after and after["row1"]["extra"] == {"N": "99"}
+    assert len(client.scan(TableName=sorted_table)["Items"]) == 2
+
+
 def test_emulator_costs_parse_each_definition_once_and_build_fresh_programs(
     stack: LocalStack,
 ) -> None:

@@ -54,13 +54,13 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.handlers import BUILTIN_HANDLERS
 from moto.core.request import (
     PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+    Request,
     environ_key_for_header,
     should_preserve_original_header_name,
 )
 from moto.core.utils import convert_to_flask_response
 from moto.iam import access_control
 from moto.moto_api import recorder
-from moto.moto_server.werkzeug_app import BackendRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -204,9 +204,17 @@ def _handler_for_root(application: Any, environ: dict[str, Any]) -> Any:
     return view.callback
 
 
+class _ServerRequest(Request):
+    """moto's request as its server makes it (`from_wsgi_server`), without Flask's wrapper of it,
+    which asks for the current Flask app (there is none here: each ask raised and caught an
+    error) to read its size limits, unset in moto's app."""
+
+    from_wsgi_server = True
+
+
 def _answer_directly(handler: Any, environ: dict[str, Any], url: str) -> AWSResponse:
     """Call the handler as moto's Flask view does, and answer as Flask would have."""
-    request = BackendRequest(environ)
+    request = _ServerRequest(environ)
     try:
         recorder._record_request(request)
         result = handler(request, request.raw_url, dict(request.headers))

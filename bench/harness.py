@@ -197,10 +197,18 @@ class Stack:
         )
 
     def sync_transitions(self, job_id: str) -> int:
-        """States entered by the job's repository-sync execution (what Step Functions bills)."""
+        """States entered by the job's repository-sync execution (what Step Functions bills),
+        once it has ended: a job is recorded finished by one of its states, and the execution
+        enters its last ones after that (counted too early, a skipped poll read 2, not 4)."""
         from ferry.aws.executions import sync_execution_arn
 
-        return count_transitions(sync_execution_arn(job_id))
+        arn = sync_execution_arn(job_id)
+        sfn = boto3.client("stepfunctions")
+        wait_for(
+            lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
+            what=f"{arn} to end",
+        )
+        return count_transitions(arn)
 
     # -- a stand-in agent --------------------------------------------------------------------
 

@@ -209,3 +209,30 @@ def test_events_concurrent_adds_get_distinct_numbers(application: dict[str, str]
     assert sorted(m for m in messages if m and m.startswith("c")) == sorted(
         f"c{n}" for n in range(8)
     )
+
+
+def test_repository_status_write_and_its_announcement_are_one_transaction(
+    api: httpx.Client, git_repo: Path
+) -> None:
+    """A repository's status and the change announcing it are written together (after the
+    feed's number is taken): two round trips, where the write and its announcement were three;
+    a write that fails announces nothing."""
+    from ferry.domain.models import RepositorySyncStatus
+    from ferry.store.repositories import get_repository
+    from ferry.sync.status import update_repository_status
+    from tests.helpers import AwsCalls
+
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo, sync_type="manual")
+    wait_for_idle_sync(repository["id"])
+    before = latest_change()
+
+    with AwsCalls(lambda thread: thread == "MainThread") as aws:
+        update_repository_status(repository["id"], RepositorySyncStatus.FAILED, error="boom")
+    with pytest.raises(NotFound):
+        update_repository_status("repo_missing", RepositorySyncStatus.FAILED, error="boom")
+
+    assert [op for _service, op, _table in aws.calls] == ["UpdateItem", "TransactWriteItems"]
+    assert get_repository(repository["id"]).last_sync_error == "boom"
+    announced = [(c.path.rsplit("/", 1)[-1], c.kind) for c in changes_after(before)]
+    assert announced == [(repository["id"], "repository.status")]

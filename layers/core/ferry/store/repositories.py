@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from ferry.domain.models import (
     CredentialKind,
@@ -19,10 +22,10 @@ from ferry.domain.models import (
     utcnow,
 )
 from ferry.domain.validation import carries_credentials, url_credentials, without_credentials
-from ferry.errors import Conflict, NotFound
+from ferry.errors import Conflict, NotFound, TransientError
 from ferry.security.tokens import new_webhook_secret
 from ferry.store.errors import translated
-from ferry.store.tables import RepositoryRow, row_values
+from ferry.store.tables import RepositoryRow, row_values, transaction
 
 _EDITABLE = (
     "url",
@@ -230,6 +233,7 @@ def set_repository_sync_status(
     if_syncing_since: datetime | None = None,
     if_not_syncing: bool = False,
     job_id: str | None = None,
+    along: Sequence[Model] = (),
 ) -> None:
     """Layer-1 bookkeeping: `syncing`, then `success` (error cleared) or `failed` (error kept).
 
@@ -239,6 +243,7 @@ def set_repository_sync_status(
     ending a stalled sync never overwrites a newer attempt or its result. Rows written before
     `sync_started_at` existed are matched on `updated_at` instead (see `syncing_since`).
     `if_not_syncing` claims the repository for a new sync (Conflict when one is in flight).
+    `along`: new rows written in the same transaction (the change that announces the write).
     """
     actions: list[Action] = [RepositoryRow.sync_status.set(status.value)]
     if status is RepositorySyncStatus.SYNCING:
@@ -264,4 +269,36 @@ def set_repository_sync_status(
         )
     elif if_not_syncing:
         condition = RepositoryRow.sync_status != RepositorySyncStatus.SYNCING.value
-    _update(repository_id, actions, condition=condition)
+    if along:
+        _update_with(repository_id, actions, condition=condition, along=along)
+    else:
+        _update(repository_id, actions, condition=condition)
+
+
+def _update_with(
+    repository_id: str,
+    actions: list[Action],
+    *,
+    condition: Condition | None,
+    along: Sequence[Model],
+) -> None:
+    """`_update` (without reading the row back) in one transaction with `along`: new rows, such
+    as the change on the live feed that announces the write."""
+    exists = RepositoryRow.id.exists()
+    try:
+        with transaction() as write:
+            write.update(
+                RepositoryRow(id=repository_id),
+                actions=[*actions, RepositoryRow.updated_at.set(utcnow())],
+                condition=exists if condition is None else exists & condition,
+            )
+            for row in along:
+                write.save(row)
+    except TransactWriteError as exc:
+        what = f"repository {repository_id}"
+        reasons = exc.cancellation_reasons
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            if condition is None:
+                raise NotFound(f"{what} not found") from exc
+            raise Conflict(f"{what}: the write's condition did not hold") from exc
+        raise TransientError(f"storage error on {what}: {exc}") from exc

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
+
+from aws_lambda_powertools import Logger
 
 from ferry.domain.models import RepositorySyncStatus
+from ferry.errors import FerryError, TransientError
+from ferry.store.changes import change_row
 from ferry.store.feed import announce, repository_path
 from ferry.store.repositories import set_repository_sync_status
+
+logger = Logger(child=True)
 
 
 def update_repository_status(
@@ -25,7 +32,8 @@ def update_repository_status(
     (Conflict otherwise, and nothing is announced: nothing changed). `if_not_syncing`: only if
     no sync is in flight (Conflict otherwise). `job_id`: the sync job a `syncing` is for.
     """
-    set_repository_sync_status(
+    write = partial(
+        set_repository_sync_status,
         repository_id,
         status,
         error=error,
@@ -34,4 +42,23 @@ def update_repository_status(
         if_not_syncing=if_not_syncing,
         job_id=job_id,
     )
-    announce(repository_path(repository_id), "repository.status")
+    path = repository_path(repository_id)
+    if if_syncing_since is not None or if_not_syncing:
+        # A write that may find its condition false takes no number of the feed before it
+        # succeeds (a number taken for nothing would leave a gap in the feed).
+        write()
+        announce(path, "repository.status")
+        return
+    # The write and the change announcing it in one transaction: one round trip fewer. As
+    # ever, announcing never fails the write: without the feed, the write goes alone.
+    try:
+        change = change_row(path, "repository.status")
+    except FerryError:
+        logger.exception("change not announced", extra={"path": path})
+        write()
+        return
+    try:
+        write(along=[change])
+    except TransientError:
+        logger.exception("change not announced", extra={"path": path})
+        write()

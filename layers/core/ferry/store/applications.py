@@ -320,8 +320,7 @@ def update_applications_numbering_events(writes: Sequence[NumberedWrite]) -> lis
     not (a condition failed, or the store did not answer): the caller writes it on its own.
 
     One conditional UpdateItem each, not a transaction: the writes need no atomicity between
-    them, a transaction costs twice the write units on AWS, and the embedded cloud copies every
-    table a transaction touches (the applications table, whole) before applying it."""
+    them, and a transaction costs twice the write units on AWS."""
     attributes = ApplicationRow.get_attributes()
     now = utcnow()
     done: list[bool] = []

@@ -26,28 +26,9 @@ class Delivery(BaseModel):
     received_at: datetime
 
 
-def record_delivery(
-    repository_id: str,
-    *,
-    sender: str,
-    outcome: str,
-    status_code: int,
-    reason: str | None = None,
-    event: str | None = None,
-    delivery_id: str | None = None,
-    job_id: str | None = None,
-) -> Delivery:
-    row = delivery_row(
-        repository_id,
-        sender=sender,
-        outcome=outcome,
-        status_code=status_code,
-        reason=reason,
-        event=event,
-        delivery_id=delivery_id,
-        job_id=job_id,
-    )
-    with translated(f"deliveries of repository {repository_id}"):
+def record_delivery(row: DeliveryRow) -> Delivery:
+    """Write a delivery's log entry (made by `delivery_row`)."""
+    with translated(f"deliveries of repository {row.repository_id}"):
         row.save()
     return _to_domain(row)
 
@@ -63,7 +44,8 @@ def delivery_row(
     delivery_id: str | None = None,
     job_id: str | None = None,
 ) -> DeliveryRow:
-    """A delivery's log entry, not yet written (for writing it with the job it asked for)."""
+    """A delivery's log entry, not yet written: `record_delivery` writes it, or the job it
+    asked for is recorded with it (`sync.queue.enqueue_sync_job_recording`)."""
     now = utcnow()
     delivery = Delivery(
         id=new_id("dlv"),

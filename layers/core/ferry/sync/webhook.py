@@ -125,9 +125,10 @@ def receive_webhook(
     event = _header(headers, _EVENT_HEADERS)
     seen_id = _header(headers, _DELIVERY_HEADERS)
 
-    def log(outcome: str, status: int, reason: str | None, job_id: str | None = None) -> None:
-        count_delivery(outcome)
-        record_delivery(
+    def entry(
+        outcome: str, status: int, reason: str | None, job_id: str | None = None
+    ) -> DeliveryRow:
+        return delivery_row(
             repository_id,
             sender=sender,
             outcome=outcome,
@@ -137,6 +138,10 @@ def receive_webhook(
             delivery_id=seen_id,
             job_id=job_id,
         )
+
+    def log(outcome: str, status: int, reason: str | None, job_id: str | None = None) -> None:
+        count_delivery(outcome)
+        record_delivery(entry(outcome, status, reason, job_id))
 
     try:
         delivery = read_delivery(headers, body, secret)
@@ -170,24 +175,12 @@ def receive_webhook(
         reason = f"repository {repository_id} syncs by {repository.sync_type}, not webhook"
         log("refused", 400, reason)
         raise InvalidInput(reason)
-
-    def accepted(job_id: str) -> list[DeliveryRow]:
-        return [
-            delivery_row(
-                repository_id,
-                sender=sender,
-                outcome="accepted",
-                status_code=202,
-                event=event,
-                delivery_id=seen_id,
-                job_id=job_id,
-            )
-        ]
-
     try:
         # The log entry is written with the job's record (one round trip for both), unless the
         # job was queued before: a redelivery is then logged on its own, as accepted.
-        job_id, logged = enqueue_sync_job_recording(_job_for(repository, delivery), accepted)
+        job_id, logged = enqueue_sync_job_recording(
+            _job_for(repository, delivery), lambda job_id: [entry("accepted", 202, None, job_id)]
+        )
     except FerryError as exc:
         log("refused", 400 if isinstance(exc, InvalidInput) else 503, str(exc))
         raise

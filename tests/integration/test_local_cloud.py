@@ -640,6 +640,85 @@ def test_emulator_costs_measure_items_as_moto_does() -> None:
     assert dynamo_type.size is emulator_costs._dynamo_size
 
 
+def test_emulator_costs_refuse_oversized_items_as_moto_does(
+    stack: LocalStack, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update's item size is checked against a bound carried from one top-level SET to the
+    next (local/emulator_costs.py): every update refuses, at the same attribute, and leaves the
+    item, exactly as moto's check of the whole item at each SET does; also where the item grew
+    beneath its top level in between (a nested path, ADD), which the bound does not see."""
+    from ferry.local import emulator_costs
+
+    client = boto3.client("dynamodb")
+    limited: Any = emulator_costs._dynamo_type.LimitedSizeDict
+    assert limited.__setitem__ is emulator_costs._limited_setitem
+
+    def text(size: int) -> dict[str, str]:
+        return {"S": "x" * size}
+
+    updates: list[tuple[dict[str, Any], str, dict[str, Any]]] = [
+        # (the item before, the update expression, its values)
+        ({"big": text(300_000)}, "SET a = :a, b = :b", {":a": text(100_000), ":b": text(10_000)}),
+        ({"big": text(300_000)}, "SET a = :a, b = :b", {":a": text(50_000), ":b": text(50_000)}),
+        ({"big": text(1_000)}, "SET a = :a, b = :b REMOVE big", {":a": text(5), ":b": text(6)}),
+        (
+            {"m": {"M": {"x": text(200_000)}}},
+            "SET m.y = :y, c = :c",
+            {":y": text(150_000), ":c": text(60_000)},
+        ),
+        (
+            {"big": text(340_000), "s": {"SS": ["a"]}},
+            "ADD s :s SET c = :c",
+            {":c": text(10), ":s": {"SS": ["y" * 60_000]}},
+        ),
+        ({}, "SET a = :a, b = :a", {":a": text(203_000)}),
+        ({}, "SET a = :a, b = :b", {":a": text(10), ":b": text(20)}),
+    ]
+
+    def outcomes(table: str) -> list[Any]:
+        client.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        seen: list[Any] = []
+        for number, (before, expression, values) in enumerate(updates):
+            key = {"id": {"S": f"item{number}"}}
+            if before:
+                client.put_item(TableName=table, Item={**key, **before})
+            try:
+                client.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ExpressionAttributeValues=values,
+                )
+                refusal = None
+            except ClientError as exc:
+                refusal = (exc.response["Error"]["Code"], exc.response["Error"]["Message"])
+            item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+            sizes = {name: len(json.dumps(value)) for name, value in (item or {}).items()}
+            seen.append((refusal, sizes))
+        return seen
+
+    ours = outcomes(f"bound-{unique}")
+    monkeypatch.setattr(limited, "__setitem__", emulator_costs.moto_limited_setitem)
+    motos = outcomes(f"moto-{unique}")
+
+    assert ours == motos
+    # Refused for its size where it would pass the limit (moto runs an ADD after the SETs).
+    assert [refusal is not None for refusal, _sizes in ours] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
 def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> None:
     """SendMessage reads only the queue's deduplication setting (local/emulator_costs.py):
     content-based deduplication still drops a repeated body, explicit ids still count, and the

@@ -77,6 +77,13 @@
   size, and a map's size built a new DynamoType for each of its values (and, inside those, for
   every element of their lists) only to ask theirs: a size is now worked out from the values
   as they are, with the same result.
+- That check sums the size of every attribute of the item at each attribute an update sets
+  (quadratic: about an eighth of a 100-application push). Within one update expression, the
+  item's size after a top-level SET is at most the sum moto just checked plus what it set, so
+  that bound is carried to the next SET, and the whole sum is worked out again only when the
+  bound would cross moto's limit, or after an action that changes the item beneath its top
+  level (a nested path, ADD, DELETE), which the bound does not see. moto refuses exactly what
+  it refused (the bound is never below the sum), at the same attribute.
 
 moto is pinned exactly; tests/integration/test_local_cloud.py checks each replacement.
 """
@@ -108,6 +115,7 @@ _ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
 _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
+_executors: Any = importlib.import_module("moto.dynamodb.parsing.executors")
 _dynamo_type: Any = importlib.import_module("moto.dynamodb.models.dynamo_type")
 _utilities: Any = importlib.import_module("moto.dynamodb.models.utilities")
 _sqs: Any = importlib.import_module("moto.sqs.models")
@@ -202,6 +210,7 @@ def install() -> None:
     if not getattr(_dynamo_type.DynamoType.size, _MARKER, False):
         setattr(_dynamo_size, _MARKER, True)
         _dynamo_type.DynamoType.size = _dynamo_size
+    _install_item_size_bound()
     _install_sqs_send()
     _install_permission_checks()
     if not getattr(_responses.method_names_from_class, _MARKER, False):
@@ -419,6 +428,87 @@ def _element_size(element: Any, rewrapped: bool) -> int:
     if rewrapped:
         return moto_dynamo_size(_dynamo_type.DynamoType(element))  # type: ignore[no-any-return]
     return element.size()  # type: ignore[no-any-return]
+
+
+# moto's limit on an item's size, as LimitedSizeDict checks it.
+ITEM_SIZE_LIMIT = 405000
+moto_limited_setitem = _dynamo_type.LimitedSizeDict.__setitem__
+_dynamodb_exceptions: Any = importlib.import_module("moto.dynamodb.exceptions")
+
+
+class _SizeBound(threading.local):
+    attrs: Any = None  # the item's attributes one update expression is changing, in this thread
+    bound: int | None = None  # at least their size (None: unknown)
+
+
+_size_bound = _SizeBound()
+
+
+def _attribute_size(value: Any) -> int:
+    if type(value) is _dynamo_type.DynamoType:
+        return _dynamo_size(value)
+    return _utilities.bytesize(str(value))  # type: ignore[no-any-return]
+
+
+def _limited_setitem(self: Any, key: str, value: Any) -> None:
+    state = _size_bound
+    if state.attrs is self and state.bound is not None:
+        added = _utilities.bytesize(key) + _attribute_size(value)
+        if state.bound + added <= ITEM_SIZE_LIMIT:
+            # moto's sum is at most the bound: its check passes.
+            dict.__setitem__(self, key, value)
+            state.bound += added
+            return
+    # moto's own check: the size of every attribute as it is, and of the one set.
+    current = sum(_attribute_size(name) + _attribute_size(self[name]) for name in self)
+    added = _utilities.bytesize(key) + _attribute_size(value)
+    if current + added > ITEM_SIZE_LIMIT:
+        raise _dynamodb_exceptions.ItemSizeTooLarge
+    dict.__setitem__(self, key, value)
+    if state.attrs is self:
+        state.bound = current + added
+
+
+def _install_item_size_bound() -> None:
+    limited = _dynamo_type.LimitedSizeDict
+    if getattr(limited.__setitem__, _MARKER, False):
+        return
+    setattr(_limited_setitem, _MARKER, True)
+    limited.__setitem__ = _limited_setitem
+    expression_executor = _executors.UpdateExpressionExecutor
+    moto_execute = expression_executor.execute
+
+    def execute(self: Any, node: Any = None) -> None:
+        if node is not None:
+            moto_execute(self, node)
+            return
+        state = _size_bound
+        outer = (state.attrs, state.bound)
+        state.attrs, state.bound = self.item.attrs, None
+        try:
+            moto_execute(self, node)
+        finally:
+            state.attrs, state.bound = outer
+
+    expression_executor.execute = execute
+    # A REMOVE only makes the item smaller: the bound holds.
+    for name in ("SetExecutor", "AddExecutor", "DeleteExecutor"):
+        executor = getattr(_executors, name)
+        executor.execute = _unbounding(executor.execute, top_level_set=name == "SetExecutor")
+
+
+def _unbounding(moto_action: Any, *, top_level_set: bool) -> Any:
+    """An action's execution that forgets the size bound when it may grow the item other than
+    through a top-level SET (which the bound follows)."""
+
+    def execute(self: Any, item: Any) -> None:
+        try:
+            moto_action(self, item)
+        finally:
+            if not (top_level_set and len(self.get_path_expression_nodes()) == 1):
+                _size_bound.bound = None
+
+    return execute
 
 
 def _install_condition_lexing() -> None:

@@ -719,6 +719,38 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
     ]
 
 
+def test_emulator_costs_find_backends_and_draw_request_ids_as_moto_does() -> None:
+    """A backend is found for an account without re-listing its dictionary at every call, and
+    a reset (which clears and unlists it) still makes the next call create and list it anew;
+    request ids are drawn in one call, of moto's length and alphabet (local/emulator_costs.py)."""
+    from moto.core.base_backend import BackendDict, BaseBackend
+    from moto.moto_api._internal import mock_random
+
+    from ferry.local import emulator_costs
+
+    emulator_costs.install()
+
+    class Dummy(BaseBackend):
+        pass
+
+    backends: Any = BackendDict(Dummy, "sqs")
+    first = backends["111122223333"]
+    assert backends["111122223333"] is first
+    assert backends in BackendDict._instances
+    backends.clear()  # what a reset does to every listed dictionary
+    BackendDict._instances.remove(backends)
+    again = backends["111122223333"]
+    assert again is not first
+    assert backends in BackendDict._instances
+    BackendDict._instances.remove(backends)  # the process's list as it was
+
+    ids = {mock_random.get_random_string(length=52) for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(drawn) == 52 and drawn.isalnum() and drawn.isascii() for drawn in ids)
+    lower = mock_random.get_random_string(length=12, include_digits=False, lower_case=True)
+    assert lower.isalpha() and lower.islower() and len(lower) == 12
+
+
 def test_emulator_costs_send_sqs_messages_as_moto_does(stack: LocalStack) -> None:
     """SendMessage reads only the queue's deduplication setting (local/emulator_costs.py):
     content-based deduplication still drops a repeated body, explicit ids still count, and the

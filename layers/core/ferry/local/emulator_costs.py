@@ -84,6 +84,12 @@
   bound would cross moto's limit, or after an action that changes the item beneath its top
   level (a nested path, ADD, DELETE), which the bound does not see. moto refuses exactly what
   it refused (the bound is never below the sum), at the same attribute.
+- moto finds a service's backend for an account through a check, at every call, that the
+  account's backend exists and that the whole dictionary is listed among those a reset clears,
+  by comparing it with every listed one (a tenth of a millisecond a call, under a lock). Once
+  the account is there, both hold until a reset clears them together: that is checked first.
+- moto draws each request id one character at a time (52 calls into its random generator);
+  it draws them in one call now, from the same generator and alphabet.
 
 moto is pinned exactly; tests/integration/test_local_cloud.py checks each replacement.
 """
@@ -96,6 +102,7 @@ import functools
 import gc
 import importlib
 import json
+import string
 import threading
 import types
 from collections import deque
@@ -116,6 +123,8 @@ _expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
 _validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 _comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
 _executors: Any = importlib.import_module("moto.dynamodb.parsing.executors")
+_base_backend: Any = importlib.import_module("moto.core.base_backend")
+_moto_random: Any = importlib.import_module("moto.moto_api._internal.moto_random")
 _dynamo_type: Any = importlib.import_module("moto.dynamodb.models.dynamo_type")
 _utilities: Any = importlib.import_module("moto.dynamodb.models.utilities")
 _sqs: Any = importlib.import_module("moto.sqs.models")
@@ -213,6 +222,7 @@ def install() -> None:
     _install_item_size_bound()
     _install_sqs_send()
     _install_permission_checks()
+    _install_backend_lookup()
     if not getattr(_responses.method_names_from_class, _MARKER, False):
         names_of_class = functools.lru_cache(maxsize=None)(_responses.method_names_from_class)
         setattr(names_of_class, _MARKER, True)
@@ -509,6 +519,31 @@ def _unbounding(moto_action: Any, *, top_level_set: bool) -> Any:
                 _size_bound.bound = None
 
     return execute
+
+
+def _install_backend_lookup() -> None:
+    backend_dict = _base_backend.BackendDict
+    moto_create = backend_dict._create_account_specific_backend
+    if getattr(moto_create, _MARKER, False):
+        return
+
+    def create_account_specific_backend(self: Any, account_id: str) -> None:
+        # Present: moto created it and listed this dictionary, and only a reset undoes both.
+        if not dict.__contains__(self, account_id):
+            moto_create(self, account_id)
+
+    setattr(create_account_specific_backend, _MARKER, True)
+    backend_dict._create_account_specific_backend = create_account_specific_backend
+    random_class = _moto_random.MotoRandom
+
+    def get_random_string(
+        self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    random_class.get_random_string = get_random_string
 
 
 def _install_condition_lexing() -> None:

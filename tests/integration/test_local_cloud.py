@@ -734,15 +734,16 @@ def test_emulator_costs_find_backends_and_draw_request_ids_as_moto_does() -> Non
         pass
 
     backends: Any = BackendDict(Dummy, "sqs")
+    listed: list[Any] = getattr(BackendDict, "_instances")  # noqa: B009 (moto's, untyped)
     first = backends["111122223333"]
     assert backends["111122223333"] is first
-    assert backends in BackendDict._instances
+    assert backends in listed
     backends.clear()  # what a reset does to every listed dictionary
-    BackendDict._instances.remove(backends)
+    listed.remove(backends)
     again = backends["111122223333"]
     assert again is not first
-    assert backends in BackendDict._instances
-    BackendDict._instances.remove(backends)  # the process's list as it was
+    assert backends in listed
+    listed.remove(backends)  # the process's list as it was
 
     ids = {mock_random.get_random_string(length=52) for _ in range(50)}
     assert len(ids) == 50

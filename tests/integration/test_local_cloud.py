@@ -719,6 +719,60 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
     ]
 
 
+def test_emulator_costs_check_an_expressions_structure_once_per_names_and_table(
+    stack: LocalStack, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks of an update expression that read only the expression, its attribute names
+    and the table's keys run once per such triple (local/emulator_costs.py): the same text with
+    names that reach a key attribute is still refused every time, and so is a second SET
+    clause; what passed once is not walked again."""
+    from ferry.local import emulator_costs
+
+    client = boto3.client("dynamodb")
+    table = f"structure-{unique}"
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"id": {"S": "a"}}
+    walks: list[str] = []
+    checker = emulator_costs._validators.UpdateHashRangeKeyValidator
+    moto_traverse = checker.traverse
+
+    def counted(self: Any, node: Any) -> Any:
+        walks.append(type(self).__name__)
+        return moto_traverse(self, node)
+
+    monkeypatch.setattr(checker, "traverse", counted)
+
+    def update(names: dict[str, str], expression: str = "SET #0 = :v") -> str | None:
+        try:
+            client.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":v": {"S": "x"}},
+            )
+        except ClientError as refusal:
+            return str(refusal.response["Error"]["Message"])
+        return None
+
+    refused = update({"#0": "id"})
+    assert refused is not None and "key" in refused.lower()
+    assert update({"#0": "other"}) is None
+    assert update({"#0": "other"}) is None
+    assert update({"#0": "id"}) == refused
+    twice = "SET #0 = :v SET #0 = :v"
+    assert update({"#0": "other"}, twice) == update({"#0": "other"}, twice) is not None
+    # Walked for each refusal and for the first pass, not for the pass repeated.
+    assert len(walks) == 3
+    item = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert item == {"id": {"S": "a"}, "other": {"S": "x"}}
+
+
 def test_emulator_costs_find_backends_and_draw_request_ids_as_moto_does() -> None:
     """A backend is found for an account without re-listing its dictionary at every call, and
     a reset (which clears and unlists it) still makes the next call create and list it anew;

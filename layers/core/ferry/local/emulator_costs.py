@@ -84,6 +84,11 @@
   bound would cross moto's limit, or after an action that changes the item beneath its top
   level (a nested path, ADD, DELETE), which the bound does not see. moto refuses exactly what
   it refused (the bound is never below the sum), at the same attribute.
+- Three of those walks (one SET, REMOVE and ADD clause at most; no two actions on one path; no
+  key attribute updated) depend only on the expression, its attribute names and the table's
+  keys, and change nothing: once an expression passed them with those names on that table, it
+  passes again, and they are skipped (a sync batch writes each application with the same
+  expression). The walks that read the item or the values still run at every call.
 - moto finds a service's backend for an account through a check, at every call, that the
   account's backend exists and that the whole dictionary is listed among those a reset clears,
   by comparing it with every listed one (a tenth of a millisecond a call, under a lock). Once
@@ -401,6 +406,49 @@ def _install_update_expression_checks() -> None:
     parser = _expressions.UpdateExpressionParser
     parse: Any = functools.lru_cache(maxsize=_EXPRESSIONS_KEPT)(parser.make.__func__)
     parser.make = classmethod(parse)
+    _install_structure_checks_once()
+
+
+# Validators of an update expression that read nothing but the expression, its attribute names
+# and the table's keys, and return the tree unchanged (moto runs them first).
+_STRUCTURE_CHECKS = (
+    _validators.ActionCountValidator,
+    _validators.OverlappingPathsValidator,
+    _validators.UpdateHashRangeKeyValidator,
+)
+# (id of moto's parse of an expression, its names, the table's keys) → that parse, once the
+# structure checks passed (holding the parse keeps its id from being reused).
+_structure_passed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[str, ...]], Any] = {}
+
+
+def _install_structure_checks_once() -> None:
+    validator = _validators.UpdateExpressionValidator
+    moto_init = validator.__init__
+
+    def init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        moto_init(self, expression, *args, **kwargs)
+        self._ferry_parse = expression
+
+    def validate(self: Any) -> Any:
+        parse = self._ferry_parse
+        names = tuple(sorted((self.expression_attribute_names or {}).items()))
+        key = (id(parse), names, tuple(self.table.table_key_attrs))
+        passed = _structure_passed.get(key) is parse
+        node = self.node_to_validate
+        for processor in self.processors:
+            if isinstance(processor, _STRUCTURE_CHECKS):
+                if passed:
+                    continue
+            elif not passed:
+                if len(_structure_passed) >= _EXPRESSIONS_KEPT:
+                    _structure_passed.clear()
+                _structure_passed[key] = parse
+                passed = True
+            node = processor.traverse(node)
+        return node
+
+    validator.__init__ = init
+    validator.validate = validate
 
 
 _SETS = frozenset({"SS", "NS", "BS"})

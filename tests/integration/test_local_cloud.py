@@ -646,7 +646,8 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
     """An update's item size is checked against a bound carried from one top-level SET to the
     next (local/emulator_costs.py): every update refuses, at the same attribute, and leaves the
     item, exactly as moto's check of the whole item at each SET does; also where the item grew
-    beneath its top level in between (a nested path, ADD), which the bound does not see."""
+    beneath its top level in between (a nested path, ADD), which the bound does not see. An
+    item put whole is refused past the limit as moto refuses it."""
     from ferry.local import emulator_costs
 
     client = boto3.client("dynamodb")
@@ -700,6 +701,18 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
             item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
             sizes = {name: len(json.dumps(value)) for name, value in (item or {}).items()}
             seen.append((refusal, sizes))
+        for number, parts in enumerate((2, 3)):  # items put whole: 300 KB, then 450 KB
+            key = {"id": {"S": f"put{number}"}}
+            try:
+                client.put_item(
+                    TableName=table,
+                    Item={**key, **{f"part{n}": text(150_000) for n in range(parts)}},
+                )
+                refusal = None
+            except ClientError as exc:
+                refusal = (exc.response["Error"]["Code"], exc.response["Error"]["Message"])
+            stored = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+            seen.append((refusal, sorted(stored or {})))
         return seen
 
     ours = outcomes(f"bound-{unique}")
@@ -716,6 +729,8 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
         False,
         True,
         False,
+        False,
+        True,
     ]
 
 

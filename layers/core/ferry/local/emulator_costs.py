@@ -83,7 +83,8 @@
   that bound is carried to the next SET, and the whole sum is worked out again only when the
   bound would cross moto's limit, or after an action that changes the item beneath its top
   level (a nested path, ADD, DELETE), which the bound does not see. moto refuses exactly what
-  it refused (the bound is never below the sum), at the same attribute.
+  it refused (the bound is never below the sum), at the same attribute. An item being built
+  (every PutItem, each item of a batch) starts empty, so there the bound is its exact size.
 - Three of those walks (one SET, REMOVE and ADD clause at most; no two actions on one path; no
   key attribute updated) depend only on the expression, its attribute names and the table's
   keys, and change nothing: once an expression passed them with those names on that table, it
@@ -533,6 +534,24 @@ def _install_item_size_bound() -> None:
         return
     setattr(_limited_setitem, _MARKER, True)
     limited.__setitem__ = _limited_setitem
+    item_class = _dynamo_type.Item
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        # moto's Item.__init__, its attributes set one by one into a new dict (whose size is
+        # known all along: nothing else reaches it meanwhile).
+        self.hash_key = hash_key
+        self.range_key = range_key
+        self.attrs = limited()
+        state = _size_bound
+        outer = (state.attrs, state.bound)
+        state.attrs, state.bound = self.attrs, 0
+        try:
+            for key, value in attrs.items():
+                self.attrs[key] = _dynamo_type.DynamoType(value)
+        finally:
+            state.attrs, state.bound = outer
+
+    item_class.__init__ = item_init
     expression_executor = _executors.UpdateExpressionExecutor
     moto_execute = expression_executor.execute
 

@@ -145,6 +145,7 @@ def register(base_url: str, application: Any) -> None:
 def unregister(base_url: str) -> None:
     with _GUARD:
         _APPLICATIONS.pop(base_url.rstrip("/"), None)
+        _DIRECT_HANDLERS.clear()  # keyed by applications' ids, which a new one may reuse
 
 
 class _WholeBody(io.BytesIO):

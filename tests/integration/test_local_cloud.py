@@ -19,6 +19,16 @@ def _function(stack: LocalStack, logical_id: str) -> str:
     return stack.cloud.physical_ids[logical_id]
 
 
+def _create_table(client: Any, name: str) -> None:
+    """A table keyed by the string `id` alone (the tests of moto's DynamoDB make their own)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def test_lambda_invoke_runs_the_handler_in_process(stack: LocalStack) -> None:
     event = {
         "version": "2.0",
@@ -176,12 +186,7 @@ def test_dynamodb_failed_transaction_is_undone_item_by_item_as_moto_undoes_it(
 
     client = boto3.client("dynamodb")
     plain, sorted_table = f"undo-{unique}", f"undo-sorted-{unique}"
-    client.create_table(
-        TableName=plain,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(client, plain)
     client.create_table(
         TableName=sorted_table,
         KeySchema=[
@@ -677,12 +682,7 @@ def test_emulator_costs_refuse_oversized_items_as_moto_does(
     ]
 
     def outcomes(table: str) -> list[Any]:
-        client.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(client, table)
         seen: list[Any] = []
         for number, (before, expression, values) in enumerate(updates):
             key = {"id": {"S": f"item{number}"}}
@@ -745,12 +745,7 @@ def test_emulator_costs_check_an_expressions_structure_once_per_names_and_table(
 
     client = boto3.client("dynamodb")
     table = f"structure-{unique}"
-    client.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(client, table)
     key = {"id": {"S": "a"}}
     walks: list[str] = []
     checker = emulator_costs._validators.UpdateHashRangeKeyValidator
@@ -1030,12 +1025,7 @@ def test_json_protocol_calls_skip_the_wsgi_application_and_answer_as_it_does(
     port = stack.cloud.moto.port
     over_http = boto3.client("dynamodb", endpoint_url=f"http://localhost:{port}")
     table = f"direct-{unique}"
-    over_http.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(over_http, table)
     over_http.put_item(TableName=table, Item={"id": {"S": "a"}, "n": {"N": "1"}})
     entered: list[str] = []
     wsgi_call = DomainDispatcherApplication.__call__

@@ -3,10 +3,13 @@ it announces: a feed outage is logged, and clients catch up from the resource it
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
+from collections.abc import Callable, Sequence
 
-from ferry.errors import FerryError
-from ferry.store.changes import record_change
+from aws_lambda_powertools import Logger
+from pynamodb.models import Model
+
+from ferry.errors import FerryError, TransientError
+from ferry.store.changes import change_row, record_change
 
 logger = Logger(child=True)
 
@@ -34,3 +37,22 @@ def announce(path: str, kind: str, *, ok: bool = True, detail: str | None = None
         record_change(path, kind, ok=ok, detail=detail)
     except FerryError:
         logger.exception("change not announced", extra={"path": path, "kind": kind})
+
+
+def announced_with(write: Callable[..., None], path: str, kind: str) -> None:
+    """Make `write(along=[change])` carry the change that announces it, in its own transaction
+    (one round trip fewer than writing, then announcing). Without the feed (its number cannot
+    be taken, or the transaction fails for an outage) the write goes alone, logged as
+    `announce` logs. For unconditional writes: a number taken for a write whose condition
+    fails would leave a gap in the feed."""
+    try:
+        along: Sequence[Model] = [change_row(path, kind)]
+    except FerryError:
+        logger.exception("change not announced", extra={"path": path, "kind": kind})
+        write()
+        return
+    try:
+        write(along=along)
+    except TransientError:
+        logger.exception("change not announced", extra={"path": path, "kind": kind})
+        write()

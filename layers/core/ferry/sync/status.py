@@ -5,15 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from aws_lambda_powertools import Logger
-
 from ferry.domain.models import RepositorySyncStatus
-from ferry.errors import FerryError, TransientError
-from ferry.store.changes import change_row
-from ferry.store.feed import announce, repository_path
+from ferry.store.feed import announce, announced_with, repository_path
 from ferry.store.repositories import set_repository_sync_status
-
-logger = Logger(child=True)
 
 
 def update_repository_status(
@@ -49,16 +43,4 @@ def update_repository_status(
         write()
         announce(path, "repository.status")
         return
-    # The write and the change announcing it in one transaction: one round trip fewer. As
-    # ever, announcing never fails the write: without the feed, the write goes alone.
-    try:
-        change = change_row(path, "repository.status")
-    except FerryError:
-        logger.exception("change not announced", extra={"path": path})
-        write()
-        return
-    try:
-        write(along=[change])
-    except TransientError:
-        logger.exception("change not announced", extra={"path": path})
-        write()
+    announced_with(write, path, "repository.status")

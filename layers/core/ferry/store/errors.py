@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 
 from ferry.errors import Conflict, FerryError, InvalidInput, NotFound, TransientError
 
@@ -31,3 +31,10 @@ def translated(what: str, *, on_condition: type[FerryError] = Conflict) -> Itera
             # size limit): retrying cannot help, so it is the caller's input, not an outage.
             raise InvalidInput(f"{what}: not a value that can be stored or looked up") from exc
         raise TransientError(f"storage error on {what}: {exc.cause_response_code or exc}") from exc
+
+
+def first_condition_failed(error: TransactWriteError) -> bool:
+    """Whether a transaction was cancelled because its first item's condition did not hold (the
+    row it writes, when the rest are new rows that carry no condition)."""
+    reasons = error.cancellation_reasons
+    return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"

@@ -16,7 +16,7 @@ from pynamodb.models import Model
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
 from ferry.errors import Conflict, NotFound, TransientError
-from ferry.store.errors import translated
+from ferry.store.errors import first_condition_failed, translated
 from ferry.store.tables import BranchLatestJobRow, JobRow, transaction
 
 RETENTION = timedelta(days=7)
@@ -64,8 +64,7 @@ def record_queued(job: SyncJob, *, along: Sequence[Model] = ()) -> bool:
             for other in along:
                 write.save(other)
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        if first_condition_failed(exc):
             return False
         raise TransientError(f"storage error on job {job.job_id}: {exc}") from exc
     return True

@@ -24,7 +24,7 @@ from ferry.domain.models import (
 from ferry.domain.validation import carries_credentials, url_credentials, without_credentials
 from ferry.errors import Conflict, NotFound, TransientError
 from ferry.security.tokens import new_webhook_secret
-from ferry.store.errors import translated
+from ferry.store.errors import first_condition_failed, translated
 from ferry.store.tables import RepositoryRow, row_values, transaction
 
 _EDITABLE = (
@@ -296,8 +296,7 @@ def _update_with(
                 write.save(row)
     except TransactWriteError as exc:
         what = f"repository {repository_id}"
-        reasons = exc.cancellation_reasons
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        if first_condition_failed(exc):
             if condition is None:
                 raise NotFound(f"{what} not found") from exc
             raise Conflict(f"{what}: the write's condition did not hold") from exc

@@ -229,6 +229,7 @@ def install() -> None:
     _install_sqs_send()
     _install_permission_checks()
     _install_backend_lookup()
+    _install_request_ids()
     if not getattr(_responses.method_names_from_class, _MARKER, False):
         names_of_class = functools.lru_cache(maxsize=None)(_responses.method_names_from_class)
         setattr(names_of_class, _MARKER, True)
@@ -511,16 +512,14 @@ def _attribute_size(value: Any) -> int:
 
 def _limited_setitem(self: Any, key: str, value: Any) -> None:
     state = _size_bound
-    if state.attrs is self and state.bound is not None:
-        added = _utilities.bytesize(key) + _attribute_size(value)
-        if state.bound + added <= ITEM_SIZE_LIMIT:
-            # moto's sum is at most the bound: its check passes.
-            dict.__setitem__(self, key, value)
-            state.bound += added
-            return
+    added = _utilities.bytesize(key) + _attribute_size(value)
+    if state.attrs is self and state.bound is not None and state.bound + added <= ITEM_SIZE_LIMIT:
+        # moto's sum is at most the bound: its check passes.
+        dict.__setitem__(self, key, value)
+        state.bound += added
+        return
     # moto's own check: the size of every attribute as it is, and of the one set.
     current = sum(_attribute_size(name) + _attribute_size(self[name]) for name in self)
-    added = _utilities.bytesize(key) + _attribute_size(value)
     if current + added > ITEM_SIZE_LIMIT:
         raise _dynamodb_exceptions.ItemSizeTooLarge
     dict.__setitem__(self, key, value)
@@ -601,7 +600,9 @@ def _install_backend_lookup() -> None:
 
     setattr(create_account_specific_backend, _MARKER, True)
     backend_dict._create_account_specific_backend = create_account_specific_backend
-    random_class = _moto_random.MotoRandom
+
+
+def _install_request_ids() -> None:
 
     def get_random_string(
         self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
@@ -610,7 +611,7 @@ def _install_backend_lookup() -> None:
         drawn = "".join(self.choices(pool, k=length))
         return drawn.lower() if lower_case else drawn
 
-    random_class.get_random_string = get_random_string
+    _moto_random.MotoRandom.get_random_string = get_random_string
 
 
 def _install_condition_lexing() -> None:

@@ -1,15 +1,19 @@
 """API Gateway (HTTP API) → FastAPI through Mangum."""
 
-from typing import Any
+from ferry.import_phase import collector_paused
 
-from mangum import Mangum
-from mangum.types import LambdaContext
+with collector_paused():
+    from typing import Any
 
-from ferry.api.app import create_app
-from ferry.aws.metrics import metrics
-from ferry.aws.tracing import tracer
+    from mangum import Mangum
+    from mangum.types import LambdaContext
 
-app = Mangum(create_app(), lifespan="off")
+    from ferry.api.app import create_app
+    from ferry.aws.metrics import metrics
+    from ferry.aws.tracing import tracer
+
+    # The application's routes and their models are built with the imports, inside the pause.
+    app = Mangum(create_app(), lifespan="off")
 
 
 @tracer.capture_lambda_handler

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from ferry.import_phase import collector_paused
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from typing import Any
 
-from ferry.aws.handlers import lambda_handler
-from ferry.deploy import slot
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from ferry.aws.handlers import lambda_handler
+    from ferry.deploy import slot
 
 
 @lambda_handler

@@ -3,13 +3,16 @@ and sweep: no application or repository stays `syncing` once nothing works on it
 
 from __future__ import annotations
 
-from typing import Any
+from ferry.import_phase import collector_paused
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from typing import Any
 
-from ferry.aws.handlers import lambda_handler
-from ferry.deploy.sweep import sweep_applications
-from ferry.sync.polling import poll_due_repositories
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from ferry.aws.handlers import lambda_handler
+    from ferry.deploy.sweep import sweep_applications
+    from ferry.sync.polling import poll_due_repositories
 
 
 @lambda_handler

@@ -5,24 +5,27 @@ An exception's class name is the error name the state machine catches.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from ferry.import_phase import collector_paused
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from datetime import UTC, datetime
+    from typing import Any
 
-from ferry.aws.handlers import lambda_handler
-from ferry.aws.metrics import record_sync_duration
-from ferry.domain.messages import SyncJob
-from ferry.sync.run import (
-    ResolvedCommit,
-    SyncPlan,
-    SyncReport,
-    describe_caught,
-    end_sync,
-    plan_sync,
-    sync_batch,
-)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from ferry.aws.handlers import lambda_handler
+    from ferry.aws.metrics import record_sync_duration
+    from ferry.domain.messages import SyncJob
+    from ferry.sync.run import (
+        ResolvedCommit,
+        SyncPlan,
+        SyncReport,
+        describe_caught,
+        end_sync,
+        plan_sync,
+        sync_batch,
+    )
 
 logger = Logger()
 

@@ -8,25 +8,29 @@ retried, and after five receives land in the dead-letter queue, which the poller
 
 from __future__ import annotations
 
-from typing import Any
+from ferry.import_phase import collector_paused
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor import (
-    SqsFifoPartialProcessor,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from typing import Any
 
-from ferry.aws.handlers import lambda_handler
-from ferry.domain.messages import SyncJob
-from ferry.sync.queue import start_sync_execution
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+    from aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor import (
+        SqsFifoPartialProcessor,
+    )
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-# A failed record holds back only its own repository's later records; other repositories go on.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# Report every failed record instead of failing the invocation, also when all of them fail.
-processor.raise_on_entire_batch_failure = False
+    from ferry.aws.handlers import lambda_handler
+    from ferry.domain.messages import SyncJob
+    from ferry.sync.queue import start_sync_execution
+
+    logger = Logger()
+    # A failed record holds back only its own repository's later records; other repositories
+    # go on.
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Report every failed record instead of failing the invocation, also when all of them fail.
+    processor.raise_on_entire_batch_failure = False
 
 
 def record_handler(record: SQSRecord) -> None:

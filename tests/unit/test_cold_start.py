@@ -5,6 +5,7 @@ and layers it has no use for must be absent afterwards."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ import pytest
 
 from ferry.aws import metrics
 from ferry.domain.outcomes import OutcomeKind
+from ferry.import_phase import collector_paused
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,11 +58,30 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _loaded_by(module: str) -> set[str]:
+# Collections that begin once the handler module runs, until its import ends. The pause's own
+# module is loaded first (it imports the standard library only) and the counts are reset, so that
+# the few objects the handler makes before it pauses cannot start one.
+_COLLECTED = """
+import gc, json, sys
+import ferry.import_phase
+collections = []
+def started(phase, info):
+    if phase == "start" and "{module}" in sys.modules:
+        collections.append(info["generation"])
+gc.callbacks.append(started)
+gc.collect()
+import {module}
+gc.callbacks.remove(started)
+print(json.dumps({{"collections": collections, "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count()}}))
+"""
+
+
+def _run_fresh(script: str) -> str:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "AWS_"))}
     environment["LAMBDA_TASK_ROOT"] = str(ROOT)
     completed = subprocess.run(
-        [sys.executable, "-c", _LOADED.format(module=module)],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         check=True,
@@ -68,7 +89,11 @@ def _loaded_by(module: str) -> set[str]:
         env=environment,
         timeout=120,
     )
-    return set(json.loads(completed.stdout.splitlines()[-1]))
+    return completed.stdout.splitlines()[-1]
+
+
+def _loaded_by(module: str) -> set[str]:
+    return set(json.loads(_run_fresh(_LOADED.format(module=module))))
 
 
 def _is_loaded(name: str, loaded: set[str]) -> bool:
@@ -98,6 +123,34 @@ def test_cold_start_handler_import_leaves_unused_modules_out(module: str) -> Non
 
     assert module in loaded
     assert [name for name in ABSENT[module] if _is_loaded(name, loaded)] == []
+
+
+@pytest.mark.parametrize("module", sorted(ABSENT))
+def test_cold_start_handler_imports_with_the_collector_paused_and_freezes_them(
+    module: str,
+) -> None:
+    # Before the pause a deploy task's import ran about 125 collections (ferry/import_phase.py).
+    seen = json.loads(_run_fresh(_COLLECTED.format(module=module)))
+
+    assert seen["collections"] == []
+    assert seen["enabled"] is True
+    assert seen["frozen"] > 10_000  # what the import made, out of later collections' way
+
+
+def test_collector_paused_gives_the_collector_back_as_it_found_it() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a process that had it off keeps it off
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def test_count_deploy_every_outcome_named() -> None:

@@ -22,6 +22,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "layers" / "core" / "ferry"
 RANKS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    # How Lambda handlers import (functions/): the standard library only, so that everything
+    # else loads inside its pause.
+    "import_phase": 0,
     "domain": 1,
     "aws": 2,
     "security": 3,  # the master secret may live in Secrets Manager (aws/)

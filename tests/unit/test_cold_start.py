@@ -132,7 +132,9 @@ def test_cold_start_handler_imports_with_the_collector_paused_and_freezes_them(
     # Before the pause a deploy task's import ran about 125 collections (ferry/import_phase.py).
     seen = json.loads(_run_fresh(_COLLECTED.format(module=module)))
 
-    assert seen["collections"] == []
+    # The handler's own definitions after the pause may start a collection of the youngest
+    # generation, which walks only what they made: nothing older is walked again.
+    assert set(seen["collections"]) <= {0} and len(seen["collections"]) <= 2, seen
     assert seen["enabled"] is True
     assert seen["frozen"] > 10_000  # what the import made, out of later collections' way
 
@@ -150,7 +152,6 @@ def test_collector_paused_gives_the_collector_back_as_it_found_it() -> None:
         assert not gc.isenabled()  # a process that had it off keeps it off
     finally:
         gc.enable()
-        gc.unfreeze()
 
 
 def test_count_deploy_every_outcome_named() -> None:

@@ -4,6 +4,8 @@ The execution name is the idempotency key: a repeated job (SQS redelivery, a ret
 its execution already started and starts nothing. Records of one repository arrive in order; a
 record whose execution could not be started stops its group's remaining records (they are
 retried, and after five receives land in the dead-letter queue, which the poller's sweep reads).
+A job that a newer one of its branch behind it in the same receive makes needless ends
+superseded without a read (`superseded_in_receive`): a burst's jobs arrive together.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ with collector_paused():
 
     from ferry.aws.handlers import lambda_handler
     from ferry.domain.messages import SyncJob
-    from ferry.sync.queue import start_sync_execution
+    from ferry.sync.queue import start_sync_execution, superseded_in_receive
 
     logger = Logger()
     # A failed record holds back only its own repository's later records; other repositories
@@ -33,14 +35,29 @@ with collector_paused():
     processor.raise_on_entire_batch_failure = False
 
 
-def record_handler(record: SQSRecord) -> None:
-    job = SyncJob.model_validate_json(record.body)
-    logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
-    start_sync_execution(job)
+def _superseded_in(event: dict[str, Any]) -> dict[str, str]:
+    """`superseded_in_receive` of the invocation's records; a record whose body is not a job is
+    left out here and fails on its own when it is handled."""
+    received = []
+    for record in event.get("Records") or []:
+        try:
+            job = SyncJob.model_validate_json(record["body"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        receives = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+        received.append((job, receives == "1"))
+    return superseded_in_receive(received)
 
 
 @lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    superseded = _superseded_in(event)
+
+    def record_handler(record: SQSRecord) -> None:
+        job = SyncJob.model_validate_json(record.body)
+        logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
+        start_sync_execution(job, newer_in_receive=superseded.get(job.job_id))
+
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=record_handler, processor=processor, context=context
     )

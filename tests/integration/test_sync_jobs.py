@@ -16,6 +16,7 @@ import pytest
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger
 from ferry.local.stack import LocalStack
+from ferry.settings import get_settings
 from ferry.store.jobs import (
     forget_job,
     record_finished,
@@ -315,3 +316,35 @@ def test_supersede_check_is_one_consistent_read_whatever_the_burst(
     reads = [(op, table) for _service, op, table in aws.calls if op != "GetItem"]
     assert reads == [], reads  # the branch's row, then the newest job's status: GetItems only
     assert aws.count("GetItem") == 2, aws.calls
+
+
+def test_jobs_received_together_give_way_to_the_newest_without_reading_the_branch(
+    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
+) -> None:
+    """Jobs of one branch that the worker receives together: each older one ends superseded by
+    the newest one behind it in the receive, which is the only one to read the branch's row
+    (three pushes in a burst made six reads of the jobs table before)."""
+    commit(git_repo, "app/compose.yaml", compose())
+    repository = create_repository(api, git_repo)
+    deployed_once(api, repository["id"], unique)
+    wait_for_idle_sync(repository["id"])
+
+    def hint(delivery: str) -> SyncJob:
+        return _branch_moved(repository["id"], f"{unique}-{delivery}")
+
+    # The worker's thread, started again on leaving `sync_worker_paused`.
+    with AwsCalls(lambda thread: thread.startswith("poller-") and "SyncWorker" in thread) as aws:
+        with sync_worker_paused(stack):
+            queued = [enqueue_sync_job(hint(name)) for name in ("first", "second", "third")]
+        wait_for(lambda: all(_job_finished(api, job_id) for job_id in queued), what="the jobs")
+
+    *older, newest = queued
+    assert api.get(f"/jobs/{newest}").json()["status"] == "succeeded"
+    for job_id in older:
+        ended = api.get(f"/jobs/{job_id}").json()
+        assert ended["status"] == "superseded", ended
+        assert ended["result"] == {"skipped": f"superseded by {newest}"}
+        assert ended["execution"] is None
+    jobs_table = get_settings().jobs_table
+    assert aws.count("GetItem", jobs_table) == 1, aws.calls  # the newest job's check
+    assert aws.count("StartExecution") == 1, aws.calls

@@ -145,7 +145,8 @@ def record_superseded(job_id: str, by: str) -> bool:
     return True
 
 
-def _branch_key(job: SyncJob) -> str:
+def branch_key(job: SyncJob) -> str:
+    """What a follow-head job supersedes by: its repository, trigger and branch."""
     return f"branch#{job.repository_id}#{job.trigger.value}#{job.branch}"
 
 
@@ -154,7 +155,7 @@ def record_latest_of_branch(job: SyncJob) -> None:
     job's record and before it is queued, so a job in the queue is always already named here, or
     a newer one is."""
     row = BranchLatestJobRow(
-        id=_branch_key(job), latest_job=job.job_id, expires_at=utcnow() + RETENTION
+        id=branch_key(job), latest_job=job.job_id, expires_at=utcnow() + RETENTION
     )
     with translated(f"branch {job.branch} of repository {job.repository_id}"):
         row.save()  # the whole row, replaced: nothing else is kept in it
@@ -166,7 +167,7 @@ def latest_of_branch(job: SyncJob) -> str | None:
     whatever the number of jobs in flight."""
     try:
         with translated(f"branch {job.branch} of repository {job.repository_id}"):
-            row = BranchLatestJobRow.get(_branch_key(job), consistent_read=True)
+            row = BranchLatestJobRow.get(branch_key(job), consistent_read=True)
     except NotFound:
         return None
     return row.latest_job

@@ -27,6 +27,7 @@ from ferry.errors import FerryError, NotFound, TransientError
 from ferry.settings import get_settings
 from ferry.store.jobs import (
     JobStatus,
+    branch_key,
     forget_job,
     get_job,
     latest_of_branch,
@@ -124,11 +125,40 @@ def superseding_job(job: SyncJob) -> str | None:
     return latest if newer.status in ("queued", "running", "succeeded") else None
 
 
-def start_sync_execution(job: SyncJob) -> bool:
+def superseded_in_receive(received: Sequence[tuple[SyncJob, bool]]) -> dict[str, str]:
+    """Which jobs of one receive of the sync queue a job behind them in the same receive makes
+    needless: job id → that newer job's id.
+
+    `received` is in queue order, each job with whether this is its first receive. Within one
+    message group (one repository) a FIFO receive keeps the order jobs were queued in, so a
+    follow-head job of the same branch and trigger further on was queued after this one and
+    resolves the head later, as `superseding_job` reads from the branch's row. Only a job
+    received for the first time is taken as the newer one: nothing has run it yet, so it runs
+    behind this one or gives way to a newer job in turn (a redelivered one may have run and
+    failed, and a failed job supersedes nothing). The jobs the receive itself proves needless
+    then cost their worker no read.
+    """
+    newest: dict[str, str] = {}
+    superseded: dict[str, str] = {}
+    for job, first_receive in reversed(received):
+        if not _follows_head(job):
+            continue
+        key = branch_key(job)
+        newer = newest.get(key)
+        if newer is not None and newer != job.job_id:
+            superseded[job.job_id] = newer
+        elif newer is None and first_receive:
+            newest[key] = job.job_id
+    return superseded
+
+
+def start_sync_execution(job: SyncJob, newer_in_receive: str | None = None) -> bool:
     """Start the job's repository-sync execution (named after the job); False when it was
     started before (a redelivered job starts nothing) or when a newer job of its branch makes it
-    needless: it then ends `superseded` without starting (no execution, no history event)."""
-    newer = superseding_job(job)
+    needless: it then ends `superseded` without starting (no execution, no history event).
+    `newer_in_receive`: the newer job `superseded_in_receive` found behind it, if any (the
+    branch's row is then not read)."""
+    newer = newer_in_receive or superseding_job(job)
     if newer is not None and record_superseded(job.job_id, newer):
         logger.info("sync job superseded", extra={"job_id": job.job_id, "by": newer})
         return False

@@ -27,12 +27,11 @@ with collector_paused():
     from ferry.domain.messages import SyncJob
     from ferry.sync.queue import start_sync_execution, superseded_in_receive
 
-    logger = Logger()
-    # A failed record holds back only its own repository's later records; other repositories
-    # go on.
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    # Report every failed record instead of failing the invocation, also when all of them fail.
-    processor.raise_on_entire_batch_failure = False
+logger = Logger()
+# A failed record holds back only its own repository's later records; other repositories go on.
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# Report every failed record instead of failing the invocation, also when all of them fail.
+processor.raise_on_entire_batch_failure = False
 
 
 def _superseded_in(event: dict[str, Any]) -> dict[str, str]:

@@ -219,9 +219,10 @@ def test_bare_job_row_from_before_reads_as_gone(api: httpx.Client, unique: str) 
 def test_job_queued_behind_a_newer_one_of_its_branch_never_starts(
     stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
 ) -> None:
-    """Queued through the webhook's own path while the worker is away, an older job of a
-    branch finds the newer one already queued when the worker takes it: it ends superseded
-    without a sync, and the newer one runs."""
+    """Queued through the webhook's own path while the worker is away, older jobs of a branch
+    find the newest one queued behind them when the worker takes them together: they end
+    superseded by it without a sync, and it runs. Only the newest reads the branch's row (the
+    receive itself shows the older ones a newer job: three jobs made five reads before)."""
     commit(git_repo, "app/compose.yaml", compose())
     repository = create_repository(api, git_repo)
     deployed_once(api, repository["id"], unique)
@@ -230,15 +231,21 @@ def test_job_queued_behind_a_newer_one_of_its_branch_never_starts(
     def hint(delivery: str) -> SyncJob:
         return _branch_moved(repository["id"], f"{unique}-{delivery}")
 
-    with sync_worker_paused(stack):
-        older = enqueue_sync_job(hint("older"))
-        newer = enqueue_sync_job(hint("newer"))
+    # The worker's thread, started again on leaving `sync_worker_paused`.
+    with AwsCalls(lambda thread: thread.startswith("poller-") and "SyncWorker" in thread) as aws:
+        with sync_worker_paused(stack):
+            queued = [enqueue_sync_job(hint(name)) for name in ("first", "second", "third")]
+        wait_for(lambda: all(_job_finished(api, job_id) for job_id in queued), what="the jobs")
 
-    wait_for(lambda: _job_finished(api, newer), what="the newer job")
-    assert api.get(f"/jobs/{newer}").json()["status"] == "succeeded"
-    ended = api.get(f"/jobs/{older}").json()
-    assert ended["status"] == "superseded", ended
-    assert ended["execution"] is None
+    *older, newest = queued
+    assert api.get(f"/jobs/{newest}").json()["status"] == "succeeded"
+    for job_id in older:
+        ended = api.get(f"/jobs/{job_id}").json()
+        assert ended["status"] == "superseded", ended
+        assert ended["result"] == {"skipped": f"superseded by {newest}"}
+        assert ended["execution"] is None
+    assert aws.count("GetItem", get_settings().jobs_table) == 1, aws.calls  # the newest's check
+    assert aws.count("StartExecution") == 1, aws.calls
 
 
 def test_newer_job_that_will_not_run_supersedes_nothing(api: httpx.Client, unique: str) -> None:
@@ -316,35 +323,3 @@ def test_supersede_check_is_one_consistent_read_whatever_the_burst(
     reads = [(op, table) for _service, op, table in aws.calls if op != "GetItem"]
     assert reads == [], reads  # the branch's row, then the newest job's status: GetItems only
     assert aws.count("GetItem") == 2, aws.calls
-
-
-def test_jobs_received_together_give_way_to_the_newest_without_reading_the_branch(
-    stack: LocalStack, api: httpx.Client, git_repo: Path, unique: str
-) -> None:
-    """Jobs of one branch that the worker receives together: each older one ends superseded by
-    the newest one behind it in the receive, which is the only one to read the branch's row
-    (three pushes in a burst made six reads of the jobs table before)."""
-    commit(git_repo, "app/compose.yaml", compose())
-    repository = create_repository(api, git_repo)
-    deployed_once(api, repository["id"], unique)
-    wait_for_idle_sync(repository["id"])
-
-    def hint(delivery: str) -> SyncJob:
-        return _branch_moved(repository["id"], f"{unique}-{delivery}")
-
-    # The worker's thread, started again on leaving `sync_worker_paused`.
-    with AwsCalls(lambda thread: thread.startswith("poller-") and "SyncWorker" in thread) as aws:
-        with sync_worker_paused(stack):
-            queued = [enqueue_sync_job(hint(name)) for name in ("first", "second", "third")]
-        wait_for(lambda: all(_job_finished(api, job_id) for job_id in queued), what="the jobs")
-
-    *older, newest = queued
-    assert api.get(f"/jobs/{newest}").json()["status"] == "succeeded"
-    for job_id in older:
-        ended = api.get(f"/jobs/{job_id}").json()
-        assert ended["status"] == "superseded", ended
-        assert ended["result"] == {"skipped": f"superseded by {newest}"}
-        assert ended["execution"] is None
-    jobs_table = get_settings().jobs_table
-    assert aws.count("GetItem", jobs_table) == 1, aws.calls  # the newest job's check
-    assert aws.count("StartExecution") == 1, aws.calls

@@ -15,14 +15,19 @@ def translated(what: str, *, on_condition: type[FerryError] = Conflict) -> Itera
     """Run a data call; `what` names the record for the error message ("application app_1").
 
     A failed condition becomes `on_condition`: Conflict for create guards, NotFound for updates
-    whose only condition is that the row exists.
+    whose only condition is that the row exists. So does a transaction cancelled by its first
+    item's condition: the row `what` names, written with new rows that carry no condition (a
+    job with its delivery's log entry, a status with the change announcing it).
     """
     try:
         yield
     except DoesNotExist as exc:
         raise NotFound(f"{what} not found") from exc
     except PynamoDBException as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        condition_failed = exc.cause_response_code == "ConditionalCheckFailedException" or (
+            isinstance(exc, TransactWriteError) and _first_condition_failed(exc)
+        )
+        if condition_failed:
             if on_condition is NotFound:
                 raise NotFound(f"{what} not found") from exc
             raise on_condition(f"{what}: the write's condition did not hold") from exc
@@ -33,8 +38,6 @@ def translated(what: str, *, on_condition: type[FerryError] = Conflict) -> Itera
         raise TransientError(f"storage error on {what}: {exc.cause_response_code or exc}") from exc
 
 
-def first_condition_failed(error: TransactWriteError) -> bool:
-    """Whether a transaction was cancelled because its first item's condition did not hold (the
-    row it writes, when the rest are new rows that carry no condition)."""
+def _first_condition_failed(error: TransactWriteError) -> bool:
     reasons = error.cancellation_reasons
     return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"

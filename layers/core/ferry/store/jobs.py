@@ -9,14 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from ferry.domain.messages import SyncJob
 from ferry.domain.models import Trigger, utcnow
-from ferry.errors import Conflict, NotFound, TransientError
-from ferry.store.errors import first_condition_failed, translated
+from ferry.errors import Conflict, NotFound
+from ferry.store.errors import translated
 from ferry.store.tables import BranchLatestJobRow, JobRow, transaction
 
 RETENTION = timedelta(days=7)
@@ -51,22 +50,18 @@ def record_queued(job: SyncJob, *, along: Sequence[Model] = ()) -> bool:
         expires_at=now + RETENTION,
         **_request(job),
     )
-    if not along:
-        try:
-            with translated(f"job {job.job_id}"):
-                row.save(condition=JobRow.id.does_not_exist())
-        except Conflict:
-            return False
-        return True
+    new = JobRow.id.does_not_exist()
     try:
-        with transaction() as write:
-            write.save(row, condition=JobRow.id.does_not_exist())
-            for other in along:
-                write.save(other)
-    except TransactWriteError as exc:
-        if first_condition_failed(exc):
-            return False
-        raise TransientError(f"storage error on job {job.job_id}: {exc}") from exc
+        with translated(f"job {job.job_id}"):
+            if not along:
+                row.save(condition=new)
+            else:
+                with transaction() as write:
+                    write.save(row, condition=new)
+                    for other in along:
+                        write.save(other)
+    except Conflict:
+        return False
     return True
 
 

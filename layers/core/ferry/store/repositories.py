@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -22,9 +21,9 @@ from ferry.domain.models import (
     utcnow,
 )
 from ferry.domain.validation import carries_credentials, url_credentials, without_credentials
-from ferry.errors import Conflict, NotFound, TransientError
+from ferry.errors import Conflict, NotFound
 from ferry.security.tokens import new_webhook_secret
-from ferry.store.errors import first_condition_failed, translated
+from ferry.store.errors import translated
 from ferry.store.tables import RepositoryRow, row_values, transaction
 
 _EDITABLE = (
@@ -285,19 +284,16 @@ def _update_with(
     """`_update` (without reading the row back) in one transaction with `along`: new rows, such
     as the change on the live feed that announces the write."""
     exists = RepositoryRow.id.exists()
-    try:
-        with transaction() as write:
-            write.update(
-                RepositoryRow(id=repository_id),
-                actions=[*actions, RepositoryRow.updated_at.set(utcnow())],
-                condition=exists if condition is None else exists & condition,
-            )
-            for row in along:
-                write.save(row)
-    except TransactWriteError as exc:
-        what = f"repository {repository_id}"
-        if first_condition_failed(exc):
-            if condition is None:
-                raise NotFound(f"{what} not found") from exc
-            raise Conflict(f"{what}: the write's condition did not hold") from exc
-        raise TransientError(f"storage error on {what}: {exc}") from exc
+    with (
+        translated(
+            f"repository {repository_id}", on_condition=NotFound if condition is None else Conflict
+        ),
+        transaction() as write,
+    ):
+        write.update(
+            RepositoryRow(id=repository_id),
+            actions=[*actions, RepositoryRow.updated_at.set(utcnow())],
+            condition=exists if condition is None else exists & condition,
+        )
+        for row in along:
+            write.save(row)

@@ -147,7 +147,6 @@ def test_webhook_accept_path_makes_no_client_once_warm(
     """The webhook's calls in a warm process reuse their clients: the transaction that records
     the job with its log entry made a botocore client each time (~50 ms of the answer)."""
     import threading
-    import uuid
 
     from botocore.session import Session
 
@@ -155,15 +154,9 @@ def test_webhook_accept_path_makes_no_client_once_warm(
     repository = create_repository(api, git_repo)
 
     def push() -> httpx.Response:
-        return httpx.post(
-            f"{stack.api_url}/api/v1/webhooks/repositories/{repository['id']}",
-            headers={
-                "Authorization": f"Bearer {repository['webhook_secret']}",
-                "Idempotency-Key": uuid.uuid4().hex,
-            },
-            json={"branch": "main"},
-            timeout=10,
-        )
+        # Naming no delivery id or commit: each delivery is a new job, recorded with its log.
+        secret = repository["webhook_secret"]
+        return push_webhook(stack.api_url, repository["id"], secret, {"branch": "main"})
 
     assert push().status_code == 202
     made: list[str] = []

@@ -34,26 +34,29 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False
 
 
-def _superseded_in(event: dict[str, Any]) -> dict[str, str]:
-    """`superseded_in_receive` of the invocation's records; a record whose body is not a job is
-    left out here and fails on its own when it is handled."""
-    received = []
+def _received(event: dict[str, Any]) -> dict[str, tuple[SyncJob, bool]]:
+    """Each record's job and whether this is its first receive, by message id, in queue order.
+    A record whose body is not a job is left out here; it fails when it is handled."""
+    received = {}
     for record in event.get("Records") or []:
         try:
             job = SyncJob.model_validate_json(record["body"])
         except (KeyError, TypeError, ValueError):
             continue
         receives = (record.get("attributes") or {}).get("ApproximateReceiveCount")
-        received.append((job, receives == "1"))
-    return superseded_in_receive(received)
+        received[record["messageId"]] = (job, receives == "1")
+    return received
 
 
 @lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    superseded = _superseded_in(event)
+    received = _received(event)
+    superseded = superseded_in_receive(list(received.values()))
 
     def record_handler(record: SQSRecord) -> None:
-        job = SyncJob.model_validate_json(record.body)
+        parsed = received.get(record.message_id)
+        # Not parsed: validating it again raises the record's own error.
+        job = parsed[0] if parsed else SyncJob.model_validate_json(record.body)
         logger.append_keys(job_id=job.job_id, repository_id=job.repository_id)
         start_sync_execution(job, newer_in_receive=superseded.get(job.job_id))
 

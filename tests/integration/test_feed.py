@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ferry.api.routes import events as events_route
 from ferry.deploy.status import update_application_status
 from ferry.domain.models import ApplicationEvent, EventStatus, EventType, Trigger
 from ferry.errors import NotFound
 from ferry.local.stack import LocalStack
 from ferry.store import events as event_store
-from ferry.store.changes import changes_after, latest_change
+from ferry.store.changes import change_rows, changes_after, latest_change
 from tests.helpers import (
     commit,
     compose,
@@ -50,7 +52,8 @@ def _sse(stack: LocalStack, **headers: str) -> httpx.Client:
     return httpx.Client(
         base_url=f"{stack.api_url}/api/v1",
         headers={"Authorization": f"Bearer {stack.state.token}", **headers},
-        timeout=httpx.Timeout(30, read=30),
+        # Under the 15 s keep-alive: an event that never comes fails the read, not the suite.
+        timeout=httpx.Timeout(30, read=10),
     )
 
 
@@ -238,3 +241,26 @@ def test_repository_status_write_and_its_announcement_are_one_transaction(
     written = (repository["id"], "repo_missing")
     announced = [(c.path.rsplit("/", 1)[-1], c.kind) for c in changes_after(before)]
     assert [a for a in announced if a[0] in written] == [(repository["id"], "repository.status")]
+
+
+def test_events_deliver_a_change_whose_row_lands_after_a_higher_numbered_one(
+    stack: LocalStack, unique: str
+) -> None:
+    """Numbers are taken before rows are written, so two writers can land their rows in the
+    opposite order of their numbers: the stream must not move past the lower number for good
+    when it first sees the higher one."""
+    first_path, second_path = f"/test/{unique}/first", f"/test/{unique}/second"
+    first, second = change_rows([first_path, second_path], "test.order")
+    second.save()
+    with (
+        _sse(stack) as client,
+        client.stream("GET", "/events", params={"since": int(first.seq) - 1}) as response,
+    ):
+        # Let the stream read while only the higher number is written (two of its polls).
+        time.sleep(2 * events_route.POLL_SECONDS + 0.2)
+        first.save()
+        seen = _until_path(response, second_path, limit=10)
+    assert [(e["id"], e["data"]["path"]) for e in seen[:2]] == [  # type: ignore[index]
+        (int(first.seq), first_path),
+        (int(second.seq), second_path),
+    ]

@@ -205,7 +205,7 @@ def test_secrets_never_appear_in_logs_events_or_responses(
             f"/notifications/{target['id']}",
         )
     ]
-    feed = json.dumps([c.model_dump() for c in changes_after(0, limit=10_000)])
+    feed = json.dumps([c.model_dump(mode="json") for c in changes_after(0, limit=10_000)])
     logs = capfd.readouterr()
     agent_log = stack.home / "logs" / "agent.log"
     outputs = "\n".join(

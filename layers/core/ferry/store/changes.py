@@ -1,12 +1,14 @@
 """The change feed: one numbered row per change, read by Server-Sent Events clients.
 
 Numbers come from an atomic counter, so `Last-Event-ID` resumes exactly where a client left off.
-Rows expire after a day (TTL); a client further behind starts again from the current state.
+A number is taken before its row is written, so rows can land out of number order: readers go
+through `change_reader.ChangeReader`, which waits for them. Rows expire after a day (TTL); a
+client further behind starts again from the current state.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -25,6 +27,8 @@ class Change(BaseModel):
     kind: str
     ok: bool = True
     detail: str | None = None
+    # When its number was taken (None on the state machines' own announcements).
+    at: datetime | None = None
 
 
 def record_change(path: str, kind: str, *, ok: bool = True, detail: str | None = None) -> int:
@@ -91,6 +95,8 @@ def changes_after(seq: int, limit: int = 100) -> list[Change]:
     with translated("change feed"):
         rows = ChangeRow.query(FEED, ChangeRow.seq > seq, limit=limit, consistent_read=True)
         return [
-            Change(seq=int(r.seq), path=r.path, kind=r.kind, ok=bool(r.ok), detail=r.detail)
+            Change(
+                seq=int(r.seq), path=r.path, kind=r.kind, ok=bool(r.ok), detail=r.detail, at=r.at
+            )
             for r in rows
         ]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ferry.store.changes import changes_after, latest_change
+from ferry.store.change_reader import ChangeReader
 
 router = APIRouter(tags=["events"])
 
@@ -46,17 +46,18 @@ async def events(
     if cursor is None and last_event_id and last_event_id.strip().isdigit():
         cursor = int(last_event_id.strip())
     if cursor is None:
-        cursor = await run_in_threadpool(latest_change)
+        reader = await run_in_threadpool(ChangeReader.at_current_state)
+    else:
+        reader = ChangeReader(cursor)
     bounded = "aws.event" in request.scope  # Mangum marks Lambda requests
 
-    async def stream(position: int) -> AsyncIterator[str]:
+    async def stream(reader: ChangeReader) -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         started = last_sent = time.monotonic()
         while not await request.is_disconnected():
-            changes = await run_in_threadpool(changes_after, position)
+            changes = await run_in_threadpool(reader.poll)
             for change in changes:
-                position = change.seq
-                yield _frame(change.seq, change.model_dump(exclude={"seq"}))
+                yield _frame(change.seq, change.model_dump(exclude={"seq", "at"}))
                 last_sent = time.monotonic()
             now = time.monotonic()
             if bounded and (changes or now - started > LONG_POLL_SECONDS):
@@ -67,7 +68,7 @@ async def events(
             await asyncio.sleep(POLL_SECONDS)
 
     return StreamingResponse(
-        stream(cursor),
+        stream(reader),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

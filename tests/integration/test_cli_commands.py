@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import pytest
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ferry.cli.client import parse_server_sent_events
+from ferry.cli.client import EventStream, parse_server_sent_events
+from ferry.cli.watch import Connected, FeedReader
 from ferry.local.stack import LocalStack
 from ferry.store.applications import create_application as store_application
 from tests.helpers import (
@@ -743,3 +745,41 @@ def test_server_sent_events_parser_skips_comments_and_joins_data_lines() -> None
     assert [(e.id, e.event) for e in events] == [("7", "update"), ("8", "message")]
     assert json.loads(events[0].data)["kind"] == "agent.created"
     assert events[1].data == "plain"
+
+
+def test_event_stream_keeps_an_id_given_without_data_and_dispatches_nothing_for_it() -> None:
+    """The API's first block says where the stream starts: `ferry watch` resumes there after a
+    drop that came before any change, instead of fetching everything again."""
+    stream = EventStream(["retry: 2000", "id: 41", "", ": keep-alive", ""])
+    assert list(stream) == []
+    assert stream.last_id == "41"
+    stream = EventStream(["id: 41", "", "id: 42", "event: update", "data: {}", ""])
+    assert [(e.id, e.event) for e in stream] == [("42", "update")]
+    assert stream.last_id == "42"
+    # A block cut off by a drop before its end was not received: a reconnect must ask for it.
+    stream = EventStream(["id: 41", "", "id: 42", "event: update"])
+    assert list(stream) == []
+    assert stream.last_id == "41"
+
+
+def test_watch_reconnects_where_a_stream_without_changes_started() -> None:
+    """A feed that ends before any change (each quiet long-poll behind API Gateway does) is
+    resumed where it started, not from "now" with everything fetched again."""
+    asked: list[str | None] = []
+
+    class QuietApi:
+        @contextmanager
+        def events(self, last_event_id: str | None, **_: object) -> Iterator[EventStream]:
+            asked.append(last_event_id)
+            if len(asked) == 2:
+                reader.stop()
+            yield EventStream(["retry: 2000", f"id: {40 + len(asked)}", ""])
+
+        def close(self) -> None:
+            pass
+
+    reader = FeedReader(QuietApi(), since=None)  # type: ignore[arg-type]
+    reader.run()
+    assert asked == [None, "41"]
+    connected = [reader.inbox.get_nowait() for _ in range(2)]
+    assert connected == [Connected(resumed=False), Connected(resumed=True)]

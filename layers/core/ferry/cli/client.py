@@ -34,28 +34,47 @@ class ServerSentEvent:
     id: str | None = None
 
 
-def parse_server_sent_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
+class EventStream:
     """Events from a text/event-stream, line by line (the WHATWG event-stream rules, without
-    `retry`, which the caller's own reconnect delay replaces)."""
-    event, last_id = "", None
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                yield ServerSentEvent(event=event or "message", data="\n".join(data), id=last_id)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-        elif field == "id" and "\0" not in value:
-            last_id = value
+    `retry`, which the caller's own reconnect delay replaces).
+
+    `last_id` is the stream's last event id as the rules keep it: set when a block that named
+    one ends, also when it has no data and so dispatches nothing (the API's first block, which
+    says where the stream starts); never from a block cut off before its end, whose event would
+    then be skipped by a reconnect."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.last_id: str | None = None
+
+    def __iter__(self) -> Iterator[ServerSentEvent]:
+        event, block_id = "", self.last_id
+        data: list[str] = []
+        for raw in self._lines:
+            line = raw.rstrip("\r\n")
+            if not line:
+                self.last_id = block_id
+                if data:
+                    yield ServerSentEvent(
+                        event=event or "message", data="\n".join(data), id=block_id
+                    )
+                event, data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id" and "\0" not in value:
+                block_id = value
+
+
+def parse_server_sent_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
+    """The dispatched events of a text/event-stream (see EventStream)."""
+    return iter(EventStream(lines))
 
 
 def _detail(response: httpx.Response) -> str:
@@ -165,7 +184,7 @@ class ApiClient:
     @contextmanager
     def events(
         self, last_event_id: str | None = None, *, read_timeout: float = 60.0
-    ) -> Iterator[Iterator[ServerSentEvent]]:
+    ) -> Iterator[EventStream]:
         """The live feed (GET /events) from just after `last_event_id`, or from now.
 
         A read that waits longer than `read_timeout` (the server sends a keep-alive every 15 s)
@@ -184,7 +203,7 @@ class ApiClient:
                 if response.status_code >= 400:
                     response.read()
                     raise CliError(_detail(response), status=response.status_code)
-                yield parse_server_sent_events(response.iter_lines())
+                yield EventStream(response.iter_lines())
         except httpx.HTTPError as exc:
             raise CliError(self._unreachable(exc)) from exc
 

@@ -87,13 +87,16 @@ class FeedReader(threading.Thread):
         resumed = self._last_id is not None
         with self._client.events(self._last_id, read_timeout=READ_TIMEOUT_SECONDS) as events:
             self.inbox.put(Connected(resumed=resumed))
-            for event in events:
-                if self._stopping.is_set():
-                    return
-                if event.id:
-                    self._last_id = event.id
-                if event.event == "update":
-                    self.inbox.put(event)
+            try:
+                for event in events:
+                    if self._stopping.is_set():
+                        return
+                    if event.event == "update":
+                        self.inbox.put(event)
+            finally:
+                # Also set by the stream's first block (where it starts) when no change came:
+                # a reconnect then resumes there instead of fetching everything again.
+                self._last_id = events.last_id or self._last_id
 
 
 def _resource(path: str) -> tuple[str, str]:

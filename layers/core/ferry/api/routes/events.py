@@ -1,4 +1,5 @@
 """GET /api/v1/events: Server-Sent Events, one `update` per change, naming the changed path.
+The first block names where the stream starts (`id:`), so a reconnect resumes from there.
 
 Under uvicorn the stream stays open (with keep-alive comments). Under Lambda (Mangum, which
 buffers the whole response) it answers as a bounded long-poll: it returns as soon as changes
@@ -52,7 +53,10 @@ async def events(
     bounded = "aws.event" in request.scope  # Mangum marks Lambda requests
 
     async def stream(reader: ChangeReader) -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
+        # Where the stream starts, as the client's last event id (a block without data sets it
+        # and dispatches nothing): a client that reconnects before any change resumes here
+        # instead of loading everything again (behind API Gateway every quiet long-poll ends so).
+        yield f"retry: 2000\nid: {reader.position}\n\n"
         started = last_sent = time.monotonic()
         while not await request.is_disconnected():
             changes = await run_in_threadpool(reader.poll)

@@ -18,7 +18,8 @@ export class EventStreamParser {
     this.buffer = "";
     this.event = "";
     this.data = [];
-    this.lastId = null;
+    this.lastId = null; // the id of the block being read
+    this.lastEventId = null; // the stream's last event id: set when a block ends, data or not
     this.retry = null;
   }
 
@@ -32,6 +33,7 @@ export class EventStreamParser {
 
   line(line) {
     if (line === "") {
+      this.lastEventId = this.lastId;
       if (this.data.length > 0) {
         this.dispatch({
           event: this.event || "message",
@@ -142,7 +144,6 @@ export class Feed {
       this.onState("live");
       this.onOpen(resumed);
       const parser = new EventStreamParser((event) => {
-        if (event.id !== null) this.lastId = event.id;
         if (event.event !== "update") return;
         try {
           this.onChange(JSON.parse(event.data));
@@ -156,6 +157,10 @@ export class Feed {
         if (done) break;
         quiet();
         parser.push(value);
+        // The last event id, also from a block without data: the stream's first one says where
+        // it starts, so a reconnect before any change resumes there instead of reloading. Only
+        // a whole block's: an id whose event was cut off by a drop would skip that event.
+        if (parser.lastEventId !== null) this.lastId = parser.lastEventId;
         if (parser.retry !== null) this.retryMs = parser.retry;
       }
     } catch (error) {

@@ -52,7 +52,7 @@ class ChangeReader:
         self._held: dict[int, Change] = {}
         # Runs of missing numbers as first seen: (first, first known above it, monotonic time).
         self._gaps: list[tuple[int, int, float]] = []
-        self._read = read or (lambda seq, limit: changes_after(seq, limit=limit))
+        self._read = read or _read_changes
         self._monotonic = monotonic
         self._now = now
 
@@ -69,24 +69,15 @@ class ChangeReader:
         not past a recent number whose row is still being written (what it announces is not yet
         in what the client loads)."""
         newest = newest_number()
-        reader = cls(newest, read=read, monotonic=monotonic, now=now)
         low = max(newest - START_WINDOW, 0)
-        rows = [c for c in reader._read(low, START_WINDOW) if c.seq <= newest]
-        if not rows:
-            return reader  # nothing recent: every row before it has expired or was settled
-        cutoff = reader._now() - GRACE
+        rows = [c for c in (read or _read_changes)(low, START_WINDOW) if c.seq <= newest]
+        cutoff = now() - GRACE
         settled_up_to = max((c.seq for c in rows if c.at and c.at <= cutoff), default=low)
         written = {c.seq for c in rows}
         pending = [n for n in range(settled_up_to + 1, newest + 1) if n not in written]
-        if not pending:
-            return reader
-        return cls(
-            min(pending) - 1,
-            already_current=written,
-            read=read,
-            monotonic=monotonic,
-            now=now,
-        )
+        # No row in the window at all: they expired, nothing recent is being written.
+        after = min(pending) - 1 if rows and pending else newest
+        return cls(after, already_current=written, read=read, monotonic=monotonic, now=now)
 
     def poll(self) -> list[Change]:
         """The changes that can be delivered now, oldest first."""
@@ -120,3 +111,7 @@ class ChangeReader:
             self._gaps.append((first, end, self._monotonic()))
             return False
         return self._monotonic() - min(seen) >= GRACE.total_seconds()
+
+
+def _read_changes(after: int, limit: int) -> list[Change]:
+    return changes_after(after, limit=limit)

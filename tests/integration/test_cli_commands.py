@@ -22,7 +22,7 @@ import pytest
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ferry.cli.client import EventStream, parse_server_sent_events
+from ferry.cli.client import EventStream
 from ferry.cli.watch import Connected, FeedReader
 from ferry.local.stack import LocalStack
 from ferry.store.applications import create_application as store_application
@@ -741,7 +741,7 @@ def test_server_sent_events_parser_skips_comments_and_joins_data_lines() -> None
         "data: plain",
         "",
     ]
-    events = list(parse_server_sent_events(stream))
+    events = list(EventStream(stream))
     assert [(e.id, e.event) for e in events] == [("7", "update"), ("8", "message")]
     assert json.loads(events[0].data)["kind"] == "agent.created"
     assert events[1].data == "plain"

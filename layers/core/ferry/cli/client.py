@@ -72,11 +72,6 @@ class EventStream:
                 block_id = value
 
 
-def parse_server_sent_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
-    """The dispatched events of a text/event-stream (see EventStream)."""
-    return iter(EventStream(lines))
-
-
 def _detail(response: httpx.Response) -> str:
     """The API's `detail` as one line (FastAPI's validation errors come as a list)."""
     try:

@@ -5,6 +5,7 @@ shown as text, keyboard use and a 375 px wide screen. Screenshots are kept as ar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -54,6 +55,12 @@ HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 OBSERVE = """
 window.__alerts = [];
 window.__violations = [];
+// A script the document could not load (a module of the page's graph included): so that a load
+// the machine dropped can be told from a page still starting.
+window.__scriptFailed = false;
+window.addEventListener("error", (event) => {
+  if (event.target instanceof HTMLScriptElement) window.__scriptFailed = true;
+}, true);
 window.alert = (message) => window.__alerts.push(String(message));
 document.addEventListener("securitypolicyviolation", (event) => {
   window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
@@ -137,16 +144,46 @@ def open_page(driver: Chrome, stack: LocalStack, route: str = "#/") -> None:
     assert stack.state is not None
     driver.set_window_size(1280, 900)
     console_errors(driver)  # what earlier pages logged is theirs
+    # Docker adding or removing an interface makes Chromium drop a request in flight
+    # (ERR_NETWORK_CHANGED), the navigation or one of the page's modules: that is the machine,
+    # not the page, so load it again. Any other script that does not load fails the test.
     for _attempt in range(3):
         driver.get("about:blank")  # a new document, not a same-page fragment change
         driver.get(f"{stack.api_url}/#token={stack.state.token}")
-        # Docker adding or removing an interface makes Chromium drop a navigation in flight
-        # (ERR_NETWORK_CHANGED): that is the machine, not the page, so load it again.
-        if not driver.current_url.startswith("chrome-error:"):
+        if driver.current_url.startswith("chrome-error:"):
+            continue
+        started = wait_in(driver, lambda d: _live(d) or _script_failed(d))
+        if started == "live":
             break
-    wait_in(driver, lambda d: text(d, "#live") == "● live")
+        errors = _logged_errors(driver)
+        if not any("ERR_NETWORK_CHANGED" in error for error in errors):
+            raise AssertionError(f"the page's scripts did not load: {errors}")
+    else:
+        raise AssertionError("the page did not load in 3 attempts (ERR_NETWORK_CHANGED)")
     if route != "#/":
         driver.execute_script("window.location.hash = arguments[0]", route)
+
+
+def _logged_errors(driver: Chrome) -> list[str]:
+    """The console's errors, waiting a moment for the first (they reach the log after the
+    failure that caused them)."""
+    errors: list[str] = []
+
+    def logged(d: Chrome) -> bool:
+        errors.extend(console_errors(d))
+        return bool(errors)
+
+    with contextlib.suppress(TimeoutException):  # none came: the caller says so
+        WebDriverWait(driver, 5, poll_frequency=0.1).until(logged)
+    return errors
+
+
+def _live(driver: Chrome) -> str | None:
+    return "live" if text(driver, "#live") == "● live" else None
+
+
+def _script_failed(driver: Chrome) -> str | None:
+    return "script failed" if driver.execute_script("return window.__scriptFailed") else None
 
 
 def text(driver: Chrome, selector: str) -> str | None:

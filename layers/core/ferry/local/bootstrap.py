@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ferry.domain.models import Application, Provider, Repository, SyncType
 from ferry.errors import Unauthorized
+from ferry.local.private_files import write_private
 from ferry.local.sample import (
     SAMPLE_APPLICATION,
     SAMPLE_BRANCH,
@@ -44,20 +45,15 @@ class LocalState:
     sample_image_note: str
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
-
-
 def _admin_token(home: Path, api_url: str) -> str:
     local_json = home / "local.json"
     if local_json.exists():
         token = json.loads(local_json.read_text()).get("token", "")
         if token and api_token_is_valid(token):
-            _write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
+            write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
             return str(token)
     token = create_api_token("local admin (ferry up)")
-    _write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
+    write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
     return token
 
 
@@ -68,7 +64,7 @@ def _token_file(home: Path) -> Path:
 def renew_agent_token(home: Path, agent_id: str) -> str:
     """Mint a new token for the local agent and keep it; the old one stops working."""
     token = rotate_agent_token(agent_id)
-    _write_private(_token_file(home), token)
+    write_private(_token_file(home), token)
     return token
 
 
@@ -85,7 +81,7 @@ def local_agent_credentials(home: Path, name: str = LOCAL_AGENT) -> tuple[str, s
     existing = find_agent_by_name(name)
     if existing is None:
         agent, token = register_agent(name)
-        _write_private(_token_file(home), token)
+        write_private(_token_file(home), token)
         return agent.id, token
     token_file = _token_file(home)
     stored = token_file.read_text().strip() if token_file.exists() else ""
@@ -109,7 +105,7 @@ def bootstrap(home: Path, api_url: str) -> LocalState:
         if not (sample_path / ".git").exists():
             create_sample_repository(sample_path, image)
         repository, secret = register_repository(sample_url, Provider.GIT, SyncType.WEBHOOK)
-        _write_private(home / "sample-webhook.secret", secret)
+        write_private(home / "sample-webhook.secret", secret)
     else:
         secret_file = home / "sample-webhook.secret"
         secret = secret_file.read_text().strip() if secret_file.exists() else None

@@ -137,14 +137,14 @@ class LocalCloud:
         }
 
     def _secret_key(self) -> str:
+        from ferry.local.private_files import write_private
         from ferry.security.crypto import generate_key
 
         if os.environ.get("FERRY_SECRET_KEY"):
             return os.environ["FERRY_SECRET_KEY"]
         key_file = self.home / "secret.key"
         if not key_file.exists():
-            key_file.write_text(generate_key())
-            key_file.chmod(0o600)
+            write_private(key_file, generate_key())
         return key_file.read_text().strip()
 
     def _deploy_stack(self, plan: LocalPlan) -> None:

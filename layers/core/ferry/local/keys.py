@@ -14,16 +14,12 @@ from pathlib import Path
 import httpx
 
 from ferry.errors import Conflict
+from ferry.local.private_files import write_private
 from ferry.store.rotation import RotationReport
 
 
 def _read(path: Path) -> str:
     return path.read_text().strip() if path.exists() else ""
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
 
 
 def stack_is_running(home: Path) -> bool:
@@ -51,7 +47,7 @@ def rotate_local_key(home: Path) -> RotationReport:
     new = _read(pending_file)
     if not new:
         new = generate_key()
-        _write_private(pending_file, new)
+        write_private(pending_file, new)
     previous = [k for k in _read(home / "secret.key.previous").split(",") if k]
     readable = [current, *previous]
 
@@ -63,7 +59,7 @@ def rotate_local_key(home: Path) -> RotationReport:
         report = reencrypt_everything()
     finally:
         cloud.stop()
-    _write_private(home / "secret.key.previous", ",".join(readable))
-    _write_private(home / "secret.key", new)
+    write_private(home / "secret.key.previous", ",".join(readable))
+    write_private(home / "secret.key", new)
     pending_file.unlink()
     return report

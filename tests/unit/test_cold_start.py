@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Notification senders, GitHub's OIDC tokens, the CLI's output, git transport, the local stack:
 # no handler needs them at import (Notify and the API load theirs when they send or verify).
-NEVER = ("apprise", "httpx", "requests", "jwt", "rich", "typer", "uvicorn", "moto", "docker")
+# Nor boto3: clients come from a plain botocore session (ferry/aws/__init__.py).
+NEVER = (
+    *("apprise", "httpx", "requests", "jwt", "rich", "typer", "uvicorn", "moto", "docker"),
+    "boto3",
+)
 NOT_AN_API = ("fastapi", "starlette", "mangum", "ferry.api")
 ABOVE_DEPLOY = ("ferry.manage", "ferry.sync", "ferry.git", "dulwich", "ferry.outbound")
 # cryptography's bindings load where a key is first made (security/crypto.py), which no deploy

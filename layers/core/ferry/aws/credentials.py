@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ferry import aws
 from ferry.errors import TransientError
 
 
@@ -26,7 +26,7 @@ def assume_role(
 ) -> SessionCredentials:
     """Credentials of `role_arn` limited to what `policy` also allows."""
     try:
-        response = boto3.client("sts").assume_role(
+        response = aws.client("sts").assume_role(
             RoleArn=role_arn,
             RoleSessionName=session_name[:64],
             DurationSeconds=seconds,

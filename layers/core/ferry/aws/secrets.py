@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ferry import aws
 from ferry.errors import TransientError
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -26,7 +26,7 @@ class SecretVersions:
 
 
 def _client() -> Any:  # boto3-stubs for Secrets Manager are not installed
-    return boto3.client("secretsmanager")
+    return aws.client("secretsmanager")
 
 
 def secret_value(secret_arn: str, stage: str) -> str | None:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.domain.messages import AGENT_EXIT_TOKEN_REFUSED
+from ferry.local.private_files import write_private
 
 _PR_SET_PDEATHSIG = 1
 FOLLOW_EVERY_SECONDS = 0.2
@@ -123,7 +124,8 @@ class AgentProcess:
                 preexec_fn=_stop_with_parent(),
             )
         if self.pid_path is not None:
-            self.pid_path.write_text(str(self.process.pid))
+            # Whole or not at all: a crash mid-write must not hide this agent from the next start.
+            write_private(self.pid_path, str(self.process.pid))
 
     def _watch(self) -> None:
         """Wait for the agent to exit (echoing its output); start it again with a new token when

@@ -1,4 +1,5 @@
-"""Files of the local stack that hold secrets: local.json, agent.token, secret.key, ...
+"""Files the local stack keeps in $FERRY_HOME: its secrets (local.json, agent.token, secret.key,
+...) and the agent's pid.
 
 Each is replaced whole: written to a sibling created readable by its owner only, flushed to disk,
 then renamed over the old one. A reader (the CLI, the agent, `ferry up` starting again) sees the

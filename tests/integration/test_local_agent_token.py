@@ -5,6 +5,7 @@ again with a fresh token. The real `ferry-agent` program against the session's s
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import httpx
 
 from ferry.domain.messages import AGENT_EXIT_TOKEN_REFUSED
 from ferry.local.agent_process import AgentProcess
-from ferry.local.bootstrap import local_agent_credentials
+from ferry.local.bootstrap import local_admin_token, local_agent_credentials
 from ferry.local.stack import LocalStack
 from tests.helpers import create_agent, wait_for
 
@@ -94,3 +95,21 @@ def test_local_agent_token_rotated_agent_stops_and_restarts_with_a_new_token(
     finally:
         process.stop()
     assert not process.running
+
+
+def test_local_admin_token_unreadable_local_json_is_replaced_with_a_working_token(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """An older Ferry wrote local.json in place: a crash mid-write left it empty, and every
+    `ferry up` after it stopped at reading it. Now the stack mints a token again."""
+    (tmp_path / "local.json").write_text("")
+    token = local_admin_token(tmp_path, stack.api_url)
+    saved = json.loads((tmp_path / "local.json").read_text())
+    assert saved == {"api_url": stack.api_url, "token": token}
+    answered = httpx.get(
+        f"{stack.api_url}/api/v1/repositories",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answered.status_code == 200, answered.text
+    assert local_admin_token(tmp_path, stack.api_url) == token  # kept while it works

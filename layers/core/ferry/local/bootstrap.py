@@ -45,13 +45,25 @@ class LocalState:
     sample_image_note: str
 
 
-def _admin_token(home: Path, api_url: str) -> str:
+def _saved_admin_token(local_json: Path) -> str:
+    """The token local.json keeps; "" when there is none, or the file cannot be read (an older
+    Ferry wrote it in place, and a crash mid-write left it empty)."""
+    try:
+        saved = json.loads(local_json.read_text())
+    except (FileNotFoundError, ValueError):
+        return ""
+    token = saved.get("token", "") if isinstance(saved, dict) else ""
+    return token if isinstance(token, str) else ""
+
+
+def local_admin_token(home: Path, api_url: str) -> str:
+    """The admin token `ferry up` keeps in local.json: the saved one while it works, else a new
+    one."""
     local_json = home / "local.json"
-    if local_json.exists():
-        token = json.loads(local_json.read_text()).get("token", "")
-        if token and api_token_is_valid(token):
-            write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
-            return str(token)
+    token = _saved_admin_token(local_json)
+    if token and api_token_is_valid(token):
+        write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
+        return token
     token = create_api_token("local admin (ferry up)")
     write_private(local_json, json.dumps({"api_url": api_url, "token": token}, indent=2))
     return token
@@ -91,7 +103,7 @@ def local_agent_credentials(home: Path, name: str = LOCAL_AGENT) -> tuple[str, s
 
 
 def bootstrap(home: Path, api_url: str) -> LocalState:
-    token = _admin_token(home, api_url)
+    token = local_admin_token(home, api_url)
     agent_id, agent_token = local_agent_credentials(home)
 
     sample_path = home / "sample-repo"

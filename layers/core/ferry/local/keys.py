@@ -23,10 +23,13 @@ def _read(path: Path) -> str:
 
 
 def stack_is_running(home: Path) -> bool:
-    local_json = home / "local.json"
-    if not local_json.exists():
+    try:
+        saved = json.loads((home / "local.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return False  # never started, or a file an older Ferry left half-written
+    api_url = saved.get("api_url", "") if isinstance(saved, dict) else ""
+    if not api_url:
         return False
-    api_url = json.loads(local_json.read_text()).get("api_url", "")
     try:
         return httpx.get(f"{api_url}/api/v1/health", timeout=2).status_code == 200
     except httpx.HTTPError:

@@ -53,8 +53,9 @@ def s3() -> S3Client:
 
 
 def region() -> str:
-    """The region this process talks to (read afresh, as the environment says it now)."""
-    return str(botocore.session.get_session().get_config_variable("region") or DEFAULT_REGION)
+    """The region this process talks to, as the environment says it now (the session reads its
+    variables at each call; a fresh session per call cost about 5 ms, once per agent session)."""
+    return str(_session().get_config_variable("region") or DEFAULT_REGION)
 
 
 def reset_clients() -> None:
